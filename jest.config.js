@@ -1,0 +1,22 @@
+// Two tiers: unit tests next to the code (pure logic, fake peers on port 0) and
+// integration tests under test/ against real MariaDB, etcd and clients.
+/** @type {import('jest').Config} */
+const tsJest = ["ts-jest", { isolatedModules: true, tsconfig: { module: "node16", moduleResolution: "node16", target: "ES2022", esModuleInterop: true } }];
+module.exports = {
+  projects: [
+    {
+      displayName: "unit",
+      testEnvironment: "node",
+      transform: { "^.+\\.ts$": tsJest },
+      testMatch: ["<rootDir>/{data-plane,control-plane,cli}/src/**/*.test.ts"],
+    },
+    {
+      displayName: "integration",
+      testEnvironment: "node",
+      transform: { "^.+\\.ts$": tsJest },
+      testMatch: ["<rootDir>/test/{integration,e2e}/**/*.test.ts"],
+      testTimeout: 120000,
+      slowTestThreshold: 30,
+    },
+  ],
+};

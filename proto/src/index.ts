@@ -1,0 +1,5 @@
+// @mysqlgw/proto: the generated policy and API messages, shared by every part
+// of mysqlgw. The planes and the CLI share nothing else.
+export * from "../gen/mysqlgw/config/v1/config_pb";
+export * from "../gen/mysqlgw/admin/v1/admin_service_pb";
+export { descriptorSetPath } from "./descriptor";
