@@ -3,3 +3,5 @@
 export * from "../gen/mysqlgw/config/v1/config_pb";
 export * from "../gen/mysqlgw/admin/v1/admin_service_pb";
 export { descriptorSetPath } from "./descriptor";
+export { etcdKeys, DEFAULT_ETCD_PREFIX } from "./etcd-keys";
+export type { EtcdKeys } from "./etcd-keys";

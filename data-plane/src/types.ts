@@ -1,0 +1,44 @@
+import type { ConfigVersion } from "@mysqlgw/proto";
+
+/**
+ * The seam between a worker process's network side (listeners, client
+ * sessions, backend connections) and whatever feeds it configuration (the
+ * supervisor over IPC, or a test directly).
+ *
+ * Calls are serialized by the caller: apply() is never called again before the
+ * previous apply() settled, and drain() is the last call.
+ */
+export interface ListenerManager {
+  /**
+   * Moves to `config`: opens listeners that are new, stops accepting on listeners
+   * that are gone (their open connections keep working until they end),
+   * and re-targets changed listeners for new connections only. Connections
+   * already open keep their backend and users until they close.
+   * Resolves once every listener of `config` accepts connections; rejects
+   * (and keeps serving the previous config) if a listener cannot bind.
+   */
+  apply(config: ConfigVersion): Promise<ApplyResult>;
+  /** Stops accepting everywhere, waits for open client connections to end up to
+   * `timeoutMs`, then closes the rest with an error packet and resolves. */
+  drain(timeoutMs: number): Promise<void>;
+  /** Client connections currently open. */
+  connectionCount(): number;
+}
+
+export interface ApplyResult {
+  version: bigint;
+  /** Names of listeners now accepting connections. */
+  listening: string[];
+}
+
+/** Deployment settings of a data plane (flags / environment), not policy. */
+export interface DataPlaneOptions {
+  /** Handshake must complete within this; default 10000 ms. */
+  handshakeTimeoutMs: number;
+  /** Connect + authenticate to a backend within this; default 5000 ms. */
+  backendConnectTimeoutMs: number;
+  /** Largest client packet payload accepted; default 64 MiB. */
+  maxPacketSize: number;
+  /** Worker index within this host (0-based), used to make connection ids unique per host. */
+  workerIndex: number;
+}
