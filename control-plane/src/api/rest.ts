@@ -1,0 +1,183 @@
+import { readFile } from "node:fs/promises";
+import { create, fromJson, toBinary, toJson, type DescMessage, type JsonValue, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
+import { Code, ConnectError, createHandlerContext, type HandlerContext } from "@connectrpc/connect";
+import { codeToHttpStatus, codeToString } from "@connectrpc/connect/protocol-connect";
+import {
+  AdminService,
+  ApplyPolicyRequestSchema,
+  ApplyPolicyResponseSchema,
+  DiffPolicyRequestSchema,
+  DiffPolicyResponseSchema,
+  GetHealthResponseSchema,
+  GetPolicyRequestSchema,
+  GetPolicyResponseSchema,
+  ListDataPlanesRequestSchema,
+  ListDataPlanesResponseSchema,
+  GetHealthRequestSchema,
+  PolicyViolationsSchema,
+} from "@mysqlgw/proto";
+import { MgwError } from "../errors";
+import type { AdminServiceImpl } from "./admin-service";
+import { toConnectError } from "./connect-errors";
+
+import type { ConnectNodeAdapterOptions } from "@connectrpc/connect-node";
+
+/** The request/response types connect-node hands to its fallback (http1 or http2 compat). */
+type NodeHandler = NonNullable<ConnectNodeAdapterOptions["fallback"]>;
+type Req = Parameters<NodeHandler>[0];
+type Res = Parameters<NodeHandler>[1];
+
+export interface RestHandlerOptions {
+  /** Largest request body accepted, in bytes. Default 4 MiB. */
+  maxBodyBytes?: number;
+  /** FileDescriptorSet served at GET /v1/descriptor (for grpcurl -protoset). */
+  descriptorSetPath?: string;
+}
+
+export const DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024;
+
+/** REST routes: path → method → handler. All call the same AdminService implementation. */
+export const REST_ROUTES = [
+  "POST /v1/policy:apply",
+  "GET /v1/policy[?version=N]",
+  "POST /v1/policy:diff",
+  "GET /v1/dataplanes",
+  "GET /v1/health",
+  "GET /v1/descriptor",
+] as const;
+
+/**
+ * REST JSON for curl over the AdminService handlers. Bodies are the proto3 JSON
+ * of the request message (unknown fields rejected); responses are the proto3
+ * JSON of the response with every field present. Errors are
+ * {"code","message","details"} with the HTTP status Connect uses for the code;
+ * details carry a readable "debug" copy of PolicyViolations.
+ */
+export function createRestHandler(service: AdminServiceImpl, options: RestHandlerOptions = {}): (req: Req, res: Res) => void {
+  const maxBody = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+
+  async function route(req: Req, res: Res): Promise<void> {
+    const url = new URL(req.url ?? "/", "http://localhost");
+    const path = decodeURIComponent(url.pathname);
+    const method = req.method ?? "GET";
+    const ctx = (name: keyof typeof AdminService.method): HandlerContext => createHandlerContext({
+      service: AdminService,
+      method: AdminService.method[name],
+      protocolName: "rest",
+      requestMethod: method,
+      url: req.url ?? "/",
+    });
+    const allow = (m: string): boolean => {
+      if (method === m || (m === "GET" && method === "HEAD")) return true;
+      res.setHeader("allow", m);
+      throw RestMethodError(`${method} is not allowed on ${path}; use ${m}`);
+    };
+
+    switch (path) {
+      case "/v1/policy:apply": {
+        allow("POST");
+        const body = await readJson(req, maxBody, ApplyPolicyRequestSchema);
+        const out = await service.applyPolicy(body, ctx("applyPolicy"));
+        return sendMessage(res, ApplyPolicyResponseSchema, out);
+      }
+      case "/v1/policy:diff": {
+        allow("POST");
+        const body = await readJson(req, maxBody, DiffPolicyRequestSchema);
+        return sendMessage(res, DiffPolicyResponseSchema, await service.diffPolicy(body, ctx("diffPolicy")));
+      }
+      case "/v1/policy": {
+        allow("GET");
+        const v = url.searchParams.get("version") ?? "0";
+        if (!/^[0-9]{1,20}$/.test(v)) throw new MgwError("MGW_ERR_API_BAD_REQUEST", `version=${JSON.stringify(v)} is not a version number; use ?version=N with N ≥ 1, or leave it out for the current version`);
+        const r = create(GetPolicyRequestSchema, { version: BigInt(v) });
+        return sendMessage(res, GetPolicyResponseSchema, await service.getPolicy(r, ctx("getPolicy")));
+      }
+      case "/v1/dataplanes": {
+        allow("GET");
+        return sendMessage(res, ListDataPlanesResponseSchema, await service.listDataPlanes(create(ListDataPlanesRequestSchema), ctx("listDataPlanes")));
+      }
+      case "/v1/health": {
+        allow("GET");
+        const h = create(GetHealthResponseSchema, await service.getHealth(create(GetHealthRequestSchema), ctx("getHealth")));
+        // 503 lets a load balancer or `curl -f` see that etcd is out of reach.
+        return sendMessage(res, GetHealthResponseSchema, h, h.status === "SERVING" ? 200 : 503);
+      }
+      case "/v1/descriptor": {
+        allow("GET");
+        if (options.descriptorSetPath === undefined) throw new ConnectError("no descriptor set configured", Code.NotFound);
+        const bytes = await readFile(options.descriptorSetPath);
+        res.writeHead(200, { "content-type": "application/octet-stream", "content-length": bytes.length });
+        res.end(bytes);
+        return;
+      }
+      default:
+        throw new ConnectError(`no route for ${method} ${path}; REST routes are: ${REST_ROUTES.join(", ")}; see docs/api.md`, Code.NotFound);
+    }
+  }
+
+  return (req, res) => {
+    route(req, res).catch((err: unknown) => sendError(res, toConnectError(err)));
+  };
+}
+
+async function readJson<D extends DescMessage>(req: Req, maxBody: number, schema: D): Promise<MessageShape<D>> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > maxBody) {
+      throw new ConnectError(`request body is over ${maxBody} bytes; split the policy or raise --max-body-bytes`, Code.ResourceExhausted);
+    }
+    chunks.push(chunk);
+  }
+  const text = Buffer.concat(chunks).toString("utf8");
+  let json: JsonValue;
+  try {
+    json = text.trim() === "" ? {} : (JSON.parse(text) as JsonValue);
+  } catch (err) {
+    throw new MgwError("MGW_ERR_API_BAD_REQUEST", `request body is not JSON (${(err as Error).message}); send the ${schema.typeName} message as JSON`);
+  }
+  try {
+    return fromJson(schema, json, { ignoreUnknownFields: false });
+  } catch (err) {
+    throw new MgwError("MGW_ERR_API_BAD_REQUEST", `request body is not a valid ${schema.typeName}: ${(err as Error).message}; see docs/api.md for the JSON shape`);
+  }
+}
+
+function sendMessage<D extends DescMessage>(res: Res, schema: D, value: MessageInitShape<D>, status = 200): void {
+  const msg = create(schema, value);
+  send(res, status, toJson(schema, msg, { alwaysEmitImplicit: true }));
+}
+
+function send(res: Res, status: number, body: JsonValue): void {
+  const text = JSON.stringify(body, null, 2) + "\n";
+  res.writeHead(status, { "content-type": "application/json; charset=utf-8", "content-length": Buffer.byteLength(text) });
+  res.end(text);
+}
+
+/** The Connect error JSON shape, with a readable "debug" copy of our detail. */
+export function errorBody(err: ConnectError): JsonValue {
+  const details = err.findDetails(PolicyViolationsSchema).map((v) => ({
+    type: PolicyViolationsSchema.typeName,
+    value: Buffer.from(toBinary(PolicyViolationsSchema, v)).toString("base64"),
+    debug: toJson(PolicyViolationsSchema, v, { alwaysEmitImplicit: true }),
+  }));
+  return { code: codeToString(err.code), message: err.rawMessage, details };
+}
+
+/**
+ * 405: the one REST status that has no Connect code of its own. (Not a
+ * subclass: ConnectError's Symbol.hasInstance would match every ConnectError.)
+ */
+const METHOD_NOT_ALLOWED = Symbol("methodNotAllowed");
+function RestMethodError(message: string): ConnectError {
+  return Object.assign(new ConnectError(message, Code.Unimplemented), { [METHOD_NOT_ALLOWED]: true });
+}
+
+function sendError(res: Res, err: ConnectError): void {
+  if (res.headersSent) {
+    res.destroy?.();
+    return;
+  }
+  send(res, METHOD_NOT_ALLOWED in err ? 405 : codeToHttpStatus(err.code), errorBody(err));
+}

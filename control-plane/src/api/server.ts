@@ -1,0 +1,97 @@
+import * as http from "node:http";
+import * as http2 from "node:http2";
+import * as net from "node:net";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { AdminService } from "@mysqlgw/proto";
+import type { AdminServiceImpl } from "./admin-service";
+import { createRestHandler, type RestHandlerOptions } from "./rest";
+
+export interface ControlPlaneServerOptions extends RestHandlerOptions {
+  service: AdminServiceImpl;
+  /** Address to listen on. Default 127.0.0.1. */
+  host?: string;
+  /** Port; 0 picks a free one (see `address`). Default 7070. */
+  port?: number;
+  /** A connection that sends nothing for this long before its first bytes is closed. Default 10000 ms. */
+  firstBytesTimeoutMs?: number;
+}
+
+export interface ControlPlaneServer {
+  /** The bound address (the actual port when 0 was asked for). */
+  readonly address: { host: string; port: number };
+  /** Stops accepting, closes every open connection, resolves when done. */
+  close(): Promise<void>;
+}
+
+export const DEFAULT_FIRST_BYTES_TIMEOUT_MS = 10_000;
+
+/** What an HTTP/2 client sends first (RFC 9113 §3.4); no HTTP/1 method starts with "PRI". */
+const H2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1");
+
+/**
+ * Serves the AdminService on ONE port for every protocol: the first bytes of a
+ * connection decide. The HTTP/2 preface goes to an h2c server (gRPC for
+ * @grpc/grpc-js and grpcurl -plaintext; Connect and REST over h2 too); anything
+ * else goes to an HTTP/1.1 server (Connect protocol, gRPC-Web, and REST JSON
+ * under /v1/ for curl). Both servers share one request handler.
+ */
+export function startControlPlaneServer(options: ControlPlaneServerOptions): Promise<ControlPlaneServer> {
+  const rest = createRestHandler(options.service, options);
+  const handler = connectNodeAdapter({
+    routes: (router) => router.service(AdminService, options.service),
+    fallback: rest,
+  });
+  const h1 = http.createServer(handler);
+  const h2 = http2.createServer({}, handler);
+  const sockets = new Set<net.Socket>();
+  const firstBytesTimeoutMs = options.firstBytesTimeoutMs ?? DEFAULT_FIRST_BYTES_TIMEOUT_MS;
+
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.once("close", () => sockets.delete(socket));
+    let seen: Buffer = Buffer.alloc(0);
+    const timer = setTimeout(() => socket.destroy(), firstBytesTimeoutMs);
+    const onData = (chunk: Buffer): void => {
+      seen = seen.length === 0 ? chunk : Buffer.concat([seen, chunk]);
+      const n = Math.min(seen.length, H2_PREFACE.length);
+      const maybeH2 = seen.subarray(0, n).equals(H2_PREFACE.subarray(0, n));
+      if (maybeH2 && n < 4) return; // too few bytes to tell "PRI " from an HTTP/1 method
+      clearTimeout(timer);
+      socket.removeListener("data", onData);
+      socket.removeListener("error", onEarlyError);
+      socket.pause();
+      socket.unshift(seen);
+      if (maybeH2) {
+        // The http2 session drains the socket's buffer itself (socket.read());
+        // resuming here would hand the preface to nobody.
+        h2.emit("connection", socket);
+      } else {
+        // The http1 parser needs the buffered bytes as 'data' events.
+        h1.emit("connection", socket);
+        socket.resume();
+      }
+    };
+    const onEarlyError = (): void => {
+      clearTimeout(timer);
+      socket.destroy();
+    };
+    socket.on("data", onData);
+    socket.on("error", onEarlyError);
+  });
+
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(options.port ?? 7070, options.host ?? "127.0.0.1", () => {
+      server.removeListener("error", reject);
+      const a = server.address() as net.AddressInfo;
+      resolve({
+        address: { host: a.address, port: a.port },
+        close: () => new Promise<void>((done) => {
+          server.close(() => done());
+          h1.closeAllConnections();
+          for (const s of sockets) s.destroy();
+        }),
+      });
+    });
+  });
+}

@@ -1,0 +1,47 @@
+/**
+ * The control plane's one error family. Every error this package raises on
+ * purpose is an MgwError with a stable code; the API boundary
+ * (api/connect-errors.ts) maps each code to a Connect code through one
+ * exhaustive table.
+ */
+export type MgwErrorCode =
+  /** etcd did not answer (connection refused, timeout, no leader). */
+  | "MGW_ERR_STORE_UNAVAILABLE"
+  /** The current config changed between our read and our write. */
+  | "MGW_ERR_STORE_CONFLICT"
+  /** A stored value could not be decoded (hand-edited key, newer schema). */
+  | "MGW_ERR_STORE_CORRUPT"
+  /** The caller's expected_version is not the current version. */
+  | "MGW_ERR_POLICY_VERSION_MISMATCH"
+  /** The policy failed validation; see `violations`. */
+  | "MGW_ERR_POLICY_INVALID"
+  /** A requested config version does not exist. */
+  | "MGW_ERR_POLICY_NOT_FOUND"
+  /** A request that cannot be understood (REST body, query string). */
+  | "MGW_ERR_API_BAD_REQUEST";
+
+export class MgwError extends Error {
+  readonly code: MgwErrorCode;
+  /** Structured problems for MGW_ERR_POLICY_INVALID; empty otherwise. */
+  readonly violations: readonly PolicyViolationInit[];
+
+  constructor(code: MgwErrorCode, message: string, options?: { cause?: unknown; violations?: readonly PolicyViolationInit[] }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = "MgwError";
+    this.code = code;
+    this.violations = options?.violations ?? [];
+  }
+}
+
+/** Plain shape of a mysqlgw.admin.v1.PolicyViolation. */
+export interface PolicyViolationInit {
+  kind: string;
+  name: string;
+  index: number;
+  field: string;
+  description: string;
+}
+
+export function isMgwError(err: unknown, code?: MgwErrorCode): err is MgwError {
+  return err instanceof MgwError && (code === undefined || err.code === code);
+}

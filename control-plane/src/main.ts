@@ -1,0 +1,106 @@
+#!/usr/bin/env node
+import { parseArgs } from "node:util";
+import pino from "pino";
+import { DEFAULT_ETCD_PREFIX, descriptorSetPath } from "@mysqlgw/proto";
+import { createAdminService } from "./api/admin-service";
+import { startControlPlaneServer } from "./api/server";
+import { isMgwError } from "./errors";
+import { createEtcdConfigStore, DEFAULT_ETCD_CALL_TIMEOUT_MS } from "./store/etcd-config-store";
+
+const USAGE = `usage: mysqlgw-control-plane [options]
+
+  --listen HOST:PORT      API address, gRPC (h2c) + Connect + REST on one port
+                          (default 127.0.0.1:7070, env MYSQLGW_LISTEN; port 0 picks a free one)
+  --etcd URL[,URL]        etcd client URLs (default http://127.0.0.1:2379, env MYSQLGW_ETCD)
+  --etcd-prefix PREFIX    key prefix in etcd (default ${DEFAULT_ETCD_PREFIX}, env MYSQLGW_ETCD_PREFIX)
+  --etcd-timeout-ms N     bound on each etcd call (default ${DEFAULT_ETCD_CALL_TIMEOUT_MS})
+  --log-level LEVEL       pino level (default info, env MYSQLGW_LOG_LEVEL)
+  -h, --help
+`;
+
+function usageError(message: string): never {
+  process.stderr.write(`error: ${message} — see mysqlgw-control-plane --help\n`);
+  process.exit(2);
+}
+
+/** "127.0.0.1:7070", "[::1]:7070", ":7070" → host and port. */
+export function parseListen(value: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]*)):([0-9]{1,5})$/.exec(value);
+  if (m === null) usageError(`--listen ${JSON.stringify(value)} is not HOST:PORT (e.g. 127.0.0.1:7070)`);
+  const port = Number(m[3]);
+  if (port > 65535) usageError(`--listen port ${port} is out of range; use 0..65535`);
+  return { host: m[1] ?? (m[2] === "" ? "127.0.0.1" : m[2]!), port };
+}
+
+async function main(): Promise<void> {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      options: {
+        listen: { type: "string", default: process.env.MYSQLGW_LISTEN ?? "127.0.0.1:7070" },
+        etcd: { type: "string", default: process.env.MYSQLGW_ETCD ?? "http://127.0.0.1:2379" },
+        "etcd-prefix": { type: "string", default: process.env.MYSQLGW_ETCD_PREFIX ?? DEFAULT_ETCD_PREFIX },
+        "etcd-timeout-ms": { type: "string", default: String(DEFAULT_ETCD_CALL_TIMEOUT_MS) },
+        "log-level": { type: "string", default: process.env.MYSQLGW_LOG_LEVEL ?? "info" },
+        help: { type: "boolean", short: "h", default: false },
+      },
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (err) {
+    usageError((err as Error).message);
+  }
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return;
+  }
+  const { host, port } = parseListen(values.listen);
+  const endpoints = values.etcd.split(",").map((s) => s.trim()).filter((s) => s !== "");
+  if (endpoints.length === 0) usageError("--etcd is empty; pass etcd client URLs such as http://127.0.0.1:2379");
+  for (const e of endpoints) {
+    if (!/^https?:\/\/[^/]+\/?$/.test(e)) usageError(`--etcd ${JSON.stringify(e)} is not an etcd client URL; use http://HOST:PORT`);
+  }
+  const timeoutMs = Number(values["etcd-timeout-ms"]);
+  if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) usageError("--etcd-timeout-ms must be a positive integer");
+
+  const log = pino({ level: values["log-level"], base: { pid: process.pid, component: "control-plane" } });
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const buildVersion = (require("../package.json") as { version: string }).version;
+  const store = createEtcdConfigStore({
+    endpoints,
+    prefix: values["etcd-prefix"],
+    callTimeoutMs: timeoutMs,
+    onWarning: (msg, details) => log.warn(details, msg),
+  });
+  const service = createAdminService({ store, buildVersion, logger: log });
+  let server;
+  try {
+    server = await startControlPlaneServer({ service, host, port, descriptorSetPath });
+  } catch (err) {
+    log.fatal({ err }, "cannot listen");
+    process.stderr.write(`error: cannot listen on ${values.listen} (${(err as Error).message}) — pick another --listen address\n`);
+    await store.close();
+    process.exit(1);
+  }
+  const hostText = server.address.host.includes(":") ? `[${server.address.host}]` : server.address.host;
+  log.info({ address: `${hostText}:${server.address.port}`, etcd: endpoints, prefix: values["etcd-prefix"], version: buildVersion }, "control plane listening");
+
+  store.getCurrent().then(
+    (cur) => log.info({ currentVersion: (cur?.version ?? 0n).toString() }, "etcd reachable"),
+    (err: unknown) => log.warn({ err: isMgwError(err) ? err.message : String(err) }, "etcd not reachable yet; the API answers Unavailable until it is"),
+  );
+
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, "control plane stopping");
+    const force = setTimeout(() => process.exit(1), 5000);
+    force.unref();
+    void server.close().then(() => store.close()).then(() => process.exit(0));
+  };
+  process.on("SIGTERM", () => stop("SIGTERM"));
+  process.on("SIGINT", () => stop("SIGINT"));
+}
+
+void main();

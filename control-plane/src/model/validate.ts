@@ -1,0 +1,201 @@
+import { isIP, isIPv4, isIPv6 } from "node:net";
+import type { Listener, Policy, User } from "@mysqlgw/proto";
+import type { PolicyViolationInit } from "../errors";
+import { DEFAULT_BIND_ADDRESS } from "./normalize";
+
+/** Names of clusters, listeners and backends. */
+export const RESOURCE_NAME_RE = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+/** mysql_native_password verifier as stored in mysql.user. */
+export const PASSWORD_HASH_RE = /^\*[0-9A-F]{40}$/;
+/** MariaDB allows user names of up to 80 characters. */
+export const MAX_USER_NAME_LENGTH = 80;
+
+const ENV_NAME_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const HOST_LABEL = "[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?";
+const HOSTNAME_RE = new RegExp(`^(?=.{1,253}$)${HOST_LABEL}(?:\\.${HOST_LABEL})*\\.?$`);
+const HASH_HOWTO = "use `mysqlgw hash-password` or SELECT PASSWORD('…') in MariaDB to get it";
+
+type Kind = "Cluster" | "Listener" | "User";
+
+/**
+ * Checks a policy as the caller sent it (before normalisation, so indexes point
+ * into the caller's lists) and returns every problem found, in a stable order:
+ * clusters, then listeners, then users. An empty result means valid.
+ *
+ * Descriptions say what is wrong and what to do. They never repeat a value that
+ * might be a secret (password_hash, secret_ref that is not a reference).
+ */
+export function validatePolicy(policy: Policy): PolicyViolationInit[] {
+  const out: PolicyViolationInit[] = [];
+  const add = (kind: Kind, name: string, index: number, field: string, description: string): void => {
+    out.push({ kind, name, index, field, description });
+  };
+
+  // Clusters
+  const clusterNames = new Map<string, number>();
+  policy.clusters.forEach((c, i) => {
+    checkResourceName("Cluster", c.name, i, clusterNames, add);
+    if (c.backends.length === 0) {
+      add("Cluster", c.name, i, "backends", "a cluster needs at least one backend; add one, e.g. backends: [{name: db1, address: \"db1.example.internal:3306\"}]");
+    }
+    const backendNames = new Map<string, number>();
+    c.backends.forEach((b, j) => {
+      const f = `backends[${j}]`;
+      if (b.name === "") {
+        add("Cluster", c.name, i, `${f}.name`, "backend name is missing; give each backend a name of lower-case letters, digits, '-' or '_' (e.g. db1)");
+      } else if (!RESOURCE_NAME_RE.test(b.name)) {
+        add("Cluster", c.name, i, `${f}.name`, `${JSON.stringify(b.name)} is not a valid backend name; use 1-63 lower-case letters, digits, '-' or '_', starting with a letter or digit`);
+      } else if (backendNames.has(b.name)) {
+        add("Cluster", c.name, i, `${f}.name`, `backend ${JSON.stringify(b.name)} appears twice in this cluster (also backends[${backendNames.get(b.name)}]); rename or remove one`);
+      } else {
+        backendNames.set(b.name, j);
+      }
+      const problem = checkAddress(b.address);
+      if (problem !== null) add("Cluster", c.name, i, `${f}.address`, problem);
+    });
+  });
+
+  // Listeners
+  const listenerNames = new Map<string, number>();
+  const endpoints: { bind: string; port: number; name: string }[] = [];
+  policy.listeners.forEach((l, i) => {
+    checkResourceName("Listener", l.name, i, listenerNames, add);
+    let bindOk = true;
+    if (l.bindAddress !== "" && isIP(l.bindAddress) === 0) {
+      bindOk = false;
+      add("Listener", l.name, i, "bindAddress", `${JSON.stringify(l.bindAddress)} is not an IP address; use an IPv4 or IPv6 address such as 127.0.0.1 or ::1, or leave bindAddress out to listen on ${DEFAULT_BIND_ADDRESS}`);
+    }
+    let portOk = true;
+    if (l.port === 0) {
+      portOk = false;
+      add("Listener", l.name, i, "port", "port is missing; set port to a TCP port in 1..65535 (e.g. 6033)");
+    } else if (l.port > 65535) {
+      portOk = false;
+      add("Listener", l.name, i, "port", `${l.port} is out of range; use 1..65535`);
+    }
+    if (bindOk && portOk) checkEndpoint(l, i, endpoints, add);
+    if (l.cluster === "") {
+      add("Listener", l.name, i, "cluster", "cluster is missing; name the Cluster this listener forwards to");
+    } else if (!clusterNames.has(l.cluster)) {
+      const defined = [...clusterNames.keys()];
+      add("Listener", l.name, i, "cluster", `cluster ${JSON.stringify(l.cluster)} is not defined in this policy; define a Cluster with that name or fix the reference` +
+        (defined.length > 0 ? ` (defined: ${defined.join(", ")})` : " (the policy defines no clusters)"));
+    }
+  });
+
+  // Users
+  const userNames = new Map<string, number>();
+  policy.users.forEach((u, i) => checkUser(u, i, userNames, add));
+  return out;
+}
+
+type Add = (kind: Kind, name: string, index: number, field: string, description: string) => void;
+
+function checkResourceName(kind: Kind, name: string, index: number, seen: Map<string, number>, add: Add): void {
+  const plural = `${kind.toLowerCase()}s`;
+  if (name === "") {
+    add(kind, name, index, "name", `name is missing; give every ${kind} a name of lower-case letters, digits, '-' or '_' (e.g. orders)`);
+  } else if (!RESOURCE_NAME_RE.test(name)) {
+    add(kind, name, index, "name", `${JSON.stringify(name)} is not a valid name; use 1-63 lower-case letters, digits, '-' or '_', starting with a letter or digit`);
+  } else if (seen.has(name)) {
+    add(kind, name, index, "name", `${kind} ${JSON.stringify(name)} is defined twice (also ${plural}[${seen.get(name)}]); rename or remove one`);
+  } else {
+    seen.set(name, index);
+  }
+}
+
+/** Returns null if `address` is host:port, else what is wrong and what to do. */
+export function checkAddress(address: string): string | null {
+  const example = "use host:port, e.g. db1.example.internal:3306, 127.0.0.1:3306 or [::1]:3306";
+  if (address === "") return `address is missing; ${example}`;
+  let host: string;
+  let portText: string;
+  if (address.startsWith("[")) {
+    const close = address.indexOf("]");
+    if (close < 0) return `${JSON.stringify(address)} has no closing ']'; ${example}`;
+    host = address.slice(1, close);
+    if (!isIPv6(host)) return `${JSON.stringify(host)} in brackets is not an IPv6 address; ${example}`;
+    if (address[close + 1] !== ":") return `${JSON.stringify(address)} has no port; ${example}`;
+    portText = address.slice(close + 2);
+  } else {
+    const colon = address.lastIndexOf(":");
+    if (colon < 0) return `${JSON.stringify(address)} has no port; ${example}`;
+    host = address.slice(0, colon);
+    portText = address.slice(colon + 1);
+    if (host.includes(":")) return `${JSON.stringify(address)} looks like an IPv6 address without brackets; write it as [${host}]:${portText}`;
+    if (host === "") return `${JSON.stringify(address)} has no host; ${example}`;
+    if (!isIPv4(host) && !HOSTNAME_RE.test(host)) return `${JSON.stringify(host)} is not a valid host name or IP address; ${example}`;
+  }
+  if (!/^[0-9]{1,5}$/.test(portText)) return `port ${JSON.stringify(portText)} in ${JSON.stringify(address)} is not a number; ${example}`;
+  const port = Number(portText);
+  if (port < 1 || port > 65535) return `port ${port} in ${JSON.stringify(address)} is out of range; use 1..65535`;
+  return null;
+}
+
+function isWildcard(bind: string): boolean {
+  return bind === "0.0.0.0" || bind === "::";
+}
+
+function checkEndpoint(l: Listener, index: number, endpoints: { bind: string; port: number; name: string }[], add: Add): void {
+  const bind = l.bindAddress === "" ? DEFAULT_BIND_ADDRESS : l.bindAddress;
+  for (const e of endpoints) {
+    if (e.port !== l.port) continue;
+    if (e.bind === bind || isWildcard(e.bind) || isWildcard(bind)) {
+      add("Listener", l.name, index, "port", `port ${l.port} on ${bind} clashes with listener ${JSON.stringify(e.name)} (${e.bind}:${e.port}); give each listener its own port or a distinct bind address`);
+      return;
+    }
+  }
+  endpoints.push({ bind, port: l.port, name: l.name });
+}
+
+function checkUser(u: User, i: number, seen: Map<string, number>, add: Add): void {
+  if (u.name === "") {
+    add("User", u.name, i, "name", "name is missing; set the MySQL user name clients log in with");
+  } else if (u.name.includes("\0")) {
+    add("User", u.name, i, "name", "name contains a NUL character; remove it");
+  } else if ([...u.name].length > MAX_USER_NAME_LENGTH) {
+    add("User", u.name, i, "name", `name is ${[...u.name].length} characters long; MariaDB user names are at most ${MAX_USER_NAME_LENGTH}`);
+  } else if (seen.has(u.name)) {
+    add("User", u.name, i, "name", `User ${JSON.stringify(u.name)} is defined twice (also users[${seen.get(u.name)}]); rename or remove one`);
+  } else {
+    seen.set(u.name, i);
+  }
+
+  const h = u.passwordHash;
+  if (h !== "" && !PASSWORD_HASH_RE.test(h)) {
+    if (/^\*[0-9a-fA-F]{40}$/.test(h)) {
+      add("User", u.name, i, "passwordHash", "the hash has lower-case hex digits; write it in upper case, as mysql.user stores it");
+    } else if (h.startsWith("*")) {
+      add("User", u.name, i, "passwordHash", `not a mysql_native_password hash ("*" and 40 upper-case hex digits, value not shown); ${HASH_HOWTO}`);
+    } else {
+      add("User", u.name, i, "passwordHash", `this looks like a clear password (value not shown); a policy must never hold one: put the mysql_native_password hash here instead — ${HASH_HOWTO}`);
+    }
+  }
+
+  const bc = u.backendCredentials;
+  if (bc === undefined) return;
+  if (bc.user.includes("\0")) {
+    add("User", u.name, i, "backendCredentials.user", "contains a NUL character; remove it");
+  } else if ([...bc.user].length > MAX_USER_NAME_LENGTH) {
+    add("User", u.name, i, "backendCredentials.user", `is ${[...bc.user].length} characters long; MariaDB user names are at most ${MAX_USER_NAME_LENGTH}`);
+  }
+  const problem = checkSecretRef(bc.secretRef);
+  if (problem !== null) add("User", u.name, i, "backendCredentials.secretRef", problem);
+}
+
+/** Returns null if `ref` is empty, env:NAME or file:/absolute/path, else what is wrong and what to do. */
+export function checkSecretRef(ref: string): string | null {
+  if (ref === "") return null;
+  const howto = "use env:NAME (an environment variable of the data plane) or file:/absolute/path (a file on the data plane host)";
+  if (ref.startsWith("env:")) {
+    const name = ref.slice(4);
+    return ENV_NAME_RE.test(name) ? null : `${JSON.stringify(name)} is not an environment variable name; use letters, digits and '_', not starting with a digit (e.g. env:ORDERS_DB_PASSWORD)`;
+  }
+  if (ref.startsWith("file:")) {
+    const p = ref.slice(5);
+    if (p.includes("\0")) return "the file path contains a NUL character; remove it";
+    return p.startsWith("/") ? null : `${JSON.stringify(p)} is not an absolute path; use file:/absolute/path`;
+  }
+  // Not shown: this may be a clear password written in the wrong place.
+  return `not a secret reference (value not shown); ${howto} — never the password itself`;
+}
