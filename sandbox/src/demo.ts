@@ -14,7 +14,7 @@ export interface DemoOptions {
   dir?: string;
   /**
    * Without it: listeners keep the example's ports (6033) and the API is on
-   * 127.0.0.1:8080 (a free port if 8080 is taken). With it: the API is on
+   * 127.0.0.1:7070, the control plane's and CLI's default (a free port if 7070 is taken). With it: the API is on
    * portBase and the listeners on portBase+1, portBase+2, … in policy order.
    */
   portBase?: number;
@@ -112,7 +112,7 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
   }
   let apiPort: number | undefined;
   if (options.portBase !== undefined) apiPort = options.portBase;
-  else if (await isPortFree(8080)) apiPort = 8080;
+  else if (await isPortFree(7070)) apiPort = 7070;
 
   const started: Array<{ stop(): Promise<unknown> }> = [];
   let stopping: Promise<void> | null = null;

@@ -98,13 +98,14 @@ function endpointOf(etcd: EtcdServer | string): string {
 
 /**
  * Spawns `node control-plane/dist/main.js --listen 127.0.0.1:<port> --etcd <endpoint>`
- * and waits (bounded) for its "control plane listening" line. Retries on a new
- * port if the chosen one was taken.
+ * (port 0 unless `options.port`: the control plane picks a free one and logs it)
+ * and waits (bounded) for its "control plane listening" line.
  */
 export async function startControlPlane(options: StartControlPlaneOptions): Promise<ControlPlane> {
   const main = builtMain("control-plane");
   for (let attempt = 1; ; attempt++) {
-    const port = attempt === 1 && options.port !== undefined ? options.port : await freePort();
+    // Port 0 by default: the control plane binds a free port and logs it, so no race.
+    const port = options.port ?? (attempt === 1 ? 0 : await freePort());
     const proc = spawnNode("control-plane", main, ["--listen", `127.0.0.1:${port}`, "--etcd", endpointOf(options.etcd), ...(options.args ?? [])], options.env);
     try {
       const rec = await proc.waitForLog((r) => r.msg === "control plane listening", options.startTimeoutMs ?? 20_000);
@@ -113,7 +114,7 @@ export async function startControlPlane(options: StartControlPlaneOptions): Prom
       return Object.assign(proc, { address, url: `http://127.0.0.1:${actualPort}`, port: actualPort });
     } catch (err) {
       await proc.stop("SIGKILL", 2000);
-      if (attempt < 4 && options.port === undefined && /EADDRINUSE/.test(proc.tail(50))) continue;
+      if (attempt < 4 && options.port === undefined && /EADDRINUSE|cannot listen/.test(proc.tail(50))) continue;
       throw err;
     }
   }

@@ -5,6 +5,7 @@ import { Etcd3 } from "etcd3";
 import {
   connectTo,
   runMariadbCli,
+  startControlPlane,
   startEtcd,
   startReplicatedCluster,
   stopAll,
@@ -135,6 +136,28 @@ test("the real mariadb client connects to the primary, and a bad password gets 1
   const bad = await runMariadbCli({ port: primary.port, user: app.user, password: "wrong", sql: "SELECT 1" });
   expect(bad.code).toBe(1);
   expect(bad.stderr).toMatch(/^ERROR 1045 \(28000\)/);
+});
+
+test("startControlPlane runs the built control plane on a free port and stops it cleanly", async () => {
+  const cp = await startControlPlane({ etcd });
+  expect(cp.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+  expect(cp.url).toBe(`http://${cp.address}`);
+  expect(cp.running).toBe(true);
+  const res = await fetch(`${cp.url}/v1/policy`);
+  expect(res.status).toBe(200);
+  expect(cp.logs.some((r) => r.msg === "control plane listening")).toBe(true);
+  expect(await cp.stop("SIGTERM")).toBe(0);
+  expect(cp.running).toBe(false);
+  expect(cp.exitCode).toBe(0);
+});
+
+test("a process that exits before its awaited log line fails fast with its output", async () => {
+  const t0 = Date.now();
+  await expect(startControlPlane({ etcd, args: ["--no-such-flag"] })).rejects.toMatchObject({
+    code: "MGW_ERR_SANDBOX_EXITED",
+    message: expect.stringContaining("no-such-flag"),
+  });
+  expect(Date.now() - t0).toBeLessThan(10_000);
 });
 
 test("waitFor retries until a value, and times out with the last error", async () => {
