@@ -3,6 +3,9 @@
 /** @type {import('jest').Config} */
 const tsJest = ["ts-jest", { isolatedModules: true, tsconfig: { module: "node16", moduleResolution: "node16", target: "ES2022", esModuleInterop: true } }];
 module.exports = {
+  // A global option in jest 29 (ignored, with a warning, inside a project): the
+  // integration tests start real servers, so their default is generous.
+  testTimeout: 120000,
   projects: [
     {
       displayName: "unit",
@@ -15,7 +18,6 @@ module.exports = {
       testEnvironment: "node",
       transform: { "^.+\\.ts$": tsJest },
       testMatch: ["<rootDir>/test/{integration,e2e}/**/*.test.ts"],
-      testTimeout: 120000,
       slowTestThreshold: 30,
     },
   ],
