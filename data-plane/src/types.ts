@@ -41,4 +41,6 @@ export interface DataPlaneOptions {
   maxPacketSize: number;
   /** Worker index within this host (0-based), used to make connection ids unique per host. */
   workerIndex: number;
+  /** Largest packet accepted during a handshake, from clients or backends; default 128 KiB. */
+  maxHandshakePacketSize?: number;
 }

@@ -1,0 +1,210 @@
+/**
+ * The data plane's one error family. Every error we raise is an `MgwError`
+ * with a stable `code`; the session translates it once, through
+ * {@link SQL_ERRORS}, into the errno/SQLSTATE of the ERR packet a client sees.
+ *
+ * Pure: no I/O, no Node-specific imports, so protocol/ may use it.
+ */
+
+export type MgwErrorCode =
+  | "MGW_ERR_PROTOCOL_MALFORMED_PACKET"
+  | "MGW_ERR_PROTOCOL_PACKET_TOO_LARGE"
+  | "MGW_ERR_PROTOCOL_UNSUPPORTED"
+  | "MGW_ERR_HANDSHAKE_TIMEOUT"
+  | "MGW_ERR_AUTH_ACCESS_DENIED"
+  | "MGW_ERR_AUTH_UNSUPPORTED_PLUGIN"
+  | "MGW_ERR_SECRET_UNRESOLVABLE"
+  | "MGW_ERR_BACKEND_CONNECT"
+  | "MGW_ERR_BACKEND_TIMEOUT"
+  | "MGW_ERR_BACKEND_REJECTED"
+  | "MGW_ERR_BACKEND_PROTOCOL"
+  | "MGW_ERR_BACKEND_UNAVAILABLE"
+  | "MGW_ERR_BACKEND_LOST"
+  | "MGW_ERR_CONFIG_UNKNOWN_CLUSTER"
+  | "MGW_ERR_LISTENER_BIND"
+  | "MGW_ERR_SERVER_SHUTDOWN";
+
+export class MgwError extends Error {
+  readonly code: MgwErrorCode;
+  constructor(code: MgwErrorCode, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.code = code;
+    this.name = new.target.name;
+  }
+}
+
+/** Bytes on the wire do not form a valid packet (truncated, bad length, …). */
+export class MalformedPacketError extends MgwError {
+  constructor(message: string, options?: ErrorOptions) {
+    super("MGW_ERR_PROTOCOL_MALFORMED_PACKET", message, options);
+  }
+}
+
+/** A packet's (joined) payload exceeds the configured maxPacketSize. */
+export class PacketTooLargeError extends MgwError {
+  readonly size: number;
+  readonly limit: number;
+  constructor(size: number, limit: number) {
+    super("MGW_ERR_PROTOCOL_PACKET_TOO_LARGE", `packet of ${size} bytes exceeds the limit of ${limit} bytes`);
+    this.size = size;
+    this.limit = limit;
+  }
+}
+
+/** Valid protocol we do not implement (yet): SSL request, pre-4.1 clients, … */
+export class UnsupportedProtocolError extends MgwError {
+  constructor(message: string, options?: ErrorOptions) {
+    super("MGW_ERR_PROTOCOL_UNSUPPORTED", message, options);
+  }
+}
+
+export class HandshakeTimeoutError extends MgwError {
+  constructor(timeoutMs: number) {
+    super("MGW_ERR_HANDSHAKE_TIMEOUT", `handshake not completed within ${timeoutMs} ms`);
+  }
+}
+
+/** Wrong password or unknown user. The message is MySQL's, verbatim. */
+export class AccessDeniedError extends MgwError {
+  constructor(user: string, host: string, usingPassword: boolean) {
+    super(
+      "MGW_ERR_AUTH_ACCESS_DENIED",
+      `Access denied for user '${user}'@'${host}' (using password: ${usingPassword ? "YES" : "NO"})`,
+    );
+  }
+}
+
+export class UnsupportedAuthPluginError extends MgwError {
+  readonly plugin: string;
+  constructor(plugin: string, side: "client" | "backend") {
+    super("MGW_ERR_AUTH_UNSUPPORTED_PLUGIN", `authentication plugin '${plugin}' requested by the ${side} is not supported`);
+    this.plugin = plugin;
+  }
+}
+
+/** A backendCredentials.secretRef could not be turned into a password. */
+export class SecretResolutionError extends MgwError {
+  readonly ref: string;
+  constructor(ref: string, message: string, options?: ErrorOptions) {
+    super("MGW_ERR_SECRET_UNRESOLVABLE", message, options);
+    this.ref = ref;
+  }
+}
+
+/** One backend could not be reached (TCP level). */
+export class BackendConnectError extends MgwError {
+  constructor(message: string, options?: ErrorOptions) {
+    super("MGW_ERR_BACKEND_CONNECT", message, options);
+  }
+}
+
+/** One backend did not complete connect + authentication in time. */
+export class BackendTimeoutError extends MgwError {
+  constructor(message: string) {
+    super("MGW_ERR_BACKEND_TIMEOUT", message);
+  }
+}
+
+/** A backend answered the handshake with an ERR packet; its fields are kept as sent. */
+export class BackendRejectedError extends MgwError {
+  readonly errno: number;
+  readonly sqlState: string;
+  readonly serverMessage: string;
+  constructor(errno: number, sqlState: string, serverMessage: string, backend: string) {
+    super("MGW_ERR_BACKEND_REJECTED", `${backend} refused: ${errno} (${sqlState}) ${serverMessage}`);
+    this.errno = errno;
+    this.sqlState = sqlState;
+    this.serverMessage = serverMessage;
+  }
+}
+
+/** A backend sent bytes we could not understand during the handshake. */
+export class BackendProtocolError extends MgwError {
+  constructor(message: string, options?: ErrorOptions) {
+    super("MGW_ERR_BACKEND_PROTOCOL", message, options);
+  }
+}
+
+/** No backend of a cluster accepted the connection. */
+export class NoBackendAvailableError extends MgwError {
+  constructor(message: string, options?: ErrorOptions) {
+    super("MGW_ERR_BACKEND_UNAVAILABLE", message, options);
+  }
+}
+
+export class BackendLostError extends MgwError {
+  constructor(message: string, options?: ErrorOptions) {
+    super("MGW_ERR_BACKEND_LOST", message, options);
+  }
+}
+
+export class UnknownClusterError extends MgwError {
+  constructor(listener: string, cluster: string) {
+    super("MGW_ERR_CONFIG_UNKNOWN_CLUSTER", `listener '${listener}' refers to cluster '${cluster}', which the current configuration does not define`);
+  }
+}
+
+export class ListenerBindError extends MgwError {
+  readonly listener: string;
+  constructor(listener: string, address: string, port: number, options?: ErrorOptions) {
+    const why = (options?.cause as { code?: string } | undefined)?.code ?? "error";
+    super("MGW_ERR_LISTENER_BIND", `listener '${listener}' cannot listen on ${address}:${port} (${why})`, options);
+    this.listener = listener;
+  }
+}
+
+export class ServerShutdownError extends MgwError {
+  constructor() {
+    super("MGW_ERR_SERVER_SHUTDOWN", "Server shutdown in progress");
+  }
+}
+
+export interface SqlErrorMapping {
+  readonly errno: number;
+  readonly sqlState: string;
+}
+
+/**
+ * How each error reaches a MySQL client. Exhaustive by type: adding a code
+ * without a row here does not compile.
+ *
+ * Server-side errnos only: libmariadb (the mariadb CLI, PHP builds on it)
+ * replaces an ERR packet carrying a client-range errno (2000-2999, e.g. 2003)
+ * during the handshake by "2027 Received malformed packet", losing our
+ * message. Backend trouble is therefore 1105 ER_UNKNOWN_ERROR / HY000 with
+ * a message that says what failed and what to check.
+ */
+export const SQL_ERRORS = {
+  MGW_ERR_PROTOCOL_MALFORMED_PACKET: { errno: 1043, sqlState: "08S01" }, // ER_HANDSHAKE_ERROR "Bad handshake"
+  MGW_ERR_PROTOCOL_PACKET_TOO_LARGE: { errno: 1153, sqlState: "08S01" }, // ER_NET_PACKET_TOO_LARGE
+  MGW_ERR_PROTOCOL_UNSUPPORTED: { errno: 1043, sqlState: "08S01" },
+  MGW_ERR_HANDSHAKE_TIMEOUT: { errno: 1043, sqlState: "08S01" },
+  MGW_ERR_AUTH_ACCESS_DENIED: { errno: 1045, sqlState: "28000" }, // ER_ACCESS_DENIED_ERROR
+  MGW_ERR_AUTH_UNSUPPORTED_PLUGIN: { errno: 1251, sqlState: "08004" }, // ER_NOT_SUPPORTED_AUTH_MODE
+  MGW_ERR_SECRET_UNRESOLVABLE: { errno: 1105, sqlState: "HY000" },
+  MGW_ERR_BACKEND_CONNECT: { errno: 1105, sqlState: "HY000" },
+  MGW_ERR_BACKEND_TIMEOUT: { errno: 1105, sqlState: "HY000" },
+  MGW_ERR_BACKEND_REJECTED: { errno: 1105, sqlState: "HY000" },
+  MGW_ERR_BACKEND_PROTOCOL: { errno: 1105, sqlState: "HY000" },
+  MGW_ERR_BACKEND_UNAVAILABLE: { errno: 1105, sqlState: "HY000" },
+  MGW_ERR_BACKEND_LOST: { errno: 2013, sqlState: "HY000" }, // CR_SERVER_LOST
+  MGW_ERR_CONFIG_UNKNOWN_CLUSTER: { errno: 1105, sqlState: "HY000" },
+  MGW_ERR_LISTENER_BIND: { errno: 1105, sqlState: "HY000" }, // ER_UNKNOWN_ERROR (never sent)
+  MGW_ERR_SERVER_SHUTDOWN: { errno: 1053, sqlState: "08S01" }, // ER_SERVER_SHUTDOWN
+} as const satisfies Record<MgwErrorCode, SqlErrorMapping>;
+
+export interface SqlError {
+  errno: number;
+  sqlState: string;
+  message: string;
+}
+
+/** The ERR packet fields for any thrown value; unknown errors become 1105/HY000. */
+export function toSqlError(err: unknown): SqlError {
+  if (err instanceof MgwError) {
+    const m: SqlErrorMapping = SQL_ERRORS[err.code];
+    const message = err.code === "MGW_ERR_PROTOCOL_MALFORMED_PACKET" ? "Bad handshake" : err.message;
+    return { errno: m.errno, sqlState: m.sqlState, message };
+  }
+  return { errno: 1105, sqlState: "HY000", message: "mysqlgw: internal error" };
+}

@@ -1,0 +1,191 @@
+import * as net from "node:net";
+import type { Logger } from "pino";
+import type { ConfigVersion } from "@mysqlgw/proto";
+import { ListenerBindError } from "./errors";
+import type { ApplyResult, DataPlaneOptions, ListenerManager } from "./types";
+import { compileConfig, type ClusterRuntime, type ListenerSnapshot } from "./session/config-snapshot";
+import { FrontendSession, type SessionHost, type SessionOptions } from "./session/frontend-session";
+
+/** Defaults of every DataPlaneOptions field. */
+export const DEFAULT_DATA_PLANE_OPTIONS: Required<DataPlaneOptions> = {
+  handshakeTimeoutMs: 10_000,
+  backendConnectTimeoutMs: 5_000,
+  maxPacketSize: 64 * 1024 * 1024,
+  workerIndex: 0,
+  maxHandshakePacketSize: 128 * 1024,
+};
+
+/** Bits of a connection id that carry the worker index (the top ones). */
+const WORKER_BITS = 8;
+const COUNTER_MASK = (1 << (32 - WORKER_BITS)) - 1;
+
+interface ListenerEntry {
+  /** Swapped by apply(); read once per accepted connection. */
+  snapshot: ListenerSnapshot;
+  readonly server: net.Server;
+}
+
+/**
+ * Creates the per-worker network side: one net.Server per Listener of the
+ * applied config, a FrontendSession per accepted connection.
+ *
+ * Works unchanged under node:cluster: listen() in a worker shares the port
+ * through the primary (no `exclusive`).
+ */
+export function createListenerManager(options: DataPlaneOptions & { logger: Logger }): ListenerManager {
+  return new ListenerManagerImpl(options);
+}
+
+class ListenerManagerImpl implements ListenerManager, SessionHost {
+  readonly logger: Logger;
+  private readonly sessionOptions: SessionOptions;
+  private readonly workerBits: number;
+  private readonly entries = new Map<string, ListenerEntry>();
+  private readonly sessions = new Set<FrontendSession>();
+  private readonly runtimes = new Map<string, ClusterRuntime>();
+  private counter = 0;
+  private draining = false;
+  private drained: (() => void) | null = null;
+
+  constructor(options: DataPlaneOptions & { logger: Logger }) {
+    this.logger = options.logger;
+    const d = DEFAULT_DATA_PLANE_OPTIONS;
+    this.sessionOptions = {
+      handshakeTimeoutMs: options.handshakeTimeoutMs || d.handshakeTimeoutMs,
+      backendConnectTimeoutMs: options.backendConnectTimeoutMs || d.backendConnectTimeoutMs,
+      maxPacketSize: options.maxPacketSize || d.maxPacketSize,
+      maxHandshakePacketSize: options.maxHandshakePacketSize || d.maxHandshakePacketSize,
+    };
+    const w = options.workerIndex ?? 0;
+    if (w >= 1 << WORKER_BITS) this.logger.warn({ workerIndex: w }, "worker index above 255: connection ids may collide across workers");
+    this.workerBits = ((w & ((1 << WORKER_BITS) - 1)) << (32 - WORKER_BITS)) >>> 0;
+  }
+
+  async apply(config: ConfigVersion): Promise<ApplyResult> {
+    if (this.draining) throw new Error("apply() after drain()");
+    const compiled = compileConfig(config, this.runtimes);
+    for (const u of compiled.invalidUsers) {
+      this.logger.warn({ user: u, version: String(config.version) }, "user has an invalid password_hash (want *HEX40); nobody can log in as it");
+    }
+    const desired = new Set<string>();
+    const keep: Array<[ListenerEntry, ListenerSnapshot]> = [];
+    const toOpen: ListenerSnapshot[] = [];
+    const toClose: ListenerEntry[] = [];
+    for (const snap of compiled.listeners) {
+      desired.add(snap.name);
+      const existing = this.entries.get(snap.name);
+      if (existing !== undefined && existing.snapshot.bindAddress === snap.bindAddress && existing.snapshot.port === snap.port) {
+        keep.push([existing, snap]);
+      } else {
+        toOpen.push(snap);
+        if (existing !== undefined) toClose.push(existing);
+      }
+      if (snap.cluster === null) {
+        this.logger.error({ listener: snap.name, cluster: snap.clusterName }, "listener refers to an unknown cluster; its clients will get an error");
+      }
+    }
+    for (const [name, entry] of this.entries) if (!desired.has(name)) toClose.push(entry);
+
+    // A port we are about to open that a closing listener holds must be freed first.
+    const openPorts = new Set(toOpen.map((s) => s.port));
+    const closeFirst = toClose.filter((e) => openPorts.has(e.snapshot.port));
+    const closeLater = toClose.filter((e) => !openPorts.has(e.snapshot.port));
+    for (const e of closeFirst) e.server.close();
+
+    const opened: ListenerEntry[] = [];
+    try {
+      for (const snap of toOpen) opened.push(await this.open(snap));
+    } catch (err) {
+      for (const o of opened) o.server.close();
+      // best effort: give back what we closed
+      const restored: ListenerEntry[] = [];
+      for (const e of closeFirst) {
+        try {
+          restored.push(await this.open(e.snapshot));
+        } catch (again) {
+          this.logger.error({ listener: e.snapshot.name, err: (again as Error).message }, "could not restore listener after a failed apply");
+          this.entries.delete(e.snapshot.name);
+        }
+      }
+      for (const r of restored) this.entries.set(r.snapshot.name, r);
+      throw err;
+    }
+    for (const e of closeLater) e.server.close();
+
+    for (const [entry, snap] of keep) entry.snapshot = snap;
+    for (const e of toClose) {
+      if (this.entries.get(e.snapshot.name) === e) this.entries.delete(e.snapshot.name);
+      this.logger.info({ listener: e.snapshot.name, port: e.snapshot.port }, "listener closed");
+    }
+    for (const o of opened) {
+      this.entries.set(o.snapshot.name, o);
+      this.logger.info({ listener: o.snapshot.name, address: o.snapshot.bindAddress, port: o.snapshot.port }, "listener open");
+    }
+    return { version: config.version, listening: [...this.entries.keys()] };
+  }
+
+  async drain(timeoutMs: number): Promise<void> {
+    this.draining = true;
+    for (const e of this.entries.values()) e.server.close();
+    this.entries.clear();
+    if (this.sessions.size > 0) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, Math.max(0, timeoutMs));
+        this.drained = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.drained = null;
+    }
+    if (this.sessions.size > 0) {
+      this.logger.info({ sessions: this.sessions.size }, "drain timeout: closing remaining connections");
+      for (const s of [...this.sessions]) s.shutdown();
+    }
+  }
+
+  connectionCount(): number {
+    return this.sessions.size;
+  }
+
+  sessionClosed(session: FrontendSession): void {
+    this.sessions.delete(session);
+    if (this.sessions.size === 0 && this.drained !== null) this.drained();
+  }
+
+  private nextConnectionId(): number {
+    this.counter = (this.counter + 1) & COUNTER_MASK;
+    if (this.counter === 0) this.counter = 1;
+    return (this.workerBits | this.counter) >>> 0;
+  }
+
+  private accept(entry: ListenerEntry, socket: net.Socket): void {
+    if (this.draining) {
+      socket.destroy();
+      return;
+    }
+    const session = new FrontendSession(socket, entry.snapshot, this.nextConnectionId(), this.sessionOptions, this);
+    this.sessions.add(session);
+    session.start();
+  }
+
+  private open(snap: ListenerSnapshot): Promise<ListenerEntry> {
+    const server = net.createServer({ noDelay: true });
+    const entry: ListenerEntry = { snapshot: snap, server };
+    server.on("connection", (socket: net.Socket) => this.accept(entry, socket));
+    return new Promise<ListenerEntry>((resolve, reject) => {
+      const onError = (err: Error): void => {
+        server.removeListener("listening", onListening);
+        reject(new ListenerBindError(snap.name, snap.bindAddress, snap.port, { cause: err }));
+      };
+      const onListening = (): void => {
+        server.removeListener("error", onError);
+        server.on("error", (err: Error) => this.logger.error({ listener: snap.name, err: err.message }, "listener error"));
+        resolve(entry);
+      };
+      server.once("error", onError);
+      server.once("listening", onListening);
+      server.listen({ host: snap.bindAddress, port: snap.port, backlog: 511 });
+    });
+  }
+}

@@ -1,0 +1,170 @@
+import type { Buffer } from "node:buffer";
+import type { ConfigVersion } from "@mysqlgw/proto";
+import { parseNativePasswordHash } from "../protocol/auth/mysql-native-password";
+
+/**
+ * Immutable per-config-version views that sessions keep for their whole life:
+ * a session started under version N keeps N's cluster and users even after
+ * the listener moved on. Only `ClusterRuntime` is shared and mutable.
+ */
+
+/** One backend address of a cluster. */
+export interface BackendTarget {
+  readonly name: string;
+  readonly host: string;
+  readonly port: number;
+  readonly weight: number;
+}
+
+/**
+ * Mutable state shared by every session of one cluster name across config
+ * versions, in one worker: the round-robin cursor and what we learned from the
+ * last backend handshake (advertised to later clients).
+ */
+export interface ClusterRuntime {
+  rr: number;
+  serverVersion: string | null;
+  capabilities: number | null;
+  characterSet: number | null;
+}
+
+export interface ClusterSnapshot {
+  readonly name: string;
+  readonly backends: readonly BackendTarget[];
+  /** Indices into backends, each repeated by weight, interleaved (smooth WRR). */
+  readonly ring: readonly number[];
+  readonly runtime: ClusterRuntime;
+}
+
+export interface UserSnapshot {
+  readonly name: string;
+  /** SHA1(SHA1(pw)); null when the user has no password. */
+  readonly stage2: Buffer | null;
+  /** False when password_hash is neither empty nor "*HEX40": nobody can log in as this user. */
+  readonly hashValid: boolean;
+  readonly backendUser: string;
+  readonly secretRef: string;
+}
+
+export interface ListenerSnapshot {
+  readonly configVersion: bigint;
+  readonly name: string;
+  readonly bindAddress: string;
+  readonly port: number;
+  readonly clusterName: string;
+  /** null when the listener names a cluster this version does not define. */
+  readonly cluster: ClusterSnapshot | null;
+  readonly users: ReadonlyMap<string, UserSnapshot>;
+}
+
+/** Weights above this are clamped (keeps the ring small). */
+const MAX_WEIGHT = 100;
+
+/** "host:port", "[v6]:port", or "host" (port 3306). */
+export function parseBackendAddress(address: string): { host: string; port: number } {
+  const a = address.trim();
+  let host = a;
+  let port = 3306;
+  if (a.startsWith("[")) {
+    const close = a.indexOf("]");
+    host = a.slice(1, close < 0 ? undefined : close);
+    const rest = close < 0 ? "" : a.slice(close + 1);
+    if (rest.startsWith(":")) port = Number(rest.slice(1));
+  } else {
+    const colon = a.lastIndexOf(":");
+    if (colon >= 0 && a.indexOf(":") === colon) {
+      host = a.slice(0, colon);
+      port = Number(a.slice(colon + 1));
+    }
+  }
+  if (!Number.isInteger(port) || port < 1 || port > 65535) port = 3306;
+  return { host, port };
+}
+
+/** Smooth weighted round robin (nginx) unrolled into one cycle of indices. */
+export function buildRing(weights: readonly number[]): number[] {
+  const w = weights.map((x) => Math.min(Math.max(x | 0, 1), MAX_WEIGHT));
+  const total = w.reduce((a, b) => a + b, 0);
+  const current = w.map(() => 0);
+  const ring: number[] = [];
+  for (let step = 0; step < total; step++) {
+    let best = 0;
+    for (let i = 0; i < w.length; i++) {
+      current[i] += w[i];
+      if (current[i] > current[best]) best = i;
+    }
+    current[best] -= total;
+    ring.push(best);
+  }
+  return ring;
+}
+
+/**
+ * Backends to try for one new connection, in order: starts at the next ring
+ * position (advancing the shared cursor) and then every other backend once.
+ */
+export function backendOrder(cluster: ClusterSnapshot): BackendTarget[] {
+  const ring = cluster.ring;
+  const n = cluster.backends.length;
+  if (n === 0) return [];
+  const start = cluster.runtime.rr++ % ring.length;
+  if (cluster.runtime.rr >= 0x40000000) cluster.runtime.rr = 0;
+  const seen = new Array<boolean>(n).fill(false);
+  const out: BackendTarget[] = [];
+  for (let k = 0; k < ring.length && out.length < n; k++) {
+    const idx = ring[(start + k) % ring.length];
+    if (!seen[idx]) {
+      seen[idx] = true;
+      out.push(cluster.backends[idx]);
+    }
+  }
+  return out;
+}
+
+export interface CompiledConfig {
+  readonly version: bigint;
+  readonly listeners: ListenerSnapshot[];
+  /** Users whose password_hash is unusable (for a warning). */
+  readonly invalidUsers: string[];
+}
+
+/** Builds per-listener snapshots of `config`, reusing `runtimes` by cluster name. */
+export function compileConfig(config: ConfigVersion, runtimes: Map<string, ClusterRuntime>): CompiledConfig {
+  const policy = config.policy;
+  const users = new Map<string, UserSnapshot>();
+  const invalidUsers: string[] = [];
+  for (const u of policy?.users ?? []) {
+    const stage2 = u.passwordHash === "" ? null : parseNativePasswordHash(u.passwordHash);
+    const hashValid = u.passwordHash === "" || stage2 !== null;
+    if (!hashValid) invalidUsers.push(u.name);
+    users.set(u.name, {
+      name: u.name,
+      stage2,
+      hashValid,
+      backendUser: u.backendCredentials?.user || u.name,
+      secretRef: u.backendCredentials?.secretRef ?? "",
+    });
+  }
+  const clusters = new Map<string, ClusterSnapshot>();
+  for (const c of policy?.clusters ?? []) {
+    let runtime = runtimes.get(c.name);
+    if (runtime === undefined) {
+      runtime = { rr: 0, serverVersion: null, capabilities: null, characterSet: null };
+      runtimes.set(c.name, runtime);
+    }
+    const backends = c.backends.map((b) => ({ name: b.name, ...parseBackendAddress(b.address), weight: b.weight || 1 }));
+    clusters.set(c.name, { name: c.name, backends, ring: buildRing(backends.map((b) => b.weight)), runtime });
+  }
+  const listeners = (policy?.listeners ?? []).map(
+    (l): ListenerSnapshot => ({
+      configVersion: config.version,
+      name: l.name,
+      bindAddress: l.bindAddress || "0.0.0.0",
+      port: l.port,
+      clusterName: l.cluster,
+      cluster: clusters.get(l.cluster) ?? null,
+      users,
+    }),
+  );
+  return { version: config.version, listeners, invalidUsers };
+}

@@ -1,0 +1,510 @@
+import { Buffer } from "node:buffer";
+import { randomFillSync } from "node:crypto";
+import type * as net from "node:net";
+import type { Logger } from "pino";
+import {
+  AccessDeniedError,
+  BackendLostError,
+  BackendRejectedError,
+  HandshakeTimeoutError,
+  MgwError,
+  NoBackendAvailableError,
+  PacketTooLargeError,
+  ServerShutdownError,
+  UnknownClusterError,
+  toSqlError,
+} from "../errors";
+import { resolveSecretRef } from "../secrets";
+import { Capability, DEFAULT_COLLATION, NATIVE_PASSWORD_PLUGIN, ServerStatus } from "../protocol/constants";
+import { framePayload } from "../protocol/codec";
+import { PacketFramer } from "../protocol/framer";
+import { PacketScanner, ScanEvent } from "../protocol/packet-scanner";
+import { buildHandshakeV10 } from "../protocol/packets/handshake-v10";
+import { parseHandshakeResponse41, type HandshakeResponse41 } from "../protocol/packets/handshake-response41";
+import { buildAuthSwitchRequest } from "../protocol/packets/auth-switch-request";
+import { buildErr } from "../protocol/packets/err";
+import { verifyNativePassword } from "../protocol/auth/mysql-native-password";
+import { BackendHandshake, type BackendLink } from "./backend-connection";
+import { backendOrder, type ClusterRuntime, type ListenerSnapshot, type UserSnapshot } from "./config-snapshot";
+
+export interface SessionOptions {
+  handshakeTimeoutMs: number;
+  backendConnectTimeoutMs: number;
+  /** Largest client packet in the command phase (larger: ERR 1153 and close). */
+  maxPacketSize: number;
+  /** Largest packet accepted during the handshake, either side. */
+  maxHandshakePacketSize: number;
+}
+
+/** What a session needs from whoever accepted it. Called synchronously, once. */
+export interface SessionHost {
+  readonly logger: Logger;
+  sessionClosed(session: FrontendSession): void;
+}
+
+/** Server version announced before any backend of the cluster was seen. */
+export const DEFAULT_SERVER_VERSION = "5.5.5-10.11.6-MariaDB-mysqlgw";
+
+/**
+ * Capabilities we announce to clients: a set both MySQL and MariaDB servers
+ * support. No SSL and no COMPRESS yet. Command-phase ones are further
+ * intersected with what the cluster's backends announced, once known.
+ */
+export const ADVERTISED_CAPABILITIES =
+  (Capability.LongPassword |
+    Capability.FoundRows |
+    Capability.LongFlag |
+    Capability.ConnectWithDb |
+    Capability.Odbc |
+    Capability.LocalFiles |
+    Capability.IgnoreSpace |
+    Capability.Protocol41 |
+    Capability.Interactive |
+    Capability.Transactions |
+    Capability.SecureConnection |
+    Capability.MultiStatements |
+    Capability.MultiResults |
+    Capability.PsMultiResults |
+    Capability.PluginAuth |
+    Capability.ConnectAttrs |
+    Capability.PluginAuthLenencClientData |
+    Capability.SessionTrack |
+    Capability.DeprecateEof) >>>
+  0;
+
+/** Handled by the gateway itself, whatever the backend supports. */
+const GATEWAY_OWN_CAPABILITIES =
+  (Capability.LongPassword |
+    Capability.Protocol41 |
+    Capability.SecureConnection |
+    Capability.PluginAuth |
+    Capability.PluginAuthLenencClientData |
+    Capability.ConnectAttrs |
+    Capability.ConnectWithDb) >>>
+  0;
+
+/** Backend errors during login that concern the client's request, forwarded as-is. */
+const CLIENT_FACING_BACKEND_ERRNOS = new Set([
+  1044, // ER_DBACCESS_DENIED_ERROR
+  1049, // ER_BAD_DB_ERROR
+]);
+
+/** MariaDB clients rely on the "5.5.5-" prefix to recognise MariaDB ≥ 10. */
+export function advertisedServerVersion(backendVersion: string): string {
+  if (backendVersion.startsWith("5.5.5-") || !/mariadb/i.test(backendVersion)) return backendVersion;
+  return "5.5.5-" + backendVersion;
+}
+
+const enum State {
+  AwaitResponse,
+  AwaitSwitchToken,
+  ConnectingBackend,
+  Forwarding,
+  Closed,
+}
+
+/**
+ * One client connection: server-side handshake and auth, backend login, then
+ * byte forwarding in both directions.
+ *
+ * Forwarding (the hot path) writes every chunk as received to the other
+ * socket; PacketScanners track packet boundaries without copying. When a
+ * write returns false the reading socket is paused until 'drain'.
+ *
+ * Closing rules: client closes → backend destroyed (ended gracefully after a
+ * COM_QUIT). Backend closes or fails → the client is ended after what was
+ * already forwarded is flushed; a client waiting on a query then sees its
+ * driver's "lost connection" error (2013). We do not inject an ERR packet
+ * there, because we do not know where in a response stream the backend died.
+ */
+export class FrontendSession {
+  readonly connectionId: number;
+  readonly listener: ListenerSnapshot;
+  private readonly client: net.Socket;
+  private readonly options: SessionOptions;
+  private readonly host: SessionHost;
+  private readonly clientAddress: string;
+  private readonly clientHost: string;
+  private state: State;
+  private framer: PacketFramer | null;
+  private nonce: Buffer;
+  private handshakeTimer: NodeJS.Timeout | null;
+  /** Sequence id of the last client packet during the handshake. */
+  private lastSeq: number;
+  private response: HandshakeResponse41 | null;
+  private pendingBackend: BackendHandshake | null;
+  private backend: net.Socket | null;
+  private up: PacketScanner;
+  private down: PacketScanner;
+  private quitSeen: boolean;
+  private lastFromBackend: boolean;
+
+  constructor(client: net.Socket, listener: ListenerSnapshot, connectionId: number, options: SessionOptions, host: SessionHost) {
+    this.connectionId = connectionId;
+    this.listener = listener;
+    this.client = client;
+    this.options = options;
+    this.host = host;
+    const addr = (client.remoteAddress ?? "unknown").replace(/^::ffff:/, "");
+    this.clientHost = addr;
+    this.clientAddress = `${addr}:${client.remotePort ?? 0}`;
+    this.state = State.AwaitResponse;
+    this.framer = new PacketFramer({ maxPacketSize: options.maxHandshakePacketSize }, this.onHandshakePacket);
+    this.nonce = makeNonce();
+    this.handshakeTimer = null;
+    this.lastSeq = 1;
+    this.response = null;
+    this.pendingBackend = null;
+    this.backend = null;
+    this.up = new PacketScanner(true, options.maxPacketSize);
+    this.down = new PacketScanner(false);
+    this.quitSeen = false;
+    this.lastFromBackend = false;
+  }
+
+  /** Sends the greeting and starts the handshake clock. */
+  start(): void {
+    const c = this.client;
+    c.setNoDelay(true);
+    c.on("data", this.onHandshakeData);
+    c.on("error", this.onClientError);
+    c.on("close", this.onClientClose);
+    this.handshakeTimer = setTimeout(this.onHandshakeTimeout, this.options.handshakeTimeoutMs);
+    const runtime: ClusterRuntime | null = this.listener.cluster?.runtime ?? null;
+    const backendCaps = runtime?.capabilities ?? 0xffffffff;
+    c.write(
+      buildHandshakeV10({
+        protocolVersion: 10,
+        serverVersion: runtime?.serverVersion ? advertisedServerVersion(runtime.serverVersion) : DEFAULT_SERVER_VERSION,
+        connectionId: this.connectionId,
+        authPluginData: this.nonce,
+        capabilities: ((ADVERTISED_CAPABILITIES & backendCaps) | GATEWAY_OWN_CAPABILITIES) >>> 0,
+        mariadbCapabilities: 0,
+        characterSet: runtime?.characterSet ?? DEFAULT_COLLATION,
+        statusFlags: ServerStatus.Autocommit,
+        authPluginName: NATIVE_PASSWORD_PLUGIN,
+      }),
+    );
+  }
+
+  /** True once the session forwards commands. */
+  isForwarding(): boolean {
+    return this.state === State.Forwarding;
+  }
+
+  /**
+   * Ends the session now (drain timeout). A session idle between commands
+   * gets ERR 1053 "Server shutdown in progress" first; a busy one is cut.
+   */
+  shutdown(): void {
+    if (this.state === State.Closed) return;
+    if (this.state === State.Forwarding && this.lastFromBackend && this.up.atBoundary() && this.down.atBoundary()) {
+      const e = toSqlError(new ServerShutdownError());
+      this.client.write(buildErr(e, 0));
+    }
+    this.close();
+  }
+
+  // ---- handshake -----------------------------------------------------------
+
+  private readonly onHandshakeTimeout = (): void => {
+    this.handshakeTimer = null;
+    if (this.state === State.Closed || this.state === State.Forwarding) return;
+    this.host.logger.info({ conn: this.connectionId, client: this.clientAddress, listener: this.listener.name }, "handshake timeout, closing");
+    this.failHandshake(new HandshakeTimeoutError(this.options.handshakeTimeoutMs), false);
+  };
+
+  private readonly onHandshakeData = (chunk: Buffer): void => {
+    const f = this.framer;
+    if (f === null) return;
+    try {
+      f.push(chunk);
+    } catch (err) {
+      this.failHandshake(err, true);
+    }
+  };
+
+  private readonly onHandshakePacket = (seq: number, payload: Buffer): void => {
+    this.lastSeq = seq;
+    switch (this.state) {
+      case State.AwaitResponse:
+        return this.onHandshakeResponse(payload);
+      case State.AwaitSwitchToken:
+        return this.authenticate(Buffer.from(payload));
+      default:
+        return;
+    }
+  };
+
+  private onHandshakeResponse(payload: Buffer): void {
+    const resp = parseHandshakeResponse41(payload);
+    this.response = resp;
+    const plugin = resp.authPluginName;
+    if ((resp.capabilities & Capability.PluginAuth) !== 0 && plugin !== null && plugin !== "" && plugin !== NATIVE_PASSWORD_PLUGIN) {
+      this.state = State.AwaitSwitchToken;
+      this.client.write(buildAuthSwitchRequest(NATIVE_PASSWORD_PLUGIN, this.nonce, this.lastSeq + 1));
+      this.lastSeq += 1;
+      return;
+    }
+    this.authenticate(resp.authResponse);
+  }
+
+  private authenticate(token: Buffer): void {
+    const resp = this.response as HandshakeResponse41;
+    const user = this.listener.users.get(resp.username);
+    if (!checkPassword(user, token, this.nonce)) {
+      this.host.logger.info(
+        { conn: this.connectionId, client: this.clientAddress, listener: this.listener.name, user: resp.username, known: user !== undefined },
+        "access denied",
+      );
+      this.failHandshake(new AccessDeniedError(resp.username, this.clientHost, token.length > 0), true);
+      return;
+    }
+    // From here until forwarding starts the client must stay silent; keep anything it sends.
+    this.state = State.ConnectingBackend;
+    this.framer?.stop();
+    this.client.pause();
+    void this.connectBackend(user as UserSnapshot, resp);
+  }
+
+  private async connectBackend(user: UserSnapshot, resp: HandshakeResponse41): Promise<void> {
+    const log = this.host.logger;
+    const cluster = this.listener.cluster;
+    if (cluster === null) {
+      const err = new UnknownClusterError(this.listener.name, this.listener.clusterName);
+      log.error({ conn: this.connectionId, listener: this.listener.name, err: err.message }, "cannot route connection");
+      return this.failHandshake(err, true);
+    }
+    let password: string;
+    try {
+      password = await resolveSecretRef(user.secretRef);
+    } catch (err) {
+      log.error({ conn: this.connectionId, user: user.name, err: (err as Error).message }, "cannot resolve backend credentials");
+      return this.failHandshake(
+        new NoBackendAvailableError(`mysqlgw: the backend credentials of user '${user.name}' cannot be resolved on this data plane (see its log)`),
+        true,
+      );
+    }
+    if (this.state !== State.ConnectingBackend) return;
+    const failures: string[] = [];
+    for (const target of backendOrder(cluster)) {
+      const hs = new BackendHandshake(target, {
+        user: user.backendUser,
+        password,
+        clientCapabilities: (resp.capabilities & ADVERTISED_CAPABILITIES) >>> 0,
+        maxPacketSize: resp.maxPacketSize,
+        characterSet: resp.characterSet,
+        database: resp.database,
+        connectAttributes: resp.connectAttributes,
+        clientAddress: this.clientAddress,
+        timeoutMs: this.options.backendConnectTimeoutMs,
+        maxPacketSize4Handshake: this.options.maxHandshakePacketSize,
+      });
+      this.pendingBackend = hs;
+      let link: BackendLink;
+      try {
+        link = await hs.result;
+      } catch (err) {
+        this.pendingBackend = null;
+        if (this.state !== State.ConnectingBackend) return;
+        if (err instanceof BackendRejectedError && CLIENT_FACING_BACKEND_ERRNOS.has(err.errno)) {
+          this.sendErrAndClose(buildErr({ errno: err.errno, sqlState: err.sqlState, message: err.serverMessage }, this.lastSeq + 1));
+          return;
+        }
+        const msg = err instanceof Error ? err.message : String(err);
+        log.warn({ conn: this.connectionId, cluster: cluster.name, backend: target.name, err: msg }, "backend login failed, trying the next one");
+        failures.push(msg);
+        continue;
+      }
+      this.pendingBackend = null;
+      if (this.state !== State.ConnectingBackend) {
+        link.socket.destroy();
+        return;
+      }
+      const rt = cluster.runtime;
+      rt.serverVersion = link.greeting.serverVersion;
+      rt.capabilities = link.greeting.capabilities;
+      rt.characterSet = link.greeting.characterSet || null;
+      const caps = (resp.capabilities & ADVERTISED_CAPABILITIES & ~GATEWAY_OWN_CAPABILITIES) >>> 0;
+      const missing = (caps & ~link.capabilities) >>> 0;
+      if (missing !== 0) {
+        log.warn({ conn: this.connectionId, backend: target.name, missing: missing.toString(16) }, "backend lacks capabilities the client negotiated");
+      }
+      this.startForwarding(link, hs.takeLeftover());
+      return;
+    }
+    const err = new NoBackendAvailableError(
+      `mysqlgw: no backend of cluster '${cluster.name}' accepted the connection` +
+        (failures.length > 0 ? ` (${failures.join("; ")})` : " (the cluster has no backends)") +
+        `; check that the backends are running and reachable from the data plane and that user '${user.name}' has valid backendCredentials`,
+    );
+    log.error({ conn: this.connectionId, cluster: cluster.name, listener: this.listener.name }, err.message);
+    this.failHandshake(err, true);
+  }
+
+  /** Sends an ERR for `err` (when `reply`) and closes; the backend, if any, goes too. */
+  private failHandshake(err: unknown, reply: boolean): void {
+    if (this.state === State.Closed) return;
+    if (!(err instanceof MgwError)) {
+      this.host.logger.error({ conn: this.connectionId, err }, "unexpected error during handshake");
+    } else if (err instanceof PacketTooLargeError || err.code === "MGW_ERR_PROTOCOL_MALFORMED_PACKET" || err.code === "MGW_ERR_PROTOCOL_UNSUPPORTED") {
+      this.host.logger.info({ conn: this.connectionId, client: this.clientAddress, err: err.message }, "bad handshake");
+    }
+    if (!reply) return this.close();
+    this.sendErrAndClose(buildErr(toSqlError(err), this.lastSeq + 1));
+  }
+
+  private sendErrAndClose(packet: Buffer): void {
+    const c = this.client;
+    this.teardown();
+    if (c.destroyed) return;
+    c.end(packet, () => c.destroy());
+    // a peer that never reads must not keep the socket: bounded by the handshake timeout
+    setTimeout(destroySocket, this.options.handshakeTimeoutMs, c).unref();
+  }
+
+  // ---- forwarding (hot path) ------------------------------------------------
+
+  private startForwarding(link: BackendLink, backendLeftover: Buffer | null): void {
+    const c = this.client;
+    const b = link.socket;
+    this.backend = b;
+    const clientLeftover = this.framer?.takeLeftover() ?? null;
+    this.framer = null;
+    this.response = null;
+    if (this.handshakeTimer !== null) {
+      clearTimeout(this.handshakeTimer);
+      this.handshakeTimer = null;
+    }
+    c.removeListener("data", this.onHandshakeData);
+    b.on("error", this.onBackendError);
+    b.on("close", this.onBackendClose);
+    b.on("data", this.onBackendData);
+    b.on("drain", this.onBackendDrain);
+    c.on("drain", this.onClientDrain);
+    c.on("data", this.onClientData);
+    this.state = State.Forwarding;
+    c.write(framePayload(link.okPayload, this.lastSeq + 1));
+    if (backendLeftover !== null) this.onBackendData(backendLeftover);
+    if (clientLeftover !== null) this.onClientData(clientLeftover);
+    b.resume();
+    c.resume();
+  }
+
+  private readonly onClientData = (chunk: Buffer): void => {
+    const backend = this.backend as net.Socket;
+    this.lastFromBackend = false;
+    const events = this.up.scan(chunk);
+    if (events !== ScanEvent.None && this.onClientEvents(events, chunk)) return;
+    if (!backend.write(chunk)) this.client.pause();
+  };
+
+  private readonly onBackendData = (chunk: Buffer): void => {
+    this.lastFromBackend = true;
+    this.down.scan(chunk);
+    if (!this.client.write(chunk)) (this.backend as net.Socket).pause();
+  };
+
+  private readonly onBackendDrain = (): void => {
+    this.client.resume();
+  };
+
+  private readonly onClientDrain = (): void => {
+    (this.backend as net.Socket).resume();
+  };
+
+  /** Rare scanner events; returns true when the chunk was dealt with here. */
+  private onClientEvents(events: number, chunk: Buffer): boolean {
+    if ((events & ScanEvent.Oversize) !== 0) {
+      const e = toSqlError(new PacketTooLargeError(this.up.logicalLength, this.options.maxPacketSize));
+      this.host.logger.info({ conn: this.connectionId, size: this.up.logicalLength }, "client packet too large, closing");
+      this.sendErrAndClose(buildErr({ ...e, message: "Got a packet bigger than 'max_allowed_packet' bytes" }, 1));
+      return true;
+    }
+    if ((events & ScanEvent.Quit) !== 0) {
+      // forward COM_QUIT, then half-close: the backend ends the connection itself
+      const b = this.backend as net.Socket;
+      this.quitSeen = true;
+      this.client.removeListener("data", this.onClientData);
+      b.end(chunk);
+      return true;
+    }
+    return false;
+  }
+
+  // ---- closing --------------------------------------------------------------
+
+  private readonly onClientError = (err: NodeJS.ErrnoException): void => {
+    this.host.logger.debug({ conn: this.connectionId, err: err.code ?? err.message }, "client socket error");
+  };
+
+  private readonly onBackendError = (err: NodeJS.ErrnoException): void => {
+    this.host.logger.debug({ conn: this.connectionId, err: err.code ?? err.message }, "backend socket error");
+  };
+
+  private readonly onClientClose = (): void => {
+    const b = this.backend;
+    if (b !== null && this.quitSeen && !b.destroyed) {
+      // let COM_QUIT reach the backend; it closes the connection itself
+      b.end();
+      this.backend = null;
+    }
+    this.close();
+  };
+
+  private readonly onBackendClose = (): void => {
+    if (this.state === State.Closed) return;
+    if (!this.quitSeen) {
+      const lost = new BackendLostError("backend closed the connection");
+      this.host.logger.debug({ conn: this.connectionId, err: lost.message, idle: this.up.atBoundary() }, "backend connection ended");
+    }
+    const c = this.client;
+    this.backend = null;
+    this.teardown();
+    if (!c.destroyed) c.end(() => c.destroy());
+    setTimeout(destroySocket, 1000, c).unref();
+  };
+
+  /** Releases everything but the client socket; idempotent. */
+  private teardown(): void {
+    if (this.state === State.Closed) return;
+    this.state = State.Closed;
+    if (this.handshakeTimer !== null) {
+      clearTimeout(this.handshakeTimer);
+      this.handshakeTimer = null;
+    }
+    this.framer = null;
+    this.pendingBackend?.abort();
+    this.pendingBackend = null;
+    const b = this.backend;
+    this.backend = null;
+    if (b !== null) b.destroy();
+    this.host.sessionClosed(this);
+  }
+
+  private close(): void {
+    this.teardown();
+    this.client.destroy();
+  }
+}
+
+function destroySocket(s: net.Socket): void {
+  s.destroy();
+}
+
+function checkPassword(user: UserSnapshot | undefined, token: Buffer, nonce: Buffer): boolean {
+  if (user === undefined || !user.hashValid) return false;
+  if (user.stage2 === null) return token.length === 0;
+  return verifyNativePassword(token, nonce, user.stage2);
+}
+
+/** 20 random bytes in 1..127 without '$' (0x24), safe in NUL-terminated fields. */
+function makeNonce(): Buffer {
+  const b = randomFillSync(Buffer.allocUnsafe(20));
+  for (let i = 0; i < 20; i++) {
+    let v = b[i] & 0x7f;
+    if (v === 0 || v === 0x24) v += 1;
+    b[i] = v;
+  }
+  return b;
+}
