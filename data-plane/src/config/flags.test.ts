@@ -1,0 +1,66 @@
+import * as path from "node:path";
+import { parseFlags } from "./flags";
+
+const host = { cpus: 4, hostname: "box", pid: 42 };
+const flags = (argv: string[], env: Record<string, string> = {}) => {
+  const r = parseFlags(argv, env, host);
+  if (r.help) throw new Error("unexpected help");
+  return r.flags;
+};
+
+describe("parseFlags", () => {
+  it("has the documented defaults", () => {
+    expect(flags([])).toEqual({
+      etcdEndpoints: ["http://127.0.0.1:2379"],
+      etcdPrefix: "/mysqlgw",
+      workers: 4,
+      stateDir: path.resolve(".mysqlgw/data-plane"),
+      id: "box-42",
+      drainTimeoutMs: 30000,
+      handshakeTimeoutMs: 10000,
+      backendConnectTimeoutMs: 5000,
+      etcdTimeoutMs: 3000,
+      maxPacketSize: 64 * 1024 * 1024,
+      logLevel: "info",
+    });
+  });
+
+  it("takes flags over environment over defaults", () => {
+    const f = flags(["--etcd", "http://127.0.0.1:1,http://127.0.0.1:2", "--workers", "0", "--id", "dp-a"], {
+      MYSQLGW_ETCD: "http://127.0.0.1:9",
+      MYSQLGW_WORKERS: "3",
+      MYSQLGW_DRAIN_TIMEOUT: "500",
+      MYSQLGW_STATE_DIR: "/var/lib/x",
+    });
+    expect(f.etcdEndpoints).toEqual(["http://127.0.0.1:1", "http://127.0.0.1:2"]);
+    expect(f.workers).toBe(0);
+    expect(f.id).toBe("dp-a");
+    expect(f.drainTimeoutMs).toBe(500);
+    expect(f.stateDir).toBe("/var/lib/x");
+  });
+
+  it("accepts --flag=value and --help", () => {
+    expect(flags(["--etcd-timeout=250"]).etcdTimeoutMs).toBe(250);
+    expect(parseFlags(["-h"], {}, host)).toEqual({ help: true });
+  });
+
+  it.each([
+    [["--workers", "two"], /--workers \(or MYSQLGW_WORKERS\) must be a whole number/],
+    [["--workers", "-1"], /--workers.*--help/],
+    [["--etcd-timeout", "0"], /at least 1/],
+    [["--etcd", "127.0.0.1:2379"], /is not a URL; use http:\/\/HOST:PORT/],
+    [["--etcd", "unix:///run/etcd"], /must start with http/],
+    [["--etcd", " , "], /names no endpoint/],
+    [["--etcd-prefix", "mysqlgw"], /must start with "\/"/],
+    [["--id", "a/b"], /contain no "\/"/],
+    [["--bogus"], /Unknown option '--bogus'.*--help/],
+    [["extra"], /--help/],
+  ])("rejects %j with a message that says what to do", (argv, re) => {
+    expect(() => parseFlags(argv, {}, host)).toThrow(re);
+    try {
+      parseFlags(argv, {}, host);
+    } catch (err) {
+      expect((err as { code?: string }).code).toBe("MGW_ERR_FLAGS_INVALID");
+    }
+  });
+});

@@ -1,0 +1,84 @@
+/**
+ * Messages between the supervisor (node:cluster primary) and its workers over
+ * the cluster IPC channel. Every message is a plain JSON object tagged by `t`;
+ * the config travels as its proto3 JSON text (what etcd holds), parsed once in
+ * each worker. Anything not recognised here is ignored by the receiver (other
+ * libraries may share the channel).
+ */
+
+/** Supervisor → worker: serve this config (`seq` pairs the reply). */
+export interface ApplyMessage {
+  t: "mgw:apply";
+  seq: number;
+  config: string;
+}
+/** Supervisor → worker: stop accepting, drain, reply "mgw:drained", then exit. */
+export interface DrainMessage {
+  t: "mgw:drain";
+  timeoutMs: number;
+}
+export type ToWorkerMessage = ApplyMessage | DrainMessage;
+
+/** Worker → supervisor: ready for its first config. */
+export interface ReadyMessage {
+  t: "mgw:ready";
+}
+/** Worker → supervisor: the ApplyResult of apply `seq` (version as a decimal string). */
+export interface AppliedMessage {
+  t: "mgw:applied";
+  seq: number;
+  version: string;
+  listening: string[];
+}
+/** Worker → supervisor: apply `seq` failed; the worker still serves its previous config. */
+export interface ApplyFailedMessage {
+  t: "mgw:apply-failed";
+  seq: number;
+  error: string;
+  code: string;
+}
+/** Worker → supervisor: drain finished; the worker exits next. */
+export interface DrainedMessage {
+  t: "mgw:drained";
+}
+export type FromWorkerMessage = ReadyMessage | AppliedMessage | ApplyFailedMessage | DrainedMessage;
+
+function isObject(m: unknown): m is Record<string, unknown> {
+  return typeof m === "object" && m !== null;
+}
+const isSeq = (v: unknown): v is number => typeof v === "number" && Number.isSafeInteger(v) && v >= 0;
+const isStringArray = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === "string");
+
+/** Narrows a message received by a worker; null if it is not one of ours or is malformed. */
+export function readToWorkerMessage(m: unknown): ToWorkerMessage | null {
+  if (!isObject(m)) return null;
+  switch (m.t) {
+    case "mgw:apply":
+      return isSeq(m.seq) && typeof m.config === "string" ? { t: m.t, seq: m.seq, config: m.config } : null;
+    case "mgw:drain":
+      return isSeq(m.timeoutMs) ? { t: m.t, timeoutMs: m.timeoutMs } : null;
+    default:
+      return null;
+  }
+}
+
+/** Narrows a message received by the supervisor; null if it is not one of ours or is malformed. */
+export function readFromWorkerMessage(m: unknown): FromWorkerMessage | null {
+  if (!isObject(m)) return null;
+  switch (m.t) {
+    case "mgw:ready":
+      return { t: m.t };
+    case "mgw:applied":
+      return isSeq(m.seq) && typeof m.version === "string" && /^\d+$/.test(m.version) && isStringArray(m.listening)
+        ? { t: m.t, seq: m.seq, version: m.version, listening: m.listening }
+        : null;
+    case "mgw:apply-failed":
+      return isSeq(m.seq) && typeof m.error === "string" && typeof m.code === "string"
+        ? { t: m.t, seq: m.seq, error: m.error, code: m.code }
+        : null;
+    case "mgw:drained":
+      return { t: m.t };
+    default:
+      return null;
+  }
+}

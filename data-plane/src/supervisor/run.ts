@@ -1,0 +1,196 @@
+import cluster from "node:cluster";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import pino, { type Logger } from "pino";
+import { etcdKeys } from "@mysqlgw/proto";
+import type { DataPlaneOptions, ListenerManager } from "../types";
+import type { DataPlaneFlags } from "../config/flags";
+import { createDiskConfigCache } from "../config/disk-cache";
+import { createEtcdConfigSource } from "../config/etcd-config-source";
+import { sleep } from "../config/with-timeout";
+import { createRegistryEntry } from "../registry/registry-entry";
+import { createSupervisor } from "./supervisor";
+import { createLocalWorkerHandle } from "./worker-handle";
+import { createClusterWorkerPool, WORKER_INDEX_ENV, type WorkerPool } from "./worker-pool";
+import { createWorkerRuntime } from "./worker-runtime";
+import type { FromWorkerMessage } from "./ipc-protocol";
+
+export type ListenerManagerFactory = (options: DataPlaneOptions & { logger: Logger }) => ListenerManager;
+
+/** One JSON line per event on stdout, written synchronously so nothing is lost at exit. */
+export function createLogger(level: string, base: Record<string, unknown>): Logger {
+  return pino({ level, base: { pid: process.pid, hostname: os.hostname(), ...base } }, pino.destination({ dest: 1, sync: true }));
+}
+
+function dataPlaneOptions(flags: DataPlaneFlags, workerIndex: number): DataPlaneOptions {
+  return {
+    handshakeTimeoutMs: flags.handshakeTimeoutMs,
+    backendConnectTimeoutMs: flags.backendConnectTimeoutMs,
+    maxPacketSize: flags.maxPacketSize,
+    workerIndex,
+  };
+}
+
+/** Logs one line that says what to do and exits 1. */
+export function exitWithError(log: Logger, message: string, fields: Record<string, unknown> = {}): never {
+  log.fatal(fields, message);
+  process.exit(1);
+}
+
+/**
+ * Entry point of a node:cluster worker: builds its ListenerManager and obeys
+ * the supervisor. Ignores SIGINT/SIGTERM (the supervisor coordinates the
+ * drain); if the supervisor disappears, drains and exits on its own.
+ */
+export function runWorker(flags: DataPlaneFlags, createListenerManager: ListenerManagerFactory): void {
+  const index = Number(process.env[WORKER_INDEX_ENV] ?? "0");
+  const log = createLogger(flags.logLevel, { id: flags.id, role: "worker", worker: index });
+  let manager: ListenerManager;
+  try {
+    manager = createListenerManager({ ...dataPlaneOptions(flags, index), logger: log });
+  } catch (err) {
+    exitWithError(log, `worker ${index} could not start: ${(err as Error).message}`);
+  }
+  const exitSoon = () => {
+    setTimeout(() => process.exit(0), 1000).unref();
+  };
+  const send = (m: FromWorkerMessage): void => {
+    if (!process.connected || process.send === undefined) {
+      if (m.t === "mgw:drained") process.exit(0);
+      return;
+    }
+    process.send(m, undefined, {}, () => {
+      if (m.t === "mgw:drained") process.exit(0);
+    });
+  };
+  const runtime = createWorkerRuntime({ manager, send, logger: log, onDrained: exitSoon });
+  process.on("message", (m: unknown) => runtime.handleMessage(m));
+  process.on("disconnect", () => {
+    log.warn("supervisor is gone; draining and exiting");
+    void runtime.drain(flags.drainTimeoutMs).then(() => process.exit(0));
+  });
+  for (const sig of ["SIGINT", "SIGTERM"] as const) {
+    process.on(sig, () => log.debug({ signal: sig }, "signal ignored by worker; the supervisor coordinates shutdown"));
+  }
+  runtime.ready();
+}
+
+/**
+ * Entry point of the supervisor: the only process that talks to etcd. With
+ * `flags.workers` ≥ 1 it is the node:cluster primary and forks the workers;
+ * with 0 it also serves the listeners itself.
+ */
+export async function runSupervisor(flags: DataPlaneFlags, createListenerManager: ListenerManagerFactory): Promise<void> {
+  const log = createLogger(flags.logLevel, { id: flags.id, role: "supervisor" });
+  process.on("uncaughtException", (err) => exitWithError(log, `internal error: ${err.stack ?? err.message}`));
+
+  try {
+    fs.mkdirSync(flags.stateDir, { recursive: true });
+    fs.accessSync(flags.stateDir, fs.constants.W_OK);
+  } catch (err) {
+    exitWithError(
+      log,
+      `cannot use --state-dir ${flags.stateDir} (${(err as Error).message}); pass a writable directory with --state-dir`,
+    );
+  }
+
+  const keys = etcdKeys(flags.etcdPrefix);
+  const cache = createDiskConfigCache({ dir: flags.stateDir, logger: log });
+  const registry = createRegistryEntry({
+    id: flags.id,
+    hostname: os.hostname(),
+    pid: process.pid,
+    workers: flags.workers,
+  });
+  // `etcd` is created below; onServed only runs after a config was applied.
+  let publish = (): void => undefined;
+  const supervisor = createSupervisor({ logger: log, cache, registry, onServed: () => publish() });
+  const etcd = createEtcdConfigSource({
+    endpoints: flags.etcdEndpoints,
+    keys,
+    id: flags.id,
+    timeoutMs: flags.etcdTimeoutMs,
+    logger: log,
+    onConfig: (doc) => supervisor.offer(doc, "etcd"),
+    registryValue: () => registry.toJson(),
+    describeServing: () => supervisor.describeServing(),
+  });
+  publish = () => etcd.publish();
+
+  let pool: WorkerPool | null = null;
+  if (flags.workers === 0) {
+    let manager: ListenerManager;
+    try {
+      manager = createListenerManager({ ...dataPlaneOptions(flags, 0), logger: log.child({ worker: 0 }) });
+    } catch (err) {
+      exitWithError(log, `could not start the listener manager: ${(err as Error).message}`);
+    }
+    const handle = createLocalWorkerHandle(manager);
+    supervisor.addWorker(handle);
+    supervisor.workerReady(handle);
+  } else {
+    pool = createClusterWorkerPool({
+      count: flags.workers,
+      logger: log,
+      onFork: (h) => supervisor.addWorker(h),
+      onReady: (h) => supervisor.workerReady(h),
+      onExit: (h) => supervisor.removeWorker(h),
+    });
+    pool.start();
+  }
+
+  log.info(
+    {
+      workers: flags.workers,
+      etcd: flags.etcdEndpoints,
+      prefix: flags.etcdPrefix,
+      stateDir: flags.stateDir,
+      registryKey: keys.dataPlane(flags.id),
+    },
+    "data plane starting",
+  );
+
+  // Shutdown: the first signal drains and deregisters; a second one exits at once.
+  let shuttingDown = false;
+  const shutdown = async (signal: string): Promise<void> => {
+    if (shuttingDown) {
+      log.warn({ signal }, "second signal: exiting now without draining");
+      pool?.killAll();
+      process.exit(1);
+    }
+    shuttingDown = true;
+    log.info({ signal, drainTimeoutMs: flags.drainTimeoutMs }, "shutting down: stopped accepting, draining connections");
+    pool?.stop();
+    await supervisor.shutdown(flags.drainTimeoutMs);
+    await pool?.waitForExit(5000);
+    pool?.killAll();
+    await etcd.stop({ deregister: true });
+    log.info({ signal }, "data plane stopped");
+    process.exit(0);
+  };
+  process.on("SIGTERM", () => void shutdown("SIGTERM"));
+  process.on("SIGINT", () => void shutdown("SIGINT"));
+
+  etcd.start();
+  const connected = await Promise.race([etcd.firstAttempt, sleep(flags.etcdTimeoutMs).then(() => false)]);
+  if (connected || shuttingDown) return;
+
+  const disk = cache.load();
+  if (disk !== null) {
+    log.warn(
+      { version: disk.version.toString(), file: cache.file, etcd: flags.etcdEndpoints },
+      `etcd is unreachable; the data plane serves the last good config version ${disk.version} from ${cache.file} and keeps retrying etcd`,
+    );
+    supervisor.offer(disk, "disk");
+  } else {
+    log.error(
+      { file: cache.file, etcd: flags.etcdEndpoints },
+      `etcd is unreachable and there is no last good config at ${cache.file}; serving nothing until etcd (--etcd) is reachable and holds a config; retrying`,
+    );
+  }
+}
+
+/** True in a process forked by runSupervisor's worker pool. */
+export function isClusterWorker(): boolean {
+  return cluster.isWorker;
+}

@@ -1,0 +1,143 @@
+import type { ApplyResult, ListenerManager } from "../types";
+import type { ConfigDoc } from "../config/config-codec";
+import { SupervisorError } from "./errors";
+import { readFromWorkerMessage, type ToWorkerMessage } from "./ipc-protocol";
+
+/**
+ * The supervisor's view of one worker. Calls are serialized by the supervisor
+ * (one apply at a time per worker; drain is the last call).
+ */
+export interface WorkerHandle {
+  /** 0-based slot on this host; a replacement worker takes the slot of the one it replaces. */
+  readonly index: number;
+  /** Resolves with the worker's ApplyResult; rejects with SupervisorError (APPLY_FAILED, APPLY_TIMEOUT, EXITED). */
+  apply(doc: ConfigDoc): Promise<ApplyResult>;
+  /** Resolves when the worker drained (or exited). */
+  drain(timeoutMs: number): Promise<void>;
+}
+
+/** A worker in another process, reached over the cluster IPC channel. */
+export interface IpcWorkerHandle extends WorkerHandle {
+  /** Feed every message the worker sent. Returns true for "mgw:ready". */
+  handleMessage(message: unknown): boolean;
+  /** Call when the worker process exited: every pending request is rejected. */
+  handleExit(description: string): void;
+  readonly exited: boolean;
+}
+
+export interface IpcWorkerHandleOptions {
+  index: number;
+  /** Sends one message; returns false (or throws) when the channel is closed. */
+  send(message: ToWorkerMessage): boolean;
+  /** A worker that does not answer an apply within this is treated as failed; default 60000 ms. */
+  applyTimeoutMs?: number;
+}
+
+interface Pending {
+  resolve(r: ApplyResult): void;
+  reject(e: Error): void;
+  timer: NodeJS.Timeout;
+}
+
+export function createIpcWorkerHandle(options: IpcWorkerHandleOptions): IpcWorkerHandle {
+  const applyTimeoutMs = options.applyTimeoutMs ?? 60000;
+  const pending = new Map<number, Pending>();
+  let seq = 0;
+  let exited = false;
+  let drained: (() => void) | null = null;
+
+  function trySend(m: ToWorkerMessage): boolean {
+    try {
+      return options.send(m);
+    } catch {
+      return false;
+    }
+  }
+
+  return {
+    index: options.index,
+    get exited() {
+      return exited;
+    },
+
+    apply(doc) {
+      if (exited) {
+        return Promise.reject(new SupervisorError("MGW_ERR_WORKER_EXITED", `worker ${options.index} has exited`));
+      }
+      const id = ++seq;
+      return new Promise<ApplyResult>((resolve, reject) => {
+        const timer = setTimeout(() => {
+          pending.delete(id);
+          reject(
+            new SupervisorError(
+              "MGW_ERR_WORKER_APPLY_TIMEOUT",
+              `worker ${options.index} did not apply config version ${doc.version} within ${applyTimeoutMs} ms`,
+            ),
+          );
+        }, applyTimeoutMs);
+        pending.set(id, { resolve, reject, timer });
+        if (!trySend({ t: "mgw:apply", seq: id, config: doc.json })) {
+          clearTimeout(timer);
+          pending.delete(id);
+          reject(new SupervisorError("MGW_ERR_WORKER_EXITED", `worker ${options.index} IPC channel is closed`));
+        }
+      });
+    },
+
+    drain(timeoutMs) {
+      if (exited) return Promise.resolve();
+      return new Promise<void>((resolve) => {
+        drained = resolve;
+        if (!trySend({ t: "mgw:drain", timeoutMs })) resolve();
+      });
+    },
+
+    handleMessage(message) {
+      const m = readFromWorkerMessage(message);
+      if (m === null) return false;
+      switch (m.t) {
+        case "mgw:ready":
+          return true;
+        case "mgw:applied":
+        case "mgw:apply-failed": {
+          const p = pending.get(m.seq);
+          if (p === undefined) return false; // late answer after a timeout
+          pending.delete(m.seq);
+          clearTimeout(p.timer);
+          if (m.t === "mgw:applied") p.resolve({ version: BigInt(m.version), listening: m.listening });
+          else
+            p.reject(
+              new SupervisorError("MGW_ERR_WORKER_APPLY_FAILED", `worker ${options.index}: ${m.error}`, {
+                cause: { code: m.code, message: m.error },
+              }),
+            );
+          return false;
+        }
+        case "mgw:drained":
+          drained?.();
+          drained = null;
+          return false;
+      }
+    },
+
+    handleExit(description) {
+      exited = true;
+      for (const [id, p] of pending) {
+        clearTimeout(p.timer);
+        p.reject(new SupervisorError("MGW_ERR_WORKER_EXITED", `worker ${options.index} exited (${description})`));
+        pending.delete(id);
+      }
+      drained?.();
+      drained = null;
+    },
+  };
+}
+
+/** The single in-process "worker" of --workers 0: the ListenerManager itself. */
+export function createLocalWorkerHandle(manager: ListenerManager): WorkerHandle {
+  return {
+    index: 0,
+    apply: (doc) => manager.apply(doc.config),
+    drain: (timeoutMs) => manager.drain(timeoutMs),
+  };
+}

@@ -1,0 +1,140 @@
+import cluster, { type Worker } from "node:cluster";
+import type { Logger } from "pino";
+import { createIpcWorkerHandle, type IpcWorkerHandle } from "./worker-handle";
+
+/** Name of the environment variable that gives a forked worker its slot. */
+export const WORKER_INDEX_ENV = "MYSQLGW_WORKER_INDEX";
+
+/**
+ * Forks and keeps `count` node:cluster workers (the listeners are shared
+ * through the cluster module). A worker that exits while the pool is not
+ * stopping is replaced in the same slot; restarts are rate-limited to
+ * `maxRestarts` per `restartWindowMs` across the pool, further ones wait.
+ */
+export interface WorkerPool {
+  start(): void;
+  /** From now on exits are expected: no replacement is forked. */
+  stop(): void;
+  /** SIGKILLs every live worker (second signal, fatal error). */
+  killAll(): void;
+  /** Resolves when every worker process has exited, or after `timeoutMs`. */
+  waitForExit(timeoutMs: number): Promise<void>;
+}
+
+export interface WorkerPoolEvents {
+  /** A worker process was forked. */
+  onFork(handle: IpcWorkerHandle): void;
+  /** The worker sent "mgw:ready". */
+  onReady(handle: IpcWorkerHandle): void;
+  /** The worker exited (expectedly or not); its pending requests were rejected. */
+  onExit(handle: IpcWorkerHandle): void;
+}
+
+export interface WorkerPoolOptions extends WorkerPoolEvents {
+  count: number;
+  logger: Logger;
+  /** Default max(5, 2 × count). */
+  maxRestarts?: number;
+  /** Default 60000 ms. */
+  restartWindowMs?: number;
+  /** Per-apply bound, see IpcWorkerHandleOptions; default 60000 ms. */
+  applyTimeoutMs?: number;
+}
+
+export function createClusterWorkerPool(options: WorkerPoolOptions): WorkerPool {
+  const log = options.logger;
+  const maxRestarts = options.maxRestarts ?? Math.max(5, 2 * options.count);
+  const windowMs = options.restartWindowMs ?? 60000;
+  const live = new Map<Worker, IpcWorkerHandle>();
+  const restarts: number[] = [];
+  const timers = new Set<NodeJS.Timeout>();
+  let stopping = false;
+  let throttled = false;
+
+  function fork(index: number): void {
+    const worker = cluster.fork({ [WORKER_INDEX_ENV]: String(index) });
+    const handle = createIpcWorkerHandle({
+      index,
+      send: (m) => (worker.isConnected() ? worker.send(m) : false),
+      applyTimeoutMs: options.applyTimeoutMs,
+    });
+    live.set(worker, handle);
+    options.onFork(handle);
+    worker.on("message", (m: unknown) => {
+      if (handle.handleMessage(m)) {
+        log.debug({ worker: index, workerPid: worker.process.pid }, "worker ready");
+        options.onReady(handle);
+      }
+    });
+    worker.on("error", (err: Error) => log.warn({ worker: index, err: err.message }, "worker IPC error"));
+    worker.on("exit", (code: number | null, signal: string | null) => {
+      live.delete(worker);
+      const how = signal !== null ? `signal ${signal}` : `code ${code}`;
+      handle.handleExit(how);
+      options.onExit(handle);
+      if (stopping) {
+        log.debug({ worker: index, workerPid: worker.process.pid, code, signal }, "worker exited");
+        return;
+      }
+      log.error(
+        { worker: index, workerPid: worker.process.pid, code, signal },
+        `worker ${index} exited unexpectedly (${how}); starting a replacement`,
+      );
+      scheduleRestart(index);
+    });
+  }
+
+  function scheduleRestart(index: number): void {
+    const now = Date.now();
+    while (restarts.length > 0 && restarts[0]! <= now - windowMs) restarts.shift();
+    if (restarts.length < maxRestarts) {
+      if (throttled) {
+        throttled = false;
+        log.info("worker restarts are no longer rate-limited");
+      }
+      restarts.push(now);
+      fork(index);
+      return;
+    }
+    const delay = restarts[0]! + windowMs - now + 10;
+    if (!throttled) {
+      throttled = true;
+      log.warn(
+        { maxRestarts, windowMs, delayMs: delay },
+        `workers restarted ${maxRestarts} times within ${windowMs} ms; delaying further restarts`,
+      );
+    }
+    const t = setTimeout(() => {
+      timers.delete(t);
+      if (!stopping) scheduleRestart(index);
+    }, delay);
+    timers.add(t);
+  }
+
+  return {
+    start() {
+      for (let i = 0; i < options.count; i++) fork(i);
+    },
+    stop() {
+      stopping = true;
+      for (const t of timers) clearTimeout(t);
+      timers.clear();
+    },
+    killAll() {
+      stopping = true;
+      for (const w of live.keys()) {
+        try {
+          w.process.kill("SIGKILL");
+        } catch {
+          // already gone
+        }
+      }
+    },
+    async waitForExit(timeoutMs) {
+      const deadline = Date.now() + timeoutMs;
+      while (live.size > 0 && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    },
+  };
+}

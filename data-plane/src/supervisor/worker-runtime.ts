@@ -1,0 +1,98 @@
+import type { Logger } from "pino";
+import type { ListenerManager } from "../types";
+import { decodeConfig } from "../config/config-codec";
+import { errorCode } from "./errors";
+import { readToWorkerMessage, type FromWorkerMessage } from "./ipc-protocol";
+
+/**
+ * The worker side of the supervisor IPC: turns supervisor messages into calls
+ * on this worker's ListenerManager and answers each one. Calls to the manager
+ * are serialized (its contract), in the order the messages arrived; after a
+ * drain request every later apply is refused.
+ */
+export interface WorkerRuntime {
+  /** Tells the supervisor this worker is ready for its config. */
+  ready(): void;
+  /** Handles one IPC message; ignores anything that is not ours. */
+  handleMessage(message: unknown): void;
+  /** Drains (as if asked by the supervisor), e.g. when the supervisor is gone. Idempotent. */
+  drain(timeoutMs: number): Promise<void>;
+  /** Settles when the queue of pending work is empty (tests). */
+  idle(): Promise<void>;
+}
+
+export interface WorkerRuntimeOptions {
+  manager: ListenerManager;
+  /** Sends one message to the supervisor; must not throw (drop when the channel is gone). */
+  send(message: FromWorkerMessage): void;
+  logger: Logger;
+  /** Called once after the drain finished and "mgw:drained" was sent; typically exits. */
+  onDrained(): void;
+}
+
+export function createWorkerRuntime(options: WorkerRuntimeOptions): WorkerRuntime {
+  const { manager, send, logger: log } = options;
+  let chain: Promise<void> = Promise.resolve();
+  let draining: Promise<void> | null = null;
+
+  function enqueue(job: () => Promise<void>): Promise<void> {
+    chain = chain.then(job, job);
+    return chain;
+  }
+
+  function apply(seq: number, json: string): void {
+    void enqueue(async () => {
+      if (draining !== null) {
+        send({ t: "mgw:apply-failed", seq, error: "worker is draining", code: "MGW_ERR_WORKER_DRAINING" });
+        return;
+      }
+      const res = decodeConfig(json);
+      if (!res.ok) {
+        send({ t: "mgw:apply-failed", seq, error: res.reason, code: "MGW_ERR_WORKER_APPLY_FAILED" });
+        return;
+      }
+      try {
+        const result = await manager.apply(res.doc.config);
+        send({ t: "mgw:applied", seq, version: result.version.toString(), listening: [...result.listening] });
+      } catch (err) {
+        log.error(
+          { version: res.doc.version.toString(), err: (err as Error).message, code: errorCode(err, "") },
+          "could not apply config; this worker keeps serving its previous config",
+        );
+        send({
+          t: "mgw:apply-failed",
+          seq,
+          error: (err as Error)?.message ?? String(err),
+          code: errorCode(err, "MGW_ERR_WORKER_APPLY_FAILED"),
+        });
+      }
+    });
+  }
+
+  function drain(timeoutMs: number): Promise<void> {
+    if (draining === null) {
+      draining = enqueue(async () => {
+        try {
+          await manager.drain(timeoutMs);
+        } catch (err) {
+          log.error({ err: (err as Error).message }, "drain failed");
+        }
+        send({ t: "mgw:drained" });
+        options.onDrained();
+      });
+    }
+    return draining;
+  }
+
+  return {
+    ready: () => send({ t: "mgw:ready" }),
+    handleMessage(message) {
+      const m = readToWorkerMessage(message);
+      if (m === null) return;
+      if (m.t === "mgw:apply") apply(m.seq, m.config);
+      else void drain(m.timeoutMs);
+    },
+    drain,
+    idle: () => chain,
+  };
+}
