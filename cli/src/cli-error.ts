@@ -1,0 +1,82 @@
+import { Code, ConnectError } from "@connectrpc/connect";
+
+/**
+ * The CLI's one error family. `what` and `todo` are printed as
+ * `error: <what> — <todo>`; `lines`, when set, replaces that single line
+ * (one line per problem, e.g. policy violations mapped to files).
+ */
+export class CliError extends Error {
+  readonly code: CliErrorCode;
+  readonly todo: string;
+  readonly lines: readonly string[];
+  /** Process exit code: 1 for failures, 2 for usage errors. */
+  readonly exitCode: number;
+
+  constructor(code: CliErrorCode, what: string, todo: string, options?: { lines?: readonly string[]; exitCode?: number; cause?: unknown }) {
+    super(what, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = "CliError";
+    this.code = code;
+    this.todo = todo;
+    this.lines = options?.lines ?? [];
+    this.exitCode = options?.exitCode ?? 1;
+  }
+
+  /** What goes to stderr, each entry one line starting with "error: ". */
+  render(): string[] {
+    if (this.lines.length > 0) return this.lines.map((l) => `error: ${l}`);
+    return [`error: ${this.message}${this.todo === "" ? "" : ` — ${this.todo}`}`];
+  }
+}
+
+export type CliErrorCode =
+  | "MGW_ERR_CLI_USAGE"
+  | "MGW_ERR_CLI_FILE"
+  | "MGW_ERR_CLI_POLICY_INVALID"
+  | "MGW_ERR_CLI_API_UNREACHABLE"
+  | "MGW_ERR_CLI_API"
+  | "MGW_ERR_CLI_NOT_FOUND";
+
+const NETWORK_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "ENOTFOUND", "EHOSTUNREACH", "ENETUNREACH", "EAI_AGAIN", "EADDRNOTAVAIL", "EPIPE", "ETIMEDOUT", "UND_ERR_SOCKET"]);
+
+/** Walks `cause` for a Node system error code (like connect-node's node-error.ts). */
+function syscallCode(err: unknown): string | undefined {
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 8; e = e.cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === "string" && NETWORK_CODES.has(code)) return code;
+  }
+  return undefined;
+}
+
+/** What to do for a server error code, when the server's message does not say. */
+const TODO_OF: Partial<Record<Code, string>> = {
+  [Code.Unavailable]: "check the control plane's log and that etcd is running",
+  [Code.Aborted]: "another apply ran at the same time; run the command again",
+  [Code.FailedPrecondition]: "review `mysqlgw diff` and apply again",
+  [Code.NotFound]: "check the name or version (mysqlgw get policy)",
+  [Code.Unimplemented]: "check that --api points at a mysqlgw control plane of a matching version",
+  [Code.DeadlineExceeded]: "check that the control plane is healthy (curl <api>/v1/health) or raise --timeout",
+};
+
+/**
+ * Converts an error from an API call into a CliError, once, at the client
+ * boundary. A transport failure (nothing listening, DNS) is told apart from an
+ * Unavailable the server itself sent (etcd down) by walking `cause`.
+ */
+export function fromApiError(err: unknown, api: string): CliError {
+  if (err instanceof CliError) return err;
+  const sys = syscallCode(err);
+  if (sys !== undefined) {
+    return new CliError("MGW_ERR_CLI_API_UNREACHABLE", `cannot reach the control plane at ${api}`, "start it or pass --api", { cause: err });
+  }
+  if (err instanceof ConnectError) {
+    if (err.code === Code.DeadlineExceeded) {
+      return new CliError("MGW_ERR_CLI_API", `the control plane at ${api} did not answer in time`, TODO_OF[Code.DeadlineExceeded]!, { cause: err });
+    }
+    // The server's message already says what to do (our messages do); keep the first line.
+    const first = err.rawMessage.split("\n")[0] ?? "";
+    const saysWhatToDo = /;|—/.test(first);
+    return new CliError("MGW_ERR_CLI_API", first === "" ? `control plane error (${Code[err.code]})` : first,
+      saysWhatToDo ? "" : TODO_OF[err.code] ?? "see the control plane's log", { cause: err });
+  }
+  return new CliError("MGW_ERR_CLI_API", `unexpected error talking to ${api}: ${err instanceof Error ? err.message : String(err)}`, "report this with the command you ran", { cause: err });
+}

@@ -1,0 +1,115 @@
+import { Command, CommanderError, Option } from "commander";
+import { createAdminClient, DEFAULT_TIMEOUT_MS, type AdminClient } from "./client";
+import { CliError } from "./cli-error";
+import { applyPolicyCommand } from "./commands/apply-policy";
+import type { CommandContext } from "./commands/context";
+import { registerDemo } from "./commands/demo";
+import { diffPolicyCommand } from "./commands/diff-policy";
+import { getResourcesCommand } from "./commands/get-resources";
+import { hashPasswordCommand } from "./commands/hash-password";
+import { statusCommand } from "./commands/status";
+
+export const DEFAULT_API = "http://127.0.0.1:7070";
+
+export interface ProgramIo {
+  stdout(line: string): void;
+  stderr(line: string): void;
+  /** Tests inject an in-memory client; otherwise one is made for --api. */
+  createClient?(api: string): AdminClient;
+}
+
+/**
+ * Builds the `mysqlgw` command tree. Actions throw CliError; run() turns that
+ * into stderr lines and an exit code.
+ */
+export function buildProgram(io: ProgramIo): Command {
+  const program = new Command("mysqlgw")
+    .description("mysqlgw: a MySQL gateway run as configuration-as-code")
+    .addOption(new Option("--api <url>", "control plane URL").env("MYSQLGW_API").default(DEFAULT_API))
+    .addOption(new Option("--timeout <ms>", "bound on each API call, in milliseconds").default(String(DEFAULT_TIMEOUT_MS)))
+    .showSuggestionAfterError(true)
+    .exitOverride()
+    .configureOutput({
+      writeOut: (s) => io.stdout(s.replace(/\n$/, "")),
+      writeErr: (s) => io.stderr(s.replace(/\n$/, "")),
+      outputError: (s, write) => write(`${s.trimEnd()} — see mysqlgw --help\n`),
+    });
+
+  const ctx = (): CommandContext => {
+    const g = program.opts<{ api: string; timeout: string }>();
+    let api: URL;
+    try {
+      api = new URL(g.api);
+      if (api.protocol !== "http:" && api.protocol !== "https:") throw new Error("not http");
+    } catch {
+      throw new CliError("MGW_ERR_CLI_USAGE", `--api ${JSON.stringify(g.api)} is not an http:// URL`, `pass e.g. --api ${DEFAULT_API}`, { exitCode: 2 });
+    }
+    const timeoutMs = Number(g.timeout);
+    if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) {
+      throw new CliError("MGW_ERR_CLI_USAGE", `--timeout ${JSON.stringify(g.timeout)} is not a number of milliseconds`, "pass e.g. --timeout 30000", { exitCode: 2 });
+    }
+    const base = g.api.replace(/\/+$/, "");
+    return {
+      api: base,
+      timeoutMs,
+      client: (io.createClient ?? createAdminClient)(base),
+      stdout: io.stdout,
+      stderr: io.stderr,
+    };
+  };
+
+  program
+    .command("apply")
+    .description("validate a policy, show the diff and write it as a new config version")
+    .requiredOption("-f, --file <path>", "policy file, or a directory of *.yaml/*.yml files")
+    .option("--dry-run", "show the diff and write nothing", false)
+    .action((opts: { file: string; dryRun: boolean }) => applyPolicyCommand(ctx(), opts));
+
+  program
+    .command("diff")
+    .description("show what applying a policy would change")
+    .requiredOption("-f, --file <path>", "policy file, or a directory of *.yaml/*.yml files")
+    .action((opts: { file: string }) => diffPolicyCommand(ctx(), opts));
+
+  program
+    .command("get")
+    .description("print the current resources as policy YAML (KIND: clusters, listeners, users or policy)")
+    .argument("<kind>", "clusters | listeners | users | policy (singular accepted)")
+    .argument("[name]", "only the resource with this name")
+    .option("-o, --output <format>", "yaml or json", "yaml")
+    .option("--version <n>", "a past config version instead of the current one")
+    .action((kind: string, name: string | undefined, opts: { output: string; version?: string }) => getResourcesCommand(ctx(), kind, name, opts));
+
+  program
+    .command("status")
+    .description("data planes and the config version each serves")
+    .action(() => statusCommand(ctx()));
+
+  program
+    .command("hash-password")
+    .description("print the mysql_native_password hash of a password read from stdin (or prompted without echo)")
+    .action(() => hashPasswordCommand(io.stdout));
+
+  registerDemo(program);
+  return program;
+}
+
+/** Runs the CLI; resolves to the process exit code. */
+export async function run(argv: readonly string[], io: ProgramIo): Promise<number> {
+  const program = buildProgram(io);
+  try {
+    await program.parseAsync([...argv], { from: "user" });
+    return 0;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // Help and version are "errors" to commander; usage problems were printed already.
+      return err.exitCode === 0 ? 0 : 2;
+    }
+    if (err instanceof CliError) {
+      for (const line of err.render()) io.stderr(line);
+      return err.exitCode;
+    }
+    io.stderr(`error: ${err instanceof Error ? err.message : String(err)} — this is a bug in mysqlgw; please report it with the command you ran`);
+    return 1;
+  }
+}
