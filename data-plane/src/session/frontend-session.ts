@@ -128,6 +128,8 @@ export class FrontendSession {
   private state: State;
   private framer: PacketFramer | null;
   private nonce: Buffer;
+  /** Capabilities announced in our greeting. */
+  private advertised: number;
   private handshakeTimer: NodeJS.Timeout | null;
   /** Sequence id of the last client packet during the handshake. */
   private lastSeq: number;
@@ -151,6 +153,7 @@ export class FrontendSession {
     this.state = State.AwaitResponse;
     this.framer = new PacketFramer({ maxPacketSize: options.maxHandshakePacketSize }, this.onHandshakePacket);
     this.nonce = makeNonce();
+    this.advertised = ADVERTISED_CAPABILITIES;
     this.handshakeTimer = null;
     this.lastSeq = 1;
     this.response = null;
@@ -172,13 +175,14 @@ export class FrontendSession {
     this.handshakeTimer = setTimeout(this.onHandshakeTimeout, this.options.handshakeTimeoutMs);
     const runtime: ClusterRuntime | null = this.listener.cluster?.runtime ?? null;
     const backendCaps = runtime?.capabilities ?? 0xffffffff;
+    this.advertised = ((ADVERTISED_CAPABILITIES & backendCaps) | GATEWAY_OWN_CAPABILITIES) >>> 0;
     c.write(
       buildHandshakeV10({
         protocolVersion: 10,
         serverVersion: runtime?.serverVersion ? advertisedServerVersion(runtime.serverVersion) : DEFAULT_SERVER_VERSION,
         connectionId: this.connectionId,
         authPluginData: this.nonce,
-        capabilities: ((ADVERTISED_CAPABILITIES & backendCaps) | GATEWAY_OWN_CAPABILITIES) >>> 0,
+        capabilities: this.advertised,
         mariadbCapabilities: 0,
         characterSet: runtime?.characterSet ?? DEFAULT_COLLATION,
         statusFlags: ServerStatus.Autocommit,
@@ -237,7 +241,7 @@ export class FrontendSession {
   };
 
   private onHandshakeResponse(payload: Buffer): void {
-    const resp = parseHandshakeResponse41(payload);
+    const resp = parseHandshakeResponse41(payload, this.advertised);
     this.response = resp;
     const plugin = resp.authPluginName;
     if ((resp.capabilities & Capability.PluginAuth) !== 0 && plugin !== null && plugin !== "" && plugin !== NATIVE_PASSWORD_PLUGIN) {
@@ -291,7 +295,7 @@ export class FrontendSession {
       const hs = new BackendHandshake(target, {
         user: user.backendUser,
         password,
-        clientCapabilities: (resp.capabilities & ADVERTISED_CAPABILITIES) >>> 0,
+        clientCapabilities: (resp.capabilities & this.advertised) >>> 0,
         maxPacketSize: resp.maxPacketSize,
         characterSet: resp.characterSet,
         database: resp.database,
@@ -325,7 +329,7 @@ export class FrontendSession {
       rt.serverVersion = link.greeting.serverVersion;
       rt.capabilities = link.greeting.capabilities;
       rt.characterSet = link.greeting.characterSet || null;
-      const caps = (resp.capabilities & ADVERTISED_CAPABILITIES & ~GATEWAY_OWN_CAPABILITIES) >>> 0;
+      const caps = (resp.capabilities & this.advertised & ~GATEWAY_OWN_CAPABILITIES) >>> 0;
       const missing = (caps & ~link.capabilities) >>> 0;
       if (missing !== 0) {
         log.warn({ conn: this.connectionId, backend: target.name, missing: missing.toString(16) }, "backend lacks capabilities the client negotiated");

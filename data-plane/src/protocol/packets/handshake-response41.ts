@@ -27,42 +27,47 @@ const SSL_REQUEST_LENGTH = 32;
 
 /**
  * Parses the client's handshake response (server side). Copies what it keeps.
+ * Which optional fields are present depends on the capabilities both sides
+ * have: pass what the server announced (libmariadb sets CONNECT_WITH_DB in its
+ * flags but omits the schema when the server did not announce it).
+ * `capabilities` in the result is the client's, unmasked.
  * Throws MalformedPacketError on truncation, UnsupportedProtocolError for an
  * SSLRequest or a pre-4.1 client.
  */
-export function parseHandshakeResponse41(payload: Buffer): HandshakeResponse41 {
+export function parseHandshakeResponse41(payload: Buffer, serverCapabilities = 0xffffffff): HandshakeResponse41 {
   const r = new PacketReader(payload);
   if (payload.length < 4) throw new MalformedPacketError("handshake response too short");
   const capabilities = r.u32();
+  const caps = (capabilities & serverCapabilities) >>> 0;
   if ((capabilities & Capability.Protocol41) === 0) {
     throw new UnsupportedProtocolError("client does not support the 4.1 protocol");
   }
   const maxPacketSize = r.u32();
   const characterSet = r.u8();
   r.skip(19);
-  const mariadbCapabilities = (capabilities & Capability.LongPassword) === 0 ? r.u32() : (r.skip(4), 0);
+  const mariadbCapabilities = (caps & Capability.LongPassword) === 0 ? r.u32() : (r.skip(4), 0);
   if ((capabilities & Capability.Ssl) !== 0 && payload.length === SSL_REQUEST_LENGTH) {
     throw new UnsupportedProtocolError("TLS was requested but is not enabled on this listener");
   }
   const username = r.nulString();
   let authResponse: Buffer;
-  if ((capabilities & Capability.PluginAuthLenencClientData) !== 0) {
+  if ((caps & Capability.PluginAuthLenencClientData) !== 0) {
     authResponse = r.lenEncBytes();
-  } else if ((capabilities & Capability.SecureConnection) !== 0) {
+  } else if ((caps & Capability.SecureConnection) !== 0) {
     authResponse = r.bytes(r.u8());
   } else {
     authResponse = r.nulTerminatedOrRest();
   }
   let database: string | null = null;
-  if ((capabilities & Capability.ConnectWithDb) !== 0) {
+  if ((caps & Capability.ConnectWithDb) !== 0) {
     database = r.atEnd() ? "" : r.nulTerminatedOrRest().toString("utf8");
   }
   let authPluginName: string | null = null;
-  if ((capabilities & Capability.PluginAuth) !== 0) {
+  if ((caps & Capability.PluginAuth) !== 0) {
     authPluginName = r.atEnd() ? "" : r.nulTerminatedOrRest().toString("latin1");
   }
   const connectAttributes = new Map<string, string>();
-  if ((capabilities & Capability.ConnectAttrs) !== 0 && !r.atEnd()) {
+  if ((caps & Capability.ConnectAttrs) !== 0 && !r.atEnd()) {
     const total = r.lenEncInt();
     if (total < 0 || total > r.remaining()) throw new MalformedPacketError("connect attributes length exceeds packet");
     const end = r.pos + total;
