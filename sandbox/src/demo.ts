@@ -67,7 +67,13 @@ export async function runDemo(options: DemoOptions = {}): Promise<void> {
       resolve();
     };
   });
-  const onSignal = (): void => wake();
+  let signals = 0;
+  const onSignal = (): void => {
+    // The first Ctrl-C stops everything in order; a second one does not wait
+    // (the registry's exit handler SIGKILLs what is still running).
+    if (++signals > 1) process.exit(130);
+    wake();
+  };
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
   options.signal?.addEventListener("abort", onSignal, { once: true });
@@ -75,7 +81,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<void> {
   try {
     demo = await startDemo({ ...options, out });
     if (!stopRequested) {
-      out("\nPress Ctrl-C to stop the demo and remove its servers.\n");
+      out("\nPress Ctrl-C to stop the demo.\n");
       await stopped;
     }
   } finally {
@@ -190,7 +196,7 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
 
     const first = listeners[0];
     const connectCommand = `mariadb -h127.0.0.1 -P${first?.port ?? 6033} -u${DEMO_USER} -p${DEMO_PASSWORD}`;
-    const cliCmd = `npx mysqlgw --api ${controlPlane.url}`;
+    const cliCmd = `node ${path.relative(process.cwd(), cli) || cli} --api ${controlPlane.url}`;
     out(
       [
         "",
@@ -201,7 +207,7 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
         ...listeners.slice(1).map((l) => `    (listener ${l.name}: mariadb -h127.0.0.1 -P${l.port} -u${DEMO_USER} -p${DEMO_PASSWORD})`),
         `API (REST + gRPC): ${controlPlane.url}    e.g. curl ${controlPlane.url}/v1/policy`,
         "",
-        "Try the CLI (from the repository root):",
+        "Try the CLI:",
         `    ${cliCmd} status`,
         `    ${cliCmd} get clusters`,
         `    ${cliCmd} diff -f ${policyDir}`,

@@ -98,14 +98,12 @@ export async function startMariaDB(options: StartMariaDBOptions = {}): Promise<M
   const dir = options.dir ?? tempDir(name);
   fs.mkdirSync(dir, { recursive: true });
   const dataDir = path.join(dir, "data");
-  const socket = path.join(dir, "mariadbd.sock");
+  // sun_path holds 108 bytes: a deep dir gets its socket in a short temp dir instead.
+  const socket = Buffer.byteLength(path.join(dir, "mariadbd.sock")) <= 100 ? path.join(dir, "mariadbd.sock") : path.join(tempDir("sock"), `${name}.sock`);
   const errorLog = path.join(dir, "error.log");
   const rootPassword = options.rootPassword ?? randomPassword();
   const startTimeoutMs = options.startTimeoutMs ?? 30_000;
   const stopTimeoutMs = options.stopTimeoutMs ?? 20_000;
-  if (Buffer.byteLength(socket) > 100) {
-    throw new MgwError("MGW_ERR_SANDBOX_START_FAILED", `socket path too long for a unix socket (${socket}); use a shorter dir`);
-  }
 
   if (!fs.existsSync(path.join(dataDir, "mysql"))) await createDataDir(dataDir);
 
@@ -114,7 +112,7 @@ export async function startMariaDB(options: StartMariaDBOptions = {}): Promise<M
   let state: ServerState = "stopped";
   let destroyed = false;
   let passwordSet = false;
-  let conn: mysql.Connection | null = null;
+  let conn: Promise<mysql.Connection> | null = null;
 
   const args = (): string[] => [
     "--no-defaults",
@@ -228,9 +226,9 @@ export async function startMariaDB(options: StartMariaDBOptions = {}): Promise<M
     conn = null;
     if (c !== null) {
       try {
-        c.destroy();
+        (await c).destroy();
       } catch {
-        // already closed
+        // never opened, or already closed
       }
     }
   };
@@ -263,12 +261,18 @@ export async function startMariaDB(options: StartMariaDBOptions = {}): Promise<M
     async query<T extends Row = Row>(sql: string, params?: unknown[]): Promise<T[]> {
       if (state !== "running") throw new MgwError("MGW_ERR_SANDBOX_NOT_RUNNING", `${name} is ${state}`);
       if (conn === null) {
-        conn = await connectRoot(true);
-        conn.on("error", () => {
-          conn = null;
+        const opening = connectRoot(true).then((c) => {
+          c.on("error", () => {
+            if (conn === opening) conn = null;
+          });
+          return c;
         });
+        opening.catch(() => {
+          if (conn === opening) conn = null;
+        });
+        conn = opening;
       }
-      const [result] = await conn.query(sql, params);
+      const [result] = await (await conn).query(sql, params);
       return (Array.isArray(result) ? result : []) as T[];
     },
     connectAsRoot: () => connectRoot(true),

@@ -116,6 +116,7 @@ export function reapDir(dir: string): boolean {
   } catch {
     // no pid list
   }
+  const killed: number[] = [];
   for (const line of lines) {
     const sp = line.indexOf(" ");
     const pid = Number.parseInt(line, 10);
@@ -127,8 +128,14 @@ export function reapDir(dir: string): boolean {
     } catch {
       continue;
     }
-    if (cmdline.includes(marker)) killQuietly(pid, "SIGKILL");
+    if (cmdline.includes(marker)) {
+      killQuietly(pid, "SIGKILL");
+      killed.push(pid);
+    }
   }
+  // Let them die before the caller removes their files (bounded).
+  const deadline = Date.now() + 3000;
+  while (killed.some(isAlive) && Date.now() < deadline) sleepSync(20);
   return true;
 }
 
@@ -143,7 +150,7 @@ function reapStaleDirs(): void {
   for (const e of entries) {
     const dir = path.join(tmp, e);
     try {
-      if (reapDir(dir)) fs.rmSync(dir, { recursive: true, force: true });
+      if (reapDir(dir)) fs.rmSync(dir, { recursive: true, force: true, maxRetries: 3 });
     } catch {
       // someone else's, or already gone
     }
@@ -188,13 +195,23 @@ function readPid(file: string): number | null {
   }
 }
 
+/** True if `pid` runs (a zombie, which a container's init may never reap, counts as dead). */
 export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
+    if ((err as NodeJS.ErrnoException).code !== "EPERM") return false;
   }
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
+  } catch {
+    return true; // no /proc: trust kill(0)
+  }
+}
+
+function sleepSync(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }
 
 export function killQuietly(pid: number, signal: NodeJS.Signals): void {
