@@ -138,15 +138,17 @@ export async function startDataPlane(options: StartDataPlaneOptions): Promise<Da
   ];
   const proc = spawnNode("data-plane", main, args, options.env);
   const isServing = (r: LogRecord): boolean => r.msg === "serving config";
-  const dp = Object.assign(proc, {
+  const latestServed = (): bigint | null => {
+    for (let i = proc.logs.length - 1; i >= 0; i--) {
+      const r = proc.logs[i];
+      if (isServing(r)) return parseVersion(r.version);
+    }
+    return null;
+  };
+  // defineProperty, not Object.assign: assign would read the getter once.
+  Object.defineProperty(proc, "servedVersion", { get: latestServed, enumerable: true });
+  const dp = Object.assign(proc as NodeProcess & { readonly servedVersion: bigint | null }, {
     stateDir,
-    get servedVersion(): bigint | null {
-      for (let i = proc.logs.length - 1; i >= 0; i--) {
-        const r = proc.logs[i];
-        if (isServing(r)) return parseVersion(r.version);
-      }
-      return null;
-    },
     waitForConfig(version?: bigint | number | string, timeoutMs = 20_000): Promise<LogRecord> {
       const want = version === undefined ? null : BigInt(version);
       return proc.waitForLog((r) => {
@@ -156,7 +158,7 @@ export async function startDataPlane(options: StartDataPlaneOptions): Promise<Da
         return v !== null && v >= want;
       }, timeoutMs);
     },
-  });
+  }) as DataPlane;
   if (options.waitForConfig !== undefined && options.waitForConfig !== false) {
     try {
       await dp.waitForConfig(options.waitForConfig === true ? undefined : options.waitForConfig, options.startTimeoutMs ?? 20_000);

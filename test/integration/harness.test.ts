@@ -4,8 +4,11 @@ import * as fs from "node:fs";
 import { Etcd3 } from "etcd3";
 import {
   connectTo,
+  freePort,
+  isPortFree,
   runMariadbCli,
   startControlPlane,
+  startDemo,
   startEtcd,
   startReplicatedCluster,
   stopAll,
@@ -171,6 +174,43 @@ test("waitFor retries until a value, and times out with the last error", async (
       { timeoutMs: 100, intervalMs: 10, what: "a thing" },
     ),
   ).rejects.toMatchObject({ code: "MGW_ERR_SANDBOX_TIMEOUT", message: expect.stringContaining("still down") });
+});
+
+test("startDemo (what `mysqlgw demo` runs) serves the example policy through the gateway, then stops", async () => {
+  // A block of two free ports: the API on portBase, the demo-rw listener on portBase+1.
+  let portBase = 0;
+  for (let i = 0; i < 20 && portBase === 0; i++) {
+    const p = await freePort();
+    if (p < 65000 && (await isPortFree(p + 1))) portBase = p;
+  }
+  expect(portBase).toBeGreaterThan(0);
+  const lines: string[] = [];
+  const demo = await startDemo({ portBase, out: (t) => void lines.push(t) });
+  try {
+    const text = lines.join("");
+    expect(text).toContain("starting MariaDB primary + replica with GTID replication… ok");
+    expect(demo.connectCommand).toBe(`mariadb -h127.0.0.1 -P${portBase + 1} -uapp -papp-password`);
+    expect(text).toContain(`    ${demo.connectCommand}\n`);
+    expect(demo.apiUrl).toBe(`http://127.0.0.1:${portBase}`);
+    expect(demo.dataPlane.servedVersion).toBe(1n);
+
+    const viaGateway = await runMariadbCli({
+      port: portBase + 1,
+      user: "app",
+      password: "app-password",
+      sql: "CREATE DATABASE demo_check; CREATE TABLE demo_check.t (id INT PRIMARY KEY); INSERT INTO demo_check.t VALUES (7); SELECT id FROM demo_check.t",
+    });
+    expect(viaGateway).toEqual({ code: 0, stdout: "id\n7\n", stderr: "" });
+    // it went to the sandbox primary, and replicated
+    await waitForReplica(demo.cluster.replicas[0], demo.cluster.primary);
+    expect(await demo.cluster.replicas[0].query("SELECT id FROM demo_check.t")).toEqual([{ id: 7 }]);
+  } finally {
+    await demo.stop();
+  }
+  expect(demo.dataPlane.running).toBe(false);
+  expect(demo.controlPlane.running).toBe(false);
+  expect(demo.etcd.state).not.toBe("running");
+  expect(fs.existsSync(demo.dir)).toBe(false);
 });
 
 test("stopAll stops every process and removes the temp dirs", async () => {
