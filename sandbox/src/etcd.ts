@@ -50,7 +50,7 @@ export interface EtcdServer {
  * was taken in between.
  */
 export async function startEtcd(options: StartEtcdOptions = {}): Promise<EtcdServer> {
-  const bin = findBinary("etcd", "MYSQLGW_ETCD");
+  const bin = findBinary("etcd", "MYSQLGW_ETCD_BIN");
   const dir = options.dir ?? tempDir("etcd");
   fs.mkdirSync(dir, { recursive: true });
   const name = options.name ?? `sandbox-${crypto.randomBytes(4).toString("hex")}`;

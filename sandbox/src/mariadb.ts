@@ -92,7 +92,7 @@ const INNODB_ARGS = ["--innodb-buffer-pool-size=32M", "--innodb-log-file-size=16
  * install (~2 s). MYSQLGW_SANDBOX_NO_TEMPLATE=1 installs every time.
  */
 export async function startMariaDB(options: StartMariaDBOptions = {}): Promise<MariaDBServer> {
-  const mariadbd = findBinary("mariadbd", "MYSQLGW_MARIADBD");
+  const mariadbd = findBinary("mariadbd", "MYSQLGW_MARIADBD_BIN");
   const serverId = options.serverId ?? 1;
   const name = options.name ?? `mariadb-${serverId}`;
   const dir = options.dir ?? tempDir(name);
@@ -105,7 +105,13 @@ export async function startMariaDB(options: StartMariaDBOptions = {}): Promise<M
   const startTimeoutMs = options.startTimeoutMs ?? 30_000;
   const stopTimeoutMs = options.stopTimeoutMs ?? 20_000;
 
-  if (!fs.existsSync(path.join(dataDir, "mysql"))) await createDataDir(dataDir);
+  if (fs.existsSync(dataDir) && fs.readdirSync(dataDir).length > 0) {
+    throw new MgwError(
+      "MGW_ERR_SANDBOX_BAD_STATE",
+      `${dataDir} already holds a datadir (from an earlier run?); remove it, or keep the MariaDBServer and call restart()`,
+    );
+  }
+  await createDataDir(dataDir);
 
   let port = 0;
   let child: ChildHandle | null = null;
@@ -333,7 +339,7 @@ function ensureTemplate(): Promise<string> {
 }
 
 async function buildTemplate(): Promise<string> {
-  const mariadbd = findBinary("mariadbd", "MYSQLGW_MARIADBD");
+  const mariadbd = findBinary("mariadbd", "MYSQLGW_MARIADBD_BIN");
   const { stdout } = await runCommand(mariadbd, ["--version"], { timeoutMs: 20_000 });
   const key = crypto
     .createHash("sha256")
@@ -365,7 +371,7 @@ async function buildTemplate(): Promise<string> {
 }
 
 async function installDataDir(dataDir: string): Promise<void> {
-  const installDb = findBinary("mariadb-install-db", "MYSQLGW_MARIADB_INSTALL_DB");
+  const installDb = findBinary("mariadb-install-db", "MYSQLGW_MARIADB_INSTALL_DB_BIN");
   fs.mkdirSync(path.dirname(dataDir), { recursive: true });
   await runCommand(
     installDb,

@@ -208,7 +208,8 @@ export function spawnNode(label: string, main: string, args: string[], env?: Nod
     for (const w of [...waiters]) w();
   };
   const child: ChildHandle = spawnChild(process.execPath, [main, ...args], {
-    env: { ...process.env, ...env },
+    // "serving config" and "control plane listening" are info lines: never run quieter than that.
+    env: { ...process.env, ...(/^(warn|error|fatal|silent)$/.test(process.env.MYSQLGW_LOG_LEVEL ?? "") ? { MYSQLGW_LOG_LEVEL: "info" } : {}), ...env },
     cwd: repoRoot(),
     onLine,
     marker: [main, ...args.slice(0, 2)].join(" "),
