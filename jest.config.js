@@ -1,7 +1,7 @@
 // Two tiers: unit tests next to the code (pure logic, fake peers on port 0) and
 // integration tests under test/ against real MariaDB, etcd and clients.
 /** @type {import('jest').Config} */
-const tsJest = ["ts-jest", { isolatedModules: true, tsconfig: { module: "node16", moduleResolution: "node16", target: "ES2022", esModuleInterop: true } }];
+const tsJest = ["ts-jest", { tsconfig: { isolatedModules: true, module: "node16", moduleResolution: "node16", target: "ES2022", esModuleInterop: true } }];
 module.exports = {
   // A global option in jest 29 (ignored, with a warning, inside a project): the
   // integration tests start real servers, so their default is generous.
