@@ -15,7 +15,8 @@ module.exports = {
     },
     {
       displayName: "integration",
-      testEnvironment: "node",
+      // node + a teardown that stops the servers a file started (after its afterAll hooks)
+      testEnvironment: "<rootDir>/test/helpers/sandbox-environment.js",
       transform: { "^.+\\.ts$": tsJest },
       testMatch: ["<rootDir>/test/{integration,e2e}/**/*.test.ts"],
       slowTestThreshold: 30,

@@ -11,7 +11,8 @@ import * as path from "node:path";
  * if their command line still names the dir, and removes it).
  *
  * Under jest each test file has its own module registry, so this set is per test
- * file; test/helpers registers `afterAll(stopAll)` for every file that imports it.
+ * file; the integration tests' jest environment (test/helpers/sandbox-environment.js)
+ * calls `stopAll()` at teardown, after the file's own afterAll hooks.
  */
 export interface SandboxResource {
   readonly label: string;
@@ -26,6 +27,12 @@ const OWNER_FILE = ".mysqlgw-sandbox-owner";
 const PIDS_FILE = ".mysqlgw-sandbox-pids";
 
 const resources: SandboxResource[] = [];
+
+/**
+ * Published for test/helpers/sandbox-environment.js, the integration tests'
+ * jest environment, whose teardown calls it after every afterAll hook.
+ */
+(globalThis as { __mysqlgwSandboxStopAll?: () => Promise<void> }).__mysqlgwSandboxStopAll = () => stopAll();
 let root: string | null = null;
 let handlersInstalled = false;
 let signalsClaimed = false;

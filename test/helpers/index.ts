@@ -1,9 +1,8 @@
 /**
  * Test helpers: the real-server sandbox plus small client helpers.
  *
- * Importing this module from a jest test file registers `afterAll(stopAll)`,
- * so every etcd, MariaDB and mysqlgw process the file started is stopped and
- * its temp dir removed, whatever the outcome.
+ * Every etcd, MariaDB and mysqlgw process a test file starts is stopped, and
+ * its temp dir removed, when the file ends, whatever the outcome (see below).
  */
 import { stopAll } from "@mysqlgw/sandbox";
 
@@ -13,4 +12,8 @@ export type { ConnectOptions } from "./mysql";
 export { runMariadbCli } from "./mariadb-cli";
 export type { MariadbCliOptions, MariadbCliResult } from "./mariadb-cli";
 
-if (typeof afterAll === "function") afterAll(() => stopAll(), 60_000);
+// The integration project's jest environment (sandbox-environment.js) stops
+// everything at teardown, after the file's own afterAll hooks; under any other
+// environment, an afterAll here does it (before the file's own afterAll hooks).
+const g = globalThis as { __mysqlgwSandboxEnvironment?: boolean };
+if (g.__mysqlgwSandboxEnvironment !== true && typeof afterAll === "function") afterAll(() => stopAll(), 60_000);
