@@ -187,7 +187,7 @@ export const SQL_ERRORS = {
   MGW_ERR_BACKEND_REJECTED: { errno: 1105, sqlState: "HY000" },
   MGW_ERR_BACKEND_PROTOCOL: { errno: 1105, sqlState: "HY000" },
   MGW_ERR_BACKEND_UNAVAILABLE: { errno: 1105, sqlState: "HY000" },
-  MGW_ERR_BACKEND_LOST: { errno: 2013, sqlState: "HY000" }, // CR_SERVER_LOST
+  MGW_ERR_BACKEND_LOST: { errno: 1105, sqlState: "HY000" }, // not sent: the client sees its own CR_SERVER_LOST (2013)
   MGW_ERR_CONFIG_UNKNOWN_CLUSTER: { errno: 1105, sqlState: "HY000" },
   MGW_ERR_LISTENER_BIND: { errno: 1105, sqlState: "HY000" }, // ER_UNKNOWN_ERROR (never sent)
   MGW_ERR_SERVER_SHUTDOWN: { errno: 1053, sqlState: "08S01" }, // ER_SERVER_SHUTDOWN

@@ -42,6 +42,11 @@ export interface SessionHost {
   sessionClosed(session: FrontendSession): void;
 }
 
+const EMPTY = Buffer.alloc(0);
+
+/** TCP keepalive on both sockets of a session, to notice dead peers. */
+const KEEPALIVE_MS = 60_000;
+
 /** Server version announced before any backend of the cluster was seen. */
 export const DEFAULT_SERVER_VERSION = "5.5.5-10.11.6-MariaDB-mysqlgw";
 
@@ -376,6 +381,9 @@ export class FrontendSession {
     const clientLeftover = this.framer?.takeLeftover() ?? null;
     this.framer = null;
     this.response = null;
+    this.nonce = EMPTY;
+    c.setKeepAlive(true, KEEPALIVE_MS);
+    b.setKeepAlive(true, KEEPALIVE_MS);
     if (this.handshakeTimer !== null) {
       clearTimeout(this.handshakeTimer);
       this.handshakeTimer = null;
@@ -449,8 +457,11 @@ export class FrontendSession {
   private readonly onClientClose = (): void => {
     const b = this.backend;
     if (b !== null && this.quitSeen && !b.destroyed) {
-      // let COM_QUIT reach the backend; it closes the connection itself
-      b.end();
+      // let COM_QUIT reach the backend (already ended): it closes the connection itself
+      b.removeListener("data", this.onBackendData);
+      b.removeListener("drain", this.onBackendDrain);
+      b.resume();
+      setTimeout(destroySocket, 1000, b).unref();
       this.backend = null;
     }
     this.close();
@@ -480,9 +491,19 @@ export class FrontendSession {
     this.framer = null;
     this.pendingBackend?.abort();
     this.pendingBackend = null;
+    // no forwarding handler may run once we are closed (the client may still
+    // be readable while it is being ended)
+    const c = this.client;
+    c.removeListener("data", this.onClientData);
+    c.removeListener("data", this.onHandshakeData);
+    c.removeListener("drain", this.onClientDrain);
     const b = this.backend;
     this.backend = null;
-    if (b !== null) b.destroy();
+    if (b !== null) {
+      b.removeListener("data", this.onBackendData);
+      b.removeListener("drain", this.onBackendDrain);
+      b.destroy();
+    }
     this.host.sessionClosed(this);
   }
 
