@@ -290,6 +290,17 @@ describe("ListenerManager against fake backends", () => {
     await other.end();
   });
 
+  it("answers a command packet above maxPacketSize with 1153 and closes only that client", async () => {
+    const port = await freePort();
+    await m.apply(config(1, [{ name: "l1", port, cluster: "c" }], { c: [pa] }));
+    const other = await connect(port);
+    const c = await connect(port);
+    c.on("error", () => {});
+    await expect(c.query("select '" + "x".repeat(2 << 20) + "'")).rejects.toMatchObject({ errno: 1153, sqlState: "08S01" });
+    expect(await info(other, "q")).toBe("A:q");
+    await other.end();
+  });
+
   it("drain() waits for sessions, then closes the rest", async () => {
     const port = await freePort();
     await m.apply(config(1, [{ name: "l1", port, cluster: "c" }], { c: [pa] }));
