@@ -348,7 +348,7 @@ async function buildTemplate(): Promise<string> {
     .slice(0, 12);
   const template = path.join(os.tmpdir(), `mysqlgw-mariadb-template-${key}`);
   const done = path.join(template, "complete");
-  if (fs.existsSync(done)) return path.join(template, "data");
+  if (fs.existsSync(done) && fs.existsSync(path.join(template, "data", "mysql", "global_priv.MAI"))) return path.join(template, "data");
   const build = tempDir("mariadb-template");
   await installDataDir(path.join(build, "data"));
   fs.writeFileSync(path.join(build, "complete"), `${stdout.trim()}\n`);
@@ -356,7 +356,7 @@ async function buildTemplate(): Promise<string> {
     fs.renameSync(build, template);
   } catch {
     // Another process won the race (or a broken leftover is in the way).
-    if (!fs.existsSync(done)) {
+    if (!fs.existsSync(done) || !fs.existsSync(path.join(template, "data", "mysql", "global_priv.MAI"))) {
       fs.rmSync(template, { recursive: true, force: true });
       try {
         fs.renameSync(build, template);
