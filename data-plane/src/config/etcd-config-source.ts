@@ -2,19 +2,24 @@ import { Etcd3, type IKeyValue, type Lease, type Watcher } from "etcd3";
 import type { Logger } from "pino";
 import type { EtcdKeys } from "@mysqlgw/proto";
 import { decodeConfig, type ConfigDoc } from "./config-codec";
+import { probeAnyEtcd } from "./etcd-probe";
 import { sleep, withTimeout } from "./with-timeout";
 
 /**
  * The data plane's only link to etcd (used by the supervisor process alone).
  *
- * One *session* = a fresh etcd3 client that has read `<prefix>/v1/config/current`,
- * watches it from the revision after that read, and holds a lease under which
- * the registry entry `<prefix>/v1/dataplanes/<id>` lives. Any failure of the
- * session (a call outliving `timeoutMs`, the watch stream or the lease
- * keepalive breaking) tears the whole session down; the loop then opens a new
- * one with bounded backoff, which re-registers and re-reads the current config.
- * A new client per session keeps etcd3's own retry machinery (which retries an
- * unreachable endpoint forever) from ever blocking us.
+ * One *session* = a read of `<prefix>/v1/config/current`, a watch of it from
+ * the revision after that read, and a lease under which the registry entry
+ * `<prefix>/v1/dataplanes/<id>` lives. Any failure of the session (a call
+ * outliving `timeoutMs`, the watch stream or the lease keepalive breaking)
+ * tears the whole session down; the loop then opens a new one with bounded
+ * backoff, which re-registers and re-reads the current config. Every call is
+ * bounded here, because etcd3 itself retries an unreachable endpoint forever.
+ *
+ * Each attempt first probes `GET /health` on a socket of our own (see
+ * etcd-probe.ts): gRPC has no handshake timeout, so dialing an endpoint that
+ * accepts TCP but never answers (a hung etcd) would leave a socket behind per
+ * attempt. One etcd3 client serves every session.
  *
  * Ordering: onConfig() is called in etcd revision order within a session; a new
  * session starts with the current value again, so a consumer sees each version
@@ -60,11 +65,12 @@ export interface EtcdConfigSourceOptions {
 type LinkState = "starting" | "connected" | "unreachable";
 
 interface Session {
-  client: Etcd3;
   lease: Lease | null;
   watcher: Watcher | null;
   /** The current config as read when the session opened; null if the key is absent. */
   initial: IKeyValue | null;
+  /** Set once the session broke or was closed: its late events are ignored. */
+  closed: boolean;
   /** Resolves (never rejects) when the session broke or was closed. */
   broken: Promise<Error | null>;
   fail(err: Error | null): void;
@@ -88,14 +94,17 @@ export function createEtcdConfigSource(options: EtcdConfigSourceOptions): EtcdCo
   let resolveFirst!: (ok: boolean) => void;
   const firstAttempt = new Promise<boolean>((r) => (resolveFirst = r));
 
-  function newClient(): Etcd3 {
-    return new Etcd3({
-      hosts: options.endpoints,
-      dialTimeout: timeoutMs,
-      // Unary calls get a deadline; streams (watch, lease keepalive) must not.
-      defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + timeoutMs }),
-    });
-  }
+  const client = new Etcd3({
+    hosts: options.endpoints,
+    dialTimeout: timeoutMs,
+    // Unary calls get a deadline; streams (watch, lease keepalive) must not.
+    defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + timeoutMs }),
+    // gRPC's own reconnect backoff grows to 120 s by default: keep it near ours.
+    grpcOptions: {
+      "grpc.initial_reconnect_backoff_ms": minBackoff,
+      "grpc.max_reconnect_backoff_ms": maxBackoff,
+    },
+  });
 
   function deliver(value: Buffer | string, revision: string, origin: string): void {
     const res = decodeConfig(value.toString());
@@ -110,23 +119,23 @@ export function createEtcdConfigSource(options: EtcdConfigSourceOptions): EtcdCo
   }
 
   async function openSession(): Promise<Session> {
-    const client = newClient();
-    let failed = false;
     let resolveBroken!: (e: Error | null) => void;
     const broken = new Promise<Error | null>((r) => (resolveBroken = r));
     const s: Session = {
-      client,
       lease: null,
       watcher: null,
       initial: null,
+      closed: false,
       broken,
       fail(err) {
-        if (failed) return;
-        failed = true;
+        if (s.closed) return;
+        s.closed = true;
         resolveBroken(err);
       },
     };
     try {
+      const unhealthy = await probeAnyEtcd(options.endpoints, timeoutMs);
+      if (unhealthy !== null) throw new Error(unhealthy);
       const range = await withTimeout(client.get(keys.currentConfig).exec(), timeoutMs, `etcd get ${keys.currentConfig}`);
       const revision = BigInt(range.header.revision);
 
@@ -141,20 +150,25 @@ export function createEtcdConfigSource(options: EtcdConfigSourceOptions): EtcdCo
 
       const watcher = client.watch().key(keys.currentConfig).startRevision((revision + 1n).toString()).watcher();
       s.watcher = watcher;
-      const connected = new Promise<void>((resolve, reject) => {
-        watcher.once("connected", () => resolve());
-        watcher.once("error", reject);
-      });
-      await withTimeout(connected, timeoutMs, `etcd watch ${keys.currentConfig}`);
+      // Listeners first: an 'error' with no listener would throw.
       watcher.on("disconnected", (err: Error) => s.fail(err));
       watcher.on("error", (err: Error) => s.fail(err));
-      watcher.on("put", (kv: IKeyValue) => deliver(kv.value, kv.mod_revision, "watch"));
-      watcher.on("delete", (kv: IKeyValue) =>
+      const connected = new Promise<void>((resolve, reject) => {
+        watcher.once("connected", () => resolve());
+        void broken.then((err) => reject(err ?? new Error("etcd session closed")));
+      });
+      await withTimeout(connected, timeoutMs, `etcd watch ${keys.currentConfig}`);
+      if (s.closed) throw new Error("etcd session broke while opening");
+      watcher.on("put", (kv: IKeyValue) => {
+        if (!s.closed) deliver(kv.value, kv.mod_revision, "watch");
+      });
+      watcher.on("delete", (kv: IKeyValue) => {
+        if (s.closed) return;
         log.warn(
           { key: keys.currentConfig, revision: kv.mod_revision },
           `the current config key was deleted from etcd; still serving ${options.describeServing()}`,
-        ),
-      );
+        );
+      });
 
       await withTimeout(lease.put(registryKey).value(options.registryValue()).exec(), timeoutMs, `etcd put ${registryKey}`);
       s.initial = range.kvs[0] ?? null;
@@ -168,6 +182,8 @@ export function createEtcdConfigSource(options: EtcdConfigSourceOptions): EtcdCo
   async function closeSession(s: Session, deregister: boolean): Promise<void> {
     s.fail(null);
     if (s.watcher !== null) {
+      // etcd3 finishes a cancel on its own even if we stop waiting (a watcher
+      // being closed is dropped at the next reconnect); its events are ignored.
       await withTimeout(s.watcher.cancel(), Math.min(timeoutMs, 1000), "etcd watch cancel").catch(() => undefined);
     }
     if (s.lease !== null) {
@@ -185,7 +201,6 @@ export function createEtcdConfigSource(options: EtcdConfigSourceOptions): EtcdCo
         s.lease.release();
       }
     }
-    s.client.close();
   }
 
   function setState(next: LinkState, err: Error | null): void {
@@ -306,6 +321,7 @@ export function createEtcdConfigSource(options: EtcdConfigSourceOptions): EtcdCo
       const s = session;
       session = null;
       if (s !== null) await closeSession(s, deregister);
+      client.close();
     },
   };
 }

@@ -100,7 +100,8 @@ export async function runSupervisor(flags: DataPlaneFlags, createListenerManager
     id: flags.id,
     hostname: os.hostname(),
     pid: process.pid,
-    workers: flags.workers,
+    // --workers 0 still serves from one process.
+    workers: Math.max(1, flags.workers),
   });
   // `etcd` is created below; onServed only runs after a config was applied.
   let publish = (): void => undefined;

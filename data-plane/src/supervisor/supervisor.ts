@@ -110,6 +110,13 @@ export function createSupervisor(options: SupervisorOptions): Supervisor {
       if (r.status === "fulfilled") {
         w.version = r.value.version;
         w.listening = r.value.listening;
+        if (served !== null && served.doc.version === d.doc.version) {
+          // A replacement (or rolled-back) worker caught up with what the others serve.
+          log.info(
+            { worker: w.handle.index, version: d.doc.version.toString(), listeners: r.value.listening },
+            `worker ${w.handle.index} now serves config version ${d.doc.version}`,
+          );
+        }
       } else if (errorCode(r.reason, "") === "MGW_ERR_WORKER_EXITED") {
         // removeWorker() takes care of it; its replacement gets the desired config.
       } else {
