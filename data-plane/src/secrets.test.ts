@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { resolveSecretRef } from "./secrets";
@@ -15,6 +15,7 @@ describe("resolveSecretRef", () => {
     expect(await resolveSecretRef(`file:${join(dir, "pw")}`)).toBe("s3cret");
     expect(await resolveSecretRef(`file:${join(dir, "crlf")}`)).toBe("a b");
     expect(await resolveSecretRef(`file:${join(dir, "two")}`)).toBe("x\n"); // only one newline removed
+    rmSync(dir, { recursive: true, force: true });
   });
 
   it("names the ref and what to do when it cannot be resolved", async () => {
