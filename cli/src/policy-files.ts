@@ -112,6 +112,7 @@ export function createPolicyBuilder() {
       problems.push(`${where}: ${msg} — ${hint}`);
       return;
     }
+    if (value === null || value === undefined) return; // only comments, or an empty `---` document
     if (!isPlainObject(value)) {
       problems.push(`${where}, line ${lc.linePos(doc.contents.range[0]).line}: not a mapping — each document is a mapping with kind: Cluster, Listener or User`);
       return;
