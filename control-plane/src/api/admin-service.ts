@@ -44,8 +44,27 @@ export function createAdminService(options: AdminServiceOptions): AdminServiceIm
     };
   }
 
+  // Applies through this process run one at a time, so that they never race
+  // each other; the etcd transaction still guards against other replicas.
+  let applyChain: Promise<unknown> = Promise.resolve();
+  function serialized<T>(fn: () => Promise<T>): Promise<T> {
+    const run = applyChain.then(fn, fn);
+    applyChain = run.catch(() => undefined);
+    return run;
+  }
+
   async function apply(req: ApplyPolicyRequest) {
     const policy = checked(req.policy);
+    if (req.dryRun) {
+      const cur = await store.getCurrent();
+      const curVersion = cur?.version ?? 0n;
+      if (req.expectedVersion !== 0n && curVersion !== req.expectedVersion) throw versionMismatch(req.expectedVersion, curVersion);
+      return { version: curVersion, changed: false, changes: diffPolicies(cur?.policy, policy) };
+    }
+    return serialized(() => write(req, policy));
+  }
+
+  async function write(req: ApplyPolicyRequest, policy: Policy) {
     const appliedBy = req.appliedBy === "" ? "api" : req.appliedBy;
     for (let attempt = 0; ; attempt++) {
       const cur = await store.getCurrent();
@@ -54,7 +73,6 @@ export function createAdminService(options: AdminServiceOptions): AdminServiceIm
         throw versionMismatch(req.expectedVersion, curVersion);
       }
       const changes = diffPolicies(cur?.policy, policy);
-      if (req.dryRun) return { version: curVersion, changed: false, changes };
       try {
         const r = await store.applyIfChanged(policy, curVersion, appliedBy);
         if (r.changed) log?.info({ version: r.version.toString(), changes: changes.length, appliedBy }, "config version applied");
