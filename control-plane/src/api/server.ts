@@ -4,6 +4,7 @@ import * as net from "node:net";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { AdminService } from "@mysqlgw/proto";
 import type { AdminServiceImpl } from "./admin-service";
+import { registerReflection } from "./reflection";
 import { createRestHandler, type RestHandlerOptions } from "./rest";
 
 export interface ControlPlaneServerOptions extends RestHandlerOptions {
@@ -38,7 +39,10 @@ const H2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1");
 export function startControlPlaneServer(options: ControlPlaneServerOptions): Promise<ControlPlaneServer> {
   const rest = createRestHandler(options.service, options);
   const handler = connectNodeAdapter({
-    routes: (router) => router.service(AdminService, options.service),
+    routes: (router) => {
+      router.service(AdminService, options.service);
+      registerReflection(router, [AdminService]);
+    },
     fallback: rest,
   });
   const h1 = http.createServer(handler);
