@@ -7,6 +7,8 @@
 export type MgwErrorCode =
   /** etcd did not answer (connection refused, timeout, no leader). */
   | "MGW_ERR_STORE_UNAVAILABLE"
+  /** etcd answered but refused the request (too large, permission, …). */
+  | "MGW_ERR_STORE_REJECTED"
   /** The current config changed between our read and our write. */
   | "MGW_ERR_STORE_CONFLICT"
   /** A stored value could not be decoded (hand-edited key, newer schema). */

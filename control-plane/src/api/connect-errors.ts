@@ -9,6 +9,7 @@ import { MgwError, type MgwErrorCode } from "../errors";
  */
 export const CONNECT_CODE_OF = {
   MGW_ERR_STORE_UNAVAILABLE: Code.Unavailable,
+  MGW_ERR_STORE_REJECTED: Code.Internal,
   MGW_ERR_STORE_CONFLICT: Code.Aborted,
   MGW_ERR_STORE_CORRUPT: Code.DataLoss,
   MGW_ERR_POLICY_VERSION_MISMATCH: Code.FailedPrecondition,

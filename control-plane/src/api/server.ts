@@ -5,7 +5,7 @@ import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { AdminService } from "@mysqlgw/proto";
 import type { AdminServiceImpl } from "./admin-service";
 import { registerReflection } from "./reflection";
-import { createRestHandler, type RestHandlerOptions } from "./rest";
+import { createRestHandler, DEFAULT_MAX_BODY_BYTES, type RestHandlerOptions } from "./rest";
 
 export interface ControlPlaneServerOptions extends RestHandlerOptions {
   service: AdminServiceImpl;
@@ -44,6 +44,7 @@ export function startControlPlaneServer(options: ControlPlaneServerOptions): Pro
       registerReflection(router, [AdminService]);
     },
     fallback: rest,
+    readMaxBytes: options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
   });
   const h1 = http.createServer(handler);
   const h2 = http2.createServer({}, handler);

@@ -1,6 +1,6 @@
 import { create, fromJsonString, toJsonString } from "@bufbuild/protobuf";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
-import { Etcd3, EtcdError, GRPCGenericError, ClientClosedError } from "etcd3";
+import { ClientClosedError, Etcd3, EtcdError, GRPCCancelledError, GRPCDeadlineExceededError, GRPCGenericError, GRPCUnavailableError } from "etcd3";
 import { isBrokenCircuitError, noop } from "cockatiel";
 import { ConfigVersionSchema, DataPlaneSchema, etcdKeys, type ConfigVersion, type DataPlane, type EtcdKeys, type Policy } from "@mysqlgw/proto";
 import { MgwError } from "../errors";
@@ -142,12 +142,19 @@ class EtcdTimeoutError extends Error {
  */
 export function convertEtcdError(err: unknown, description: string, what: string): Error {
   if (err instanceof MgwError) return err;
-  if (err instanceof EtcdTimeoutError || err instanceof GRPCGenericError || err instanceof EtcdError ||
-      err instanceof ClientClosedError || isBrokenCircuitError(err)) {
-    const detail = (err as Error).message.split("\n")[0];
+  const detail = err instanceof Error ? err.message.split("\n")[0] : String(err);
+  if (err instanceof EtcdTimeoutError || err instanceof GRPCUnavailableError || err instanceof GRPCDeadlineExceededError ||
+      err instanceof GRPCCancelledError || err instanceof ClientClosedError || isBrokenCircuitError(err)) {
     return new MgwError(
       "MGW_ERR_STORE_UNAVAILABLE",
       `${description} is unreachable (could not ${what}: ${detail}); check that etcd is running and healthy (etcdctl endpoint health) and that --etcd points at its client URL`,
+      { cause: err },
+    );
+  }
+  if (err instanceof GRPCGenericError || err instanceof EtcdError) {
+    return new MgwError(
+      "MGW_ERR_STORE_REJECTED",
+      `${description} refused to ${what} (${detail}); check etcd's log — a policy larger than etcd's --max-request-bytes (1.5 MiB by default) is refused`,
       { cause: err },
     );
   }
