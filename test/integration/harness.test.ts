@@ -177,11 +177,11 @@ test("waitFor retries until a value, and times out with the last error", async (
 });
 
 test("startDemo (what `mysqlgw demo` runs) serves the example policy through the gateway, then stops", async () => {
-  // A block of two free ports: the API on portBase, the demo-rw listener on portBase+1.
+  // A block of three free ports: the API on portBase, demo-rw on portBase+1, demo-ro on portBase+2.
   let portBase = 0;
   for (let i = 0; i < 20 && portBase === 0; i++) {
     const p = await freePort();
-    if (p < 65000 && (await isPortFree(p + 1))) portBase = p;
+    if (p < 65000 && (await isPortFree(p + 1)) && (await isPortFree(p + 2))) portBase = p;
   }
   expect(portBase).toBeGreaterThan(0);
   const lines: string[] = [];
@@ -204,6 +204,9 @@ test("startDemo (what `mysqlgw demo` runs) serves the example policy through the
     // it went to the sandbox primary, and replicated
     await waitForReplica(demo.cluster.replicas[0], demo.cluster.primary);
     expect(await demo.cluster.replicas[0].query("SELECT id FROM demo_check.t")).toEqual([{ id: 7 }]);
+    // demo-ro reaches the replica (server id 2), where the row has replicated.
+    const viaReadOnly = await runMariadbCli({ port: portBase + 2, user: "app", password: "app-password", sql: "SELECT id, @@server_id AS sid FROM demo_check.t" });
+    expect(viaReadOnly).toEqual({ code: 0, stdout: "id\tsid\n7\t2\n", stderr: "" });
   } finally {
     await demo.stop();
   }
