@@ -4,7 +4,7 @@ import * as path from "node:path";
 import pino from "pino";
 import { create } from "@bufbuild/protobuf";
 import { ConfigVersionSchema } from "@mysqlgw/proto";
-import { createDiskConfigCache } from "./disk-cache";
+import { createDiskConfigCache, ensureDir } from "./disk-cache";
 import { decodeConfig, encodeConfig } from "./config-codec";
 
 function captureLogger() {
@@ -102,5 +102,23 @@ describe("decodeConfig", () => {
   });
   it("rejects a missing version", () => {
     expect(decodeConfig("{}")).toMatchObject({ ok: false, reason: "version is 0 or missing" });
+  });
+});
+
+describe("ensureDir", () => {
+  it("creates nested directories, accepts existing ones, and fails fast where mkdir cannot work", () => {
+    const base = fs.mkdtempSync(path.join(os.tmpdir(), "mgw-dir-"));
+    try {
+      const nested = path.join(base, "a", "b", "c");
+      ensureDir(nested);
+      ensureDir(nested);
+      expect(fs.statSync(nested).isDirectory()).toBe(true);
+      fs.writeFileSync(path.join(base, "file"), "");
+      expect(() => ensureDir(path.join(base, "file", "x"))).toThrow(/ENOTDIR/);
+      // Node's recursive mkdir spins forever here.
+      expect(() => ensureDir("/proc/mysqlgw-nope/x")).toThrow(/ENOENT/);
+    } finally {
+      fs.rmSync(base, { recursive: true, force: true });
+    }
   });
 });

@@ -63,7 +63,7 @@ export function createDiskConfigCache(options: DiskConfigCacheOptions): DiskConf
     },
 
     async save(doc: ConfigDoc): Promise<void> {
-      await fs.promises.mkdir(dir, { recursive: true });
+      ensureDir(dir);
       const tmp = `${file}.tmp-${process.pid}-${++seq}`;
       let fh: fs.promises.FileHandle | null = null;
       try {
@@ -91,4 +91,31 @@ export function createDiskConfigCache(options: DiskConfigCacheOptions): DiskConf
       }
     },
   };
+}
+
+/**
+ * `mkdir -p` bounded by the number of path components. (Node's recursive
+ * mkdir spins forever on some filesystems, e.g. under /proc, where mkdir
+ * answers ENOENT for a path whose parent exists.) Throws the first error that
+ * is not EEXIST.
+ */
+export function ensureDir(dir: string): void {
+  const abs = path.resolve(dir);
+  try {
+    if (fs.statSync(abs).isDirectory()) return;
+  } catch {
+    // create it below
+  }
+  const parts: string[] = [];
+  for (let p = abs; ; p = path.dirname(p)) {
+    parts.push(p);
+    if (path.dirname(p) === p) break;
+  }
+  for (const p of parts.reverse()) {
+    try {
+      fs.mkdirSync(p, 0o700);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+    }
+  }
 }

@@ -5,7 +5,7 @@ import pino, { type Logger } from "pino";
 import { etcdKeys } from "@mysqlgw/proto";
 import type { DataPlaneOptions, ListenerManager } from "../types";
 import type { DataPlaneFlags } from "../config/flags";
-import { createDiskConfigCache } from "../config/disk-cache";
+import { createDiskConfigCache, ensureDir } from "../config/disk-cache";
 import { createEtcdConfigSource } from "../config/etcd-config-source";
 import { sleep } from "../config/with-timeout";
 import { createRegistryEntry } from "../registry/registry-entry";
@@ -85,7 +85,7 @@ export async function runSupervisor(flags: DataPlaneFlags, createListenerManager
   process.on("uncaughtException", (err) => exitWithError(log, `internal error: ${err.stack ?? err.message}`));
 
   try {
-    fs.mkdirSync(flags.stateDir, { recursive: true });
+    ensureDir(flags.stateDir);
     fs.accessSync(flags.stateDir, fs.constants.W_OK);
   } catch (err) {
     exitWithError(

@@ -46,7 +46,7 @@ export function createClusterWorkerPool(options: WorkerPoolOptions): WorkerPool 
   const maxRestarts = options.maxRestarts ?? Math.max(5, 2 * options.count);
   const windowMs = options.restartWindowMs ?? 60000;
   const live = new Map<Worker, IpcWorkerHandle>();
-  const restarts: number[] = [];
+  const limiter = createRestartLimiter(maxRestarts, windowMs);
   const timers = new Set<NodeJS.Timeout>();
   let stopping = false;
   let throttled = false;
@@ -85,18 +85,15 @@ export function createClusterWorkerPool(options: WorkerPoolOptions): WorkerPool 
   }
 
   function scheduleRestart(index: number): void {
-    const now = Date.now();
-    while (restarts.length > 0 && restarts[0]! <= now - windowMs) restarts.shift();
-    if (restarts.length < maxRestarts) {
+    const delay = limiter.take(Date.now());
+    if (delay === 0) {
       if (throttled) {
         throttled = false;
         log.info("worker restarts are no longer rate-limited");
       }
-      restarts.push(now);
       fork(index);
       return;
     }
-    const delay = restarts[0]! + windowMs - now + 10;
     if (!throttled) {
       throttled = true;
       log.warn(
@@ -135,6 +132,25 @@ export function createClusterWorkerPool(options: WorkerPoolOptions): WorkerPool 
       while (live.size > 0 && Date.now() < deadline) {
         await new Promise((r) => setTimeout(r, 20));
       }
+    },
+  };
+}
+
+/**
+ * At most `max` restarts in any sliding window of `windowMs`. take(now)
+ * returns 0 and records a restart when one is allowed now, else how long to
+ * wait before asking again (nothing recorded).
+ */
+export function createRestartLimiter(max: number, windowMs: number): { take(now: number): number } {
+  const times: number[] = [];
+  return {
+    take(now) {
+      while (times.length > 0 && times[0]! <= now - windowMs) times.shift();
+      if (times.length < max) {
+        times.push(now);
+        return 0;
+      }
+      return Math.max(1, times[0]! + windowMs - now + 1);
     },
   };
 }
