@@ -191,6 +191,45 @@ describe("supervisor", () => {
     expect(t.saved).toEqual([1n, 3n]);
   });
 
+  it("does not loop when a worker cannot return to the served version either", async () => {
+    const t = setup();
+    const w0 = fakeWorker(0);
+    const w1 = fakeWorker(1);
+    start(t.sup, w0, w1);
+    t.sup.offer(cfg(1n), "etcd");
+    await t.sup.idle();
+    w1.failVersions.add(1n);
+    w1.failVersions.add(2n);
+    t.sup.offer(cfg(2n), "etcd");
+    await t.sup.idle();
+    expect(w0.applied).toEqual([1n, 2n, 1n]);
+    expect(w1.applied).toEqual([1n]);
+    const errors = t.lines.filter((l) => l.level === 50).map((l) => String(l.msg));
+    expect(errors).toEqual([
+      "config version 2 was rejected; it will not be retried; still serving config version 1 (etcd)",
+      "could not return every worker to config version 1; the workers listed keep what they had",
+    ]);
+    // The next version is still tried on every worker.
+    t.sup.offer(cfg(3n), "etcd");
+    await t.sup.idle();
+    expect(w1.applied).toEqual([1n, 3n]);
+    expect(t.sup.serving()?.doc.version).toBe(3n);
+  });
+
+  it("rejecting the very first config leaves nothing served and does not loop", async () => {
+    const t = setup();
+    const w0 = fakeWorker(0);
+    w0.failVersions.add(1n);
+    start(t.sup, w0);
+    t.sup.offer(cfg(1n), "disk");
+    await t.sup.idle();
+    expect(t.sup.serving()).toBeNull();
+    expect(t.sup.describeServing()).toBe("nothing (no config yet)");
+    t.sup.offer(cfg(2n), "etcd");
+    await t.sup.idle();
+    expect(t.sup.serving()?.doc.version).toBe(2n);
+  });
+
   it("gives a replacement worker the served config without logging a new version", async () => {
     const t = setup();
     const w0 = fakeWorker(0);

@@ -126,6 +126,16 @@ export function createSupervisor(options: SupervisorOptions): Supervisor {
     });
 
     if (failures.length > 0) {
+      const rollback = served !== null && served.doc.version === d.doc.version;
+      if (rollback) {
+        // Moving back to the served version failed too: report it, and do not
+        // loop; the next config or worker event tries again.
+        log.error(
+          { version: d.doc.version.toString(), failures },
+          `could not return every worker to config version ${d.doc.version}; the workers listed keep what they had`,
+        );
+        return;
+      }
       failed.add(d.doc.version);
       log.error(
         { version: d.doc.version.toString(), failures },
@@ -133,7 +143,7 @@ export function createSupervisor(options: SupervisorOptions): Supervisor {
       );
       if (desired === d) {
         desired = served === null ? null : { doc: served.doc, source: served.source };
-        again = true; // move the workers that took it back to the served version
+        again = served !== null; // move the workers that took it back to the served version
       }
       return;
     }
@@ -149,12 +159,8 @@ export function createSupervisor(options: SupervisorOptions): Supervisor {
     const first = all.reduce((a, b) => (b.handle.index < a.handle.index ? b : a));
     const previous = served;
     served = { doc: d.doc, source: d.source, listening: [...first.listening] };
-    log.info(
-      { version: d.doc.version.toString(), listeners: served.listening, source: d.source, workers: all.length },
-      "serving config",
-    );
-    options.registry.setServing(d.doc.version, served.listening, d.source);
-    options.onServed();
+    // Disk first, then the log line and the registry: once "serving config" is
+    // out, a restart without etcd serves this version again.
     if (d.source === "etcd" && options.cache !== null && previous?.doc.json !== d.doc.json) {
       try {
         await options.cache.save(d.doc);
@@ -166,6 +172,12 @@ export function createSupervisor(options: SupervisorOptions): Supervisor {
         );
       }
     }
+    log.info(
+      { version: d.doc.version.toString(), listeners: served.listening, source: d.source, workers: all.length },
+      "serving config",
+    );
+    options.registry.setServing(d.doc.version, served.listening, d.source);
+    options.onServed();
   }
 
   return {
