@@ -91,6 +91,7 @@ export function createEtcdConfigSource(options: EtcdConfigSourceOptions): EtcdCo
   let putting = false;
   let putAgain = false;
   let missedPublish = false;
+  const staleLeases = new Set<Lease>();
   let resolveFirst!: (ok: boolean) => void;
   const firstAttempt = new Promise<boolean>((r) => (resolveFirst = r));
 
@@ -172,6 +173,7 @@ export function createEtcdConfigSource(options: EtcdConfigSourceOptions): EtcdCo
 
       await withTimeout(lease.put(registryKey).value(options.registryValue()).exec(), timeoutMs, `etcd put ${registryKey}`);
       s.initial = range.kvs[0] ?? null;
+      revokeStaleLeases();
       return s;
     } catch (err) {
       await closeSession(s, false);
@@ -198,8 +200,20 @@ export function createEtcdConfigSource(options: EtcdConfigSourceOptions): EtcdCo
           );
         }
       } else {
+        // Stop keeping it alive; revoked once a new session re-registered
+        // (the entry now lives under the new lease), else it expires by TTL.
         s.lease.release();
+        staleLeases.add(s.lease);
+        if (staleLeases.size > 8) staleLeases.delete(staleLeases.values().next().value!); // the oldest just expires
       }
+    }
+  }
+
+  /** Best effort, in the background: a lease we may still hold from a broken session. */
+  function revokeStaleLeases(): void {
+    for (const l of staleLeases) {
+      staleLeases.delete(l);
+      void withTimeout(l.revoke(), timeoutMs, "etcd revoke of a stale lease").catch(() => undefined);
     }
   }
 
@@ -231,6 +245,7 @@ export function createEtcdConfigSource(options: EtcdConfigSourceOptions): EtcdCo
 
   async function run(): Promise<void> {
     let failures = 0;
+    const stopped = new Promise<null>((r) => stopCtl.signal.addEventListener("abort", () => r(null), { once: true }));
     // Bounded in time by stopCtl: each turn either holds a session until it
     // breaks or sleeps a bounded backoff.
     while (!stopCtl.signal.aborted) {
@@ -266,7 +281,6 @@ export function createEtcdConfigSource(options: EtcdConfigSourceOptions): EtcdCo
         publish();
       }
       if (wasStarting) resolveFirst(true);
-      const stopped = new Promise<null>((r) => stopCtl.signal.addEventListener("abort", () => r(null), { once: true }));
       const err = await Promise.race([s.broken, stopped]);
       if (stopCtl.signal.aborted) break; // stop() closes the session
       session = null;
