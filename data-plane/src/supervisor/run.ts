@@ -17,9 +17,14 @@ import type { FromWorkerMessage } from "./ipc-protocol";
 
 export type ListenerManagerFactory = (options: DataPlaneOptions & { logger: Logger }) => ListenerManager;
 
-/** One JSON line per event on stdout, written synchronously so nothing is lost at exit. */
-export function createLogger(level: string, base: Record<string, unknown>): Logger {
-  return pino({ level, base: { pid: process.pid, hostname: os.hostname(), ...base } }, pino.destination({ dest: 1, sync: true }));
+/**
+ * One JSON line per event on stdout. The supervisor writes synchronously (few
+ * lines, and none may be lost at exit); workers write asynchronously so that a
+ * slow reader of stdout never stalls the proxy's event loop (pino flushes the
+ * buffer on process exit).
+ */
+export function createLogger(level: string, base: Record<string, unknown>, sync = true): Logger {
+  return pino({ level, base: { pid: process.pid, hostname: os.hostname(), ...base } }, pino.destination({ dest: 1, sync }));
 }
 
 function dataPlaneOptions(flags: DataPlaneFlags, workerIndex: number): DataPlaneOptions {
@@ -44,7 +49,7 @@ export function exitWithError(log: Logger, message: string, fields: Record<strin
  */
 export function runWorker(flags: DataPlaneFlags, createListenerManager: ListenerManagerFactory): void {
   const index = Number(process.env[WORKER_INDEX_ENV] ?? "0");
-  const log = createLogger(flags.logLevel, { id: flags.id, role: "worker", worker: index });
+  const log = createLogger(flags.logLevel, { id: flags.id, role: "worker", worker: index }, false);
   let manager: ListenerManager;
   try {
     manager = createListenerManager({ ...dataPlaneOptions(flags, index), logger: log });
