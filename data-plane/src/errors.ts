@@ -22,7 +22,14 @@ export type MgwErrorCode =
   | "MGW_ERR_BACKEND_LOST"
   | "MGW_ERR_CONFIG_UNKNOWN_CLUSTER"
   | "MGW_ERR_LISTENER_BIND"
-  | "MGW_ERR_SERVER_SHUTDOWN";
+  | "MGW_ERR_SERVER_SHUTDOWN"
+  // process side (flags, etcd link, supervisor ↔ worker IPC); never sent to a client
+  | "MGW_ERR_FLAGS_INVALID"
+  | "MGW_ERR_ETCD_TIMEOUT"
+  | "MGW_ERR_WORKER_APPLY_FAILED"
+  | "MGW_ERR_WORKER_APPLY_TIMEOUT"
+  | "MGW_ERR_WORKER_EXITED"
+  | "MGW_ERR_WORKER_DRAINING";
 
 export class MgwError extends Error {
   readonly code: MgwErrorCode;
@@ -191,6 +198,12 @@ export const SQL_ERRORS = {
   MGW_ERR_CONFIG_UNKNOWN_CLUSTER: { errno: 1105, sqlState: "HY000" },
   MGW_ERR_LISTENER_BIND: { errno: 1105, sqlState: "HY000" }, // ER_UNKNOWN_ERROR (never sent)
   MGW_ERR_SERVER_SHUTDOWN: { errno: 1053, sqlState: "08S01" }, // ER_SERVER_SHUTDOWN
+  MGW_ERR_FLAGS_INVALID: { errno: 1105, sqlState: "HY000" }, // never sent
+  MGW_ERR_ETCD_TIMEOUT: { errno: 1105, sqlState: "HY000" }, // never sent
+  MGW_ERR_WORKER_APPLY_FAILED: { errno: 1105, sqlState: "HY000" }, // never sent
+  MGW_ERR_WORKER_APPLY_TIMEOUT: { errno: 1105, sqlState: "HY000" }, // never sent
+  MGW_ERR_WORKER_EXITED: { errno: 1105, sqlState: "HY000" }, // never sent
+  MGW_ERR_WORKER_DRAINING: { errno: 1105, sqlState: "HY000" }, // never sent
 } as const satisfies Record<MgwErrorCode, SqlErrorMapping>;
 
 export interface SqlError {

@@ -1,7 +1,8 @@
+import { MgwError } from "../errors";
+
 /**
  * Errors of the data plane's process side (flags, etcd link, supervisor ↔
- * worker IPC). Same shape as the package's MgwError family: a stable
- * `code: 'MGW_ERR_<AREA>_<WHAT>'`, a message that says what to do, and `cause`.
+ * worker IPC): members of the package's MgwError family, with these codes.
  */
 export type SupervisorErrorCode =
   /** A flag or environment value cannot be used. */
@@ -17,12 +18,10 @@ export type SupervisorErrorCode =
   /** A worker was asked to apply while draining. */
   | "MGW_ERR_WORKER_DRAINING";
 
-export class SupervisorError extends Error {
-  readonly code: SupervisorErrorCode;
+export class SupervisorError extends MgwError {
+  declare readonly code: SupervisorErrorCode;
   constructor(code: SupervisorErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
-    this.name = "SupervisorError";
-    this.code = code;
+    super(code, message, options?.cause === undefined ? undefined : { cause: options.cause });
   }
 }
 
