@@ -11,6 +11,11 @@ export { connect, connectTo } from "./mysql";
 export type { ConnectOptions } from "./mysql";
 export { runMariadbCli } from "./mariadb-cli";
 export type { MariadbCliOptions, MariadbCliResult } from "./mariadb-cli";
+export { runCli } from "./cli";
+export type { CliResult } from "./cli";
+export { runProcess } from "./run-process";
+export type { ProcessResult } from "./run-process";
+export { nativePasswordHash } from "./password";
 
 // The integration project's jest environment (sandbox-environment.js) stops
 // everything at teardown, after the file's own afterAll hooks; under any other

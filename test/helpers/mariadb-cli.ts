@@ -1,4 +1,4 @@
-import { spawn } from "node:child_process";
+import { runProcess, type ProcessResult } from "./run-process";
 
 export interface MariadbCliOptions {
   host?: string;
@@ -14,12 +14,7 @@ export interface MariadbCliOptions {
   timeoutMs?: number;
 }
 
-export interface MariadbCliResult {
-  /** Exit code; null if killed at the timeout. */
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
+export type MariadbCliResult = ProcessResult;
 
 /**
  * Runs the real `mariadb` command-line client:
@@ -44,20 +39,5 @@ export function runMariadbCli(options: MariadbCliOptions): Promise<MariadbCliRes
     options.sql,
     "--batch",
   ];
-  return new Promise((resolve, reject) => {
-    const child = spawn(bin, args, { stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
-    child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
-    const timer = setTimeout(() => child.kill("SIGKILL"), options.timeoutMs ?? 15_000);
-    child.once("error", (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
-    child.once("close", (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
+  return runProcess(bin, args, { timeoutMs: options.timeoutMs ?? 15_000 });
 }

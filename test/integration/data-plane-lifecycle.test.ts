@@ -1,10 +1,10 @@
 // Issue 2, point 4: worker processes sharing the listeners, the registry in
 // etcd, and SIGTERM draining — through the real data-plane binary.
-import * as crypto from "node:crypto";
 import * as net from "node:net";
 import {
   connect,
   freePort,
+  nativePasswordHash,
   startControlPlane,
   startDataPlane,
   startEtcd,
@@ -21,10 +21,6 @@ let db: MariaDBServer;
 let cp: ControlPlane;
 let port: number;
 
-function nativeHash(password: string): string {
-  const sha1 = (b: Buffer): Buffer => crypto.createHash("sha1").update(b).digest();
-  return "*" + sha1(sha1(Buffer.from(password))).toString("hex").toUpperCase();
-}
 
 interface Listed {
   dataPlanes?: { id: string; pid: number; workers: number; configVersion: string; listeners: string[]; configSource: string }[];
@@ -59,7 +55,7 @@ beforeAll(async () => {
       policy: {
         clusters: [{ name: "main", backends: [{ name: "db", address: db.address }] }],
         listeners: [{ name: "main", bindAddress: "127.0.0.1", port, cluster: "main" }],
-        users: [{ name: "app", passwordHash: nativeHash(PASSWORD), backendCredentials: { secretRef: "env:LIFECYCLE_PW" } }],
+        users: [{ name: "app", passwordHash: nativePasswordHash(PASSWORD), backendCredentials: { secretRef: "env:LIFECYCLE_PW" } }],
       },
       appliedBy: "test",
     }),

@@ -8,6 +8,8 @@ import { Etcd3 } from "etcd3";
 import {
   connect,
   freePort,
+  nativePasswordHash,
+  runCli,
   runMariadbCli,
   startControlPlane,
   startDataPlane,
@@ -20,7 +22,6 @@ import {
   type EtcdServer,
   type ReplicatedCluster,
 } from "../helpers";
-import { runCli } from "../helpers/cli";
 
 const USER = "shop";
 const PASSWORD = "shop-secret-1";
@@ -33,10 +34,6 @@ let dp: DataPlane;
 let policyDir: string;
 let port1: number;
 
-function nativeHash(password: string): string {
-  const sha1 = (b: Buffer): Buffer => crypto.createHash("sha1").update(b).digest();
-  return "*" + sha1(sha1(Buffer.from(password))).toString("hex").toUpperCase();
-}
 
 interface PolicyShape {
   backends: string[];
@@ -54,7 +51,7 @@ function writePolicy(dir: string, shape: PolicyShape): void {
   fs.writeFileSync(path.join(dir, "10-topology.yaml"), docs.join("\n---\n") + "\n");
   fs.writeFileSync(
     path.join(dir, "20-users.yaml"),
-    [`kind: User`, `name: ${USER}`, `passwordHash: "${nativeHash(PASSWORD)}"`, `backendCredentials: { user: app, secretRef: env:ORDERS_BACKEND_PASSWORD }`].join("\n") + "\n",
+    [`kind: User`, `name: ${USER}`, `passwordHash: "${nativePasswordHash(PASSWORD)}"`, `backendCredentials: { user: app, secretRef: env:ORDERS_BACKEND_PASSWORD }`].join("\n") + "\n",
   );
 }
 
