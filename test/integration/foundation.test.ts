@@ -245,6 +245,18 @@ describe("b) config changes reach the data plane without a restart", () => {
         { name: "orders-2", port: port2 },
       ],
     });
+    // diff and apply --dry-run show the change and write nothing.
+    const before = await currentInEtcd();
+    const diff = await runCli(cp.url, ["diff", "-f", policyDir]);
+    expect(diff.code).toBe(0);
+    expect(diff.stdout).toContain("~ Cluster orders");
+    expect(diff.stdout).toContain(`${cluster.primary.address} → ${replica.address}`);
+    expect(diff.stdout).toContain("+ Listener orders-2");
+    const dry = await runCli(cp.url, ["apply", "--dry-run", "-f", policyDir]);
+    expect(dry.code).toBe(0);
+    expect(dry.stdout).toContain("+ Listener orders-2");
+    expect(await currentInEtcd()).toBe(before);
+
     const v = await apply(policyDir);
     const appliedAt = Date.now();
     const landed = await waitFor(
@@ -273,6 +285,11 @@ describe("b) config changes reach the data plane without a restart", () => {
     const [[r2]] = (await c2.query("SELECT @@server_id AS sid")) as unknown as [[{ sid: number }]];
     expect(Number(r2.sid)).toBe(2);
     await c2.end();
+
+    // `get` prints the live policy as YAML that apply takes.
+    const got = await runCli(cp.url, ["get", "listeners"]);
+    expect(got.code).toBe(0);
+    expect(got.stdout).toMatch(/kind: Listener\nname: orders-2\nbindAddress: 127\.0\.0\.1\nport: \d+\ncluster: orders/);
 
     // The data plane reports the version it serves, and the CLI shows it.
     const status = await runCli(cp.url, ["status"]);
