@@ -5,8 +5,8 @@
 // Policy resources. The same messages are the API's payloads, what is stored
 // in etcd, and (through their JSON mapping) the documents of a YAML policy file.
 
-import type { GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file mysqlgw/config/v1/config.proto.
  */
 export const file_mysqlgw_config_v1_config: GenFile = /*@__PURE__*/
-  fileDesc("Ch5teXNxbGd3L2NvbmZpZy92MS9jb25maWcucHJvdG8SEW15c3FsZ3cuY29uZmlnLnYxIkUKB0NsdXN0ZXISDAoEbmFtZRgBIAEoCRIsCghiYWNrZW5kcxgCIAMoCzIaLm15c3FsZ3cuY29uZmlnLnYxLkJhY2tlbmQiOAoHQmFja2VuZBIMCgRuYW1lGAEgASgJEg8KB2FkZHJlc3MYAiABKAkSDgoGd2VpZ2h0GAMgASgNIk0KCExpc3RlbmVyEgwKBG5hbWUYASABKAkSFAoMYmluZF9hZGRyZXNzGAIgASgJEgwKBHBvcnQYAyABKA0SDwoHY2x1c3RlchgEIAEoCSJvCgRVc2VyEgwKBG5hbWUYASABKAkSFQoNcGFzc3dvcmRfaGFzaBgCIAEoCRJCChNiYWNrZW5kX2NyZWRlbnRpYWxzGAMgASgLMiUubXlzcWxndy5jb25maWcudjEuQmFja2VuZENyZWRlbnRpYWxzIjYKEkJhY2tlbmRDcmVkZW50aWFscxIMCgR1c2VyGAEgASgJEhIKCnNlY3JldF9yZWYYAiABKAkijgEKBlBvbGljeRIsCghjbHVzdGVycxgBIAMoCzIaLm15c3FsZ3cuY29uZmlnLnYxLkNsdXN0ZXISLgoJbGlzdGVuZXJzGAIgAygLMhsubXlzcWxndy5jb25maWcudjEuTGlzdGVuZXISJgoFdXNlcnMYAyADKAsyFy5teXNxbGd3LmNvbmZpZy52MS5Vc2VyIp8BCg1Db25maWdWZXJzaW9uEg8KB3ZlcnNpb24YASABKAQSKQoGcG9saWN5GAIgASgLMhkubXlzcWxndy5jb25maWcudjEuUG9saWN5Eg4KBmRpZ2VzdBgDIAEoCRIuCgphcHBsaWVkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgphcHBsaWVkX2J5GAUgASgJIoACCglEYXRhUGxhbmUSCgoCaWQYASABKAkSEAoIaG9zdG5hbWUYAiABKAkSCwoDcGlkGAMgASgNEg8KB3dvcmtlcnMYBCABKA0SFgoOY29uZmlnX3ZlcnNpb24YBSABKAQSEQoJbGlzdGVuZXJzGAYgAygJEi4KCnN0YXJ0ZWRfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnVwZGF0ZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhUKDWNvbmZpZ19zb3VyY2UYCSABKAkSFQoNYnVpbGRfdmVyc2lvbhgKIAEoCWIGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("Ch5teXNxbGd3L2NvbmZpZy92MS9jb25maWcucHJvdG8SEW15c3FsZ3cuY29uZmlnLnYxIo4BCgdDbHVzdGVyEgwKBG5hbWUYASABKAkSLAoIYmFja2VuZHMYAiADKAsyGi5teXNxbGd3LmNvbmZpZy52MS5CYWNrZW5kEioKA3RscxgDIAEoCzIdLm15c3FsZ3cuY29uZmlnLnYxLkJhY2tlbmRUbHMSGwoTc2VuZF9wcm94eV9wcm90b2NvbBgEIAEoCCLWAQoKQmFja2VuZFRscxIwCgRtb2RlGAEgASgOMiIubXlzcWxndy5jb25maWcudjEuQmFja2VuZFRscy5Nb2RlEg8KB2NhX2ZpbGUYAiABKAkSEwoLc2VydmVyX25hbWUYAyABKAkicAoETW9kZRIUChBNT0RFX1VOU1BFQ0lGSUVEEAASEQoNTU9ERV9ESVNBQkxFRBABEhEKDU1PREVfUkVRVUlSRUQQAhISCg5NT0RFX1ZFUklGWV9DQRADEhgKFE1PREVfVkVSSUZZX0lERU5USVRZEAQiOAoHQmFja2VuZBIMCgRuYW1lGAEgASgJEg8KB2FkZHJlc3MYAiABKAkSDgoGd2VpZ2h0GAMgASgNIocBCghMaXN0ZW5lchIMCgRuYW1lGAEgASgJEhQKDGJpbmRfYWRkcmVzcxgCIAEoCRIMCgRwb3J0GAMgASgNEg8KB2NsdXN0ZXIYBCABKAkSOAoOcHJveHlfcHJvdG9jb2wYBSABKAsyIC5teXNxbGd3LmNvbmZpZy52MS5Qcm94eVByb3RvY29sIjgKDVByb3h5UHJvdG9jb2wSFQoNdHJ1c3RlZF9jaWRycxgBIAMoCRIQCghyZXF1aXJlZBgCIAEoCCLHAQoEVXNlchIMCgRuYW1lGAEgASgJEhUKDXBhc3N3b3JkX2hhc2gYAiABKAkSQgoTYmFja2VuZF9jcmVkZW50aWFscxgDIAEoCzIlLm15c3FsZ3cuY29uZmlnLnYxLkJhY2tlbmRDcmVkZW50aWFscxITCgtyZXF1aXJlX3RscxgEIAEoCBIiChpjYWNoaW5nX3NoYTJfcGFzc3dvcmRfaGFzaBgFIAEoCRIdChVhbGxvd19sb2FkX2RhdGFfbG9jYWwYBiABKAgiNgoSQmFja2VuZENyZWRlbnRpYWxzEgwKBHVzZXIYASABKAkSEgoKc2VjcmV0X3JlZhgCIAEoCSKOAQoGUG9saWN5EiwKCGNsdXN0ZXJzGAEgAygLMhoubXlzcWxndy5jb25maWcudjEuQ2x1c3RlchIuCglsaXN0ZW5lcnMYAiADKAsyGy5teXNxbGd3LmNvbmZpZy52MS5MaXN0ZW5lchImCgV1c2VycxgDIAMoCzIXLm15c3FsZ3cuY29uZmlnLnYxLlVzZXIinwEKDUNvbmZpZ1ZlcnNpb24SDwoHdmVyc2lvbhgBIAEoBBIpCgZwb2xpY3kYAiABKAsyGS5teXNxbGd3LmNvbmZpZy52MS5Qb2xpY3kSDgoGZGlnZXN0GAMgASgJEi4KCmFwcGxpZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCmFwcGxpZWRfYnkYBSABKAkigAIKCURhdGFQbGFuZRIKCgJpZBgBIAEoCRIQCghob3N0bmFtZRgCIAEoCRILCgNwaWQYAyABKA0SDwoHd29ya2VycxgEIAEoDRIWCg5jb25maWdfdmVyc2lvbhgFIAEoBBIRCglsaXN0ZW5lcnMYBiADKAkSLgoKc3RhcnRlZF9hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKdXBkYXRlZF9hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFQoNY29uZmlnX3NvdXJjZRgJIAEoCRIVCg1idWlsZF92ZXJzaW9uGAogASgJYgZwcm90bzM", [file_google_protobuf_timestamp]);
 
 /**
  * A set of MySQL/MariaDB servers that serve one dataset: a primary and its
@@ -37,6 +37,22 @@ export type Cluster = Message<"mysqlgw.config.v1.Cluster"> & {
    * @generated from field: repeated mysqlgw.config.v1.Backend backends = 2;
    */
   backends: Backend[];
+
+  /**
+   * TLS from the data planes to this cluster's backends; absent means plain TCP.
+   *
+   * @generated from field: mysqlgw.config.v1.BackendTls tls = 3;
+   */
+  tls?: BackendTls | undefined;
+
+  /**
+   * Send a PROXY protocol v2 header on every backend connection so that the
+   * server sees the application's address (MariaDB: proxy_protocol_networks
+   * must include the data planes' addresses).
+   *
+   * @generated from field: bool send_proxy_protocol = 4;
+   */
+  sendProxyProtocol: boolean;
 };
 
 /**
@@ -45,6 +61,83 @@ export type Cluster = Message<"mysqlgw.config.v1.Cluster"> & {
  */
 export const ClusterSchema: GenMessage<Cluster> = /*@__PURE__*/
   messageDesc(file_mysqlgw_config_v1_config, 0);
+
+/**
+ * How data planes use TLS toward a cluster's backends.
+ *
+ * @generated from message mysqlgw.config.v1.BackendTls
+ */
+export type BackendTls = Message<"mysqlgw.config.v1.BackendTls"> & {
+  /**
+   * @generated from field: mysqlgw.config.v1.BackendTls.Mode mode = 1;
+   */
+  mode: BackendTls_Mode;
+
+  /**
+   * PEM file of the CA, on the data plane host.
+   *
+   * @generated from field: string ca_file = 2;
+   */
+  caFile: string;
+
+  /**
+   * Name expected in the server certificate; empty means the backend address's host.
+   *
+   * @generated from field: string server_name = 3;
+   */
+  serverName: string;
+};
+
+/**
+ * Describes the message mysqlgw.config.v1.BackendTls.
+ * Use `create(BackendTlsSchema)` to create a new message.
+ */
+export const BackendTlsSchema: GenMessage<BackendTls> = /*@__PURE__*/
+  messageDesc(file_mysqlgw_config_v1_config, 1);
+
+/**
+ * @generated from enum mysqlgw.config.v1.BackendTls.Mode
+ */
+export enum BackendTls_Mode {
+  /**
+   * @generated from enum value: MODE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Plain TCP.
+   *
+   * @generated from enum value: MODE_DISABLED = 1;
+   */
+  DISABLED = 1,
+
+  /**
+   * TLS, without checking the server's certificate.
+   *
+   * @generated from enum value: MODE_REQUIRED = 2;
+   */
+  REQUIRED = 2,
+
+  /**
+   * TLS; the certificate must chain to ca_file.
+   *
+   * @generated from enum value: MODE_VERIFY_CA = 3;
+   */
+  VERIFY_CA = 3,
+
+  /**
+   * As VERIFY_CA, and the certificate must name server_name (or the backend's host).
+   *
+   * @generated from enum value: MODE_VERIFY_IDENTITY = 4;
+   */
+  VERIFY_IDENTITY = 4,
+}
+
+/**
+ * Describes the enum mysqlgw.config.v1.BackendTls.Mode.
+ */
+export const BackendTls_ModeSchema: GenEnum<BackendTls_Mode> = /*@__PURE__*/
+  enumDesc(file_mysqlgw_config_v1_config, 1, 0);
 
 /**
  * One MySQL/MariaDB server of a cluster.
@@ -79,7 +172,7 @@ export type Backend = Message<"mysqlgw.config.v1.Backend"> & {
  * Use `create(BackendSchema)` to create a new message.
  */
 export const BackendSchema: GenMessage<Backend> = /*@__PURE__*/
-  messageDesc(file_mysqlgw_config_v1_config, 1);
+  messageDesc(file_mysqlgw_config_v1_config, 2);
 
 /**
  * A MySQL protocol endpoint on every data plane that forwards to one cluster.
@@ -114,6 +207,13 @@ export type Listener = Message<"mysqlgw.config.v1.Listener"> & {
    * @generated from field: string cluster = 4;
    */
   cluster: string;
+
+  /**
+   * Accept a PROXY protocol (v1 or v2) header from fronting load balancers.
+   *
+   * @generated from field: mysqlgw.config.v1.ProxyProtocol proxy_protocol = 5;
+   */
+  proxyProtocol?: ProxyProtocol | undefined;
 };
 
 /**
@@ -121,7 +221,36 @@ export type Listener = Message<"mysqlgw.config.v1.Listener"> & {
  * Use `create(ListenerSchema)` to create a new message.
  */
 export const ListenerSchema: GenMessage<Listener> = /*@__PURE__*/
-  messageDesc(file_mysqlgw_config_v1_config, 2);
+  messageDesc(file_mysqlgw_config_v1_config, 3);
+
+/**
+ * Which peers may tell the data plane the real client address.
+ *
+ * @generated from message mysqlgw.config.v1.ProxyProtocol
+ */
+export type ProxyProtocol = Message<"mysqlgw.config.v1.ProxyProtocol"> & {
+  /**
+   * Peers (CIDR, IPv4 or IPv6) whose PROXY header is believed. A PROXY header
+   * from any other peer is refused (the connection is closed).
+   *
+   * @generated from field: repeated string trusted_cidrs = 1;
+   */
+  trustedCidrs: string[];
+
+  /**
+   * When true, a trusted peer must send a PROXY header; when false it may.
+   *
+   * @generated from field: bool required = 2;
+   */
+  required: boolean;
+};
+
+/**
+ * Describes the message mysqlgw.config.v1.ProxyProtocol.
+ * Use `create(ProxyProtocolSchema)` to create a new message.
+ */
+export const ProxyProtocolSchema: GenMessage<ProxyProtocol> = /*@__PURE__*/
+  messageDesc(file_mysqlgw_config_v1_config, 4);
 
 /**
  * A mysqlgw user: who may connect to the gateway, and with which backend
@@ -152,6 +281,29 @@ export type User = Message<"mysqlgw.config.v1.User"> & {
    * @generated from field: mysqlgw.config.v1.BackendCredentials backend_credentials = 3;
    */
   backendCredentials?: BackendCredentials | undefined;
+
+  /**
+   * Refuse this user unless the client connection uses TLS.
+   *
+   * @generated from field: bool require_tls = 4;
+   */
+  requireTls: boolean;
+
+  /**
+   * caching_sha2_password verifier in MySQL's mysql.user format:
+   * "$A$005$" + 20-byte salt + 43-character SHA-256-crypt hash (5000 rounds).
+   * Empty: the user authenticates with password_hash (mysql_native_password) only.
+   *
+   * @generated from field: string caching_sha2_password_hash = 5;
+   */
+  cachingSha2PasswordHash: string;
+
+  /**
+   * Allow LOAD DATA LOCAL INFILE; off by default, as the server's local_infile.
+   *
+   * @generated from field: bool allow_load_data_local = 6;
+   */
+  allowLoadDataLocal: boolean;
 };
 
 /**
@@ -159,7 +311,7 @@ export type User = Message<"mysqlgw.config.v1.User"> & {
  * Use `create(UserSchema)` to create a new message.
  */
 export const UserSchema: GenMessage<User> = /*@__PURE__*/
-  messageDesc(file_mysqlgw_config_v1_config, 3);
+  messageDesc(file_mysqlgw_config_v1_config, 5);
 
 /**
  * Backend account of a user. The secret is a reference resolved by each data
@@ -190,7 +342,7 @@ export type BackendCredentials = Message<"mysqlgw.config.v1.BackendCredentials">
  * Use `create(BackendCredentialsSchema)` to create a new message.
  */
 export const BackendCredentialsSchema: GenMessage<BackendCredentials> = /*@__PURE__*/
-  messageDesc(file_mysqlgw_config_v1_config, 4);
+  messageDesc(file_mysqlgw_config_v1_config, 6);
 
 /**
  * The whole desired configuration. Applying a policy replaces the previous one.
@@ -219,7 +371,7 @@ export type Policy = Message<"mysqlgw.config.v1.Policy"> & {
  * Use `create(PolicySchema)` to create a new message.
  */
 export const PolicySchema: GenMessage<Policy> = /*@__PURE__*/
-  messageDesc(file_mysqlgw_config_v1_config, 5);
+  messageDesc(file_mysqlgw_config_v1_config, 7);
 
 /**
  * One immutable, numbered version of the configuration as stored in etcd.
@@ -264,7 +416,7 @@ export type ConfigVersion = Message<"mysqlgw.config.v1.ConfigVersion"> & {
  * Use `create(ConfigVersionSchema)` to create a new message.
  */
 export const ConfigVersionSchema: GenMessage<ConfigVersion> = /*@__PURE__*/
-  messageDesc(file_mysqlgw_config_v1_config, 6);
+  messageDesc(file_mysqlgw_config_v1_config, 8);
 
 /**
  * A live data plane as registered in etcd under a lease.
@@ -340,5 +492,5 @@ export type DataPlane = Message<"mysqlgw.config.v1.DataPlane"> & {
  * Use `create(DataPlaneSchema)` to create a new message.
  */
 export const DataPlaneSchema: GenMessage<DataPlane> = /*@__PURE__*/
-  messageDesc(file_mysqlgw_config_v1_config, 7);
+  messageDesc(file_mysqlgw_config_v1_config, 9);
 
