@@ -119,7 +119,10 @@ export function parseCachingSha2Verifier(stored: string): CachingSha2Verifier | 
   const raw = Buffer.from(stored, "latin1");
   const want = 7 + CACHING_SHA2_SALT_LENGTH + HASH_LENGTH;
   if (!stored.startsWith("$A$") || raw[6] !== 0x24) return 'must start with "$A$", three hex digits and "$" (as "$A$005$")';
-  if (/[^\x01-\x7f]/.test(stored)) return "must contain only ASCII characters";
+  for (let i = 0; i < stored.length; i++) {
+    const c = stored.charCodeAt(i);
+    if (c < 0x01 || c > 0x7f) return "must contain only ASCII characters";
+  }
   if (raw.length !== want) return `must be ${want} characters long ("$A$005$", a 20-character salt, a 43-character hash), got ${raw.length}`;
   const digits = stored.slice(3, 6);
   if (!/^[0-9A-Fa-f]{3}$/.test(digits)) return `round count "${digits}" is not three hex digits`;
