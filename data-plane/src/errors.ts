@@ -10,6 +10,7 @@ export type MgwErrorCode =
   | "MGW_ERR_PROTOCOL_MALFORMED_PACKET"
   | "MGW_ERR_PROTOCOL_PACKET_TOO_LARGE"
   | "MGW_ERR_PROTOCOL_UNSUPPORTED"
+  | "MGW_ERR_PROXY_PROTOCOL"
   | "MGW_ERR_HANDSHAKE_TIMEOUT"
   | "MGW_ERR_AUTH_ACCESS_DENIED"
   | "MGW_ERR_AUTH_UNSUPPORTED_PLUGIN"
@@ -70,6 +71,17 @@ export class HandshakeTimeoutError extends MgwError {
     super("MGW_ERR_HANDSHAKE_TIMEOUT", `handshake not completed within ${timeoutMs} ms`);
   }
 }
+/**
+ * A bad or unwanted PROXY protocol header (from an untrusted peer, malformed,
+ * too long), or none where a trusted peer must send one. The connection is
+ * closed without a reply.
+ */
+export class ProxyProtocolError extends MgwError {
+  constructor(message: string, options?: ErrorOptions) {
+    super("MGW_ERR_PROXY_PROTOCOL", message, options);
+  }
+}
+
 
 /** Wrong password or unknown user. The message is MySQL's, verbatim. */
 export class AccessDeniedError extends MgwError {
@@ -221,3 +233,4 @@ export function toSqlError(err: unknown): SqlError {
   }
   return { errno: 1105, sqlState: "HY000", message: "mysqlgw: internal error" };
 }
+  MGW_ERR_PROXY_PROTOCOL: { errno: 1043, sqlState: "08S01" }, // never sent: the connection is closed
