@@ -31,6 +31,8 @@ export interface BackendLoginParams {
   password: string;
   /** Client capabilities already masked to what we advertised. */
   clientCapabilities: number;
+  /** The client's MariaDB extended capabilities, masked to what we advertised; sent where the backend offers them. Default 0. */
+  mariadbCapabilities?: number;
   maxPacketSize: number;
   characterSet: number;
   database: string | null;
@@ -220,7 +222,7 @@ export class BackendHandshake {
     const wire = buildHandshakeResponse41(
       {
         capabilities: this.caps,
-        mariadbCapabilities: 0,
+        mariadbCapabilities: ((p.mariadbCapabilities ?? 0) & g.mariadbCapabilities) >>> 0,
         maxPacketSize: p.maxPacketSize,
         characterSet: p.characterSet || g.characterSet,
         username: p.user,

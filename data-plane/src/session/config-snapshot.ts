@@ -25,6 +25,8 @@ export interface ClusterRuntime {
   rr: number;
   serverVersion: string | null;
   capabilities: number | null;
+  /** MariaDB extended capabilities of the last backend greeting (0: none, or not MariaDB). */
+  mariadbCapabilities: number | null;
   characterSet: number | null;
 }
 
@@ -149,7 +151,7 @@ export function compileConfig(config: ConfigVersion, runtimes: Map<string, Clust
   for (const c of policy?.clusters ?? []) {
     let runtime = runtimes.get(c.name);
     if (runtime === undefined) {
-      runtime = { rr: 0, serverVersion: null, capabilities: null, characterSet: null };
+      runtime = { rr: 0, serverVersion: null, capabilities: null, mariadbCapabilities: null, characterSet: null };
       runtimes.set(c.name, runtime);
     }
     const backends = c.backends.map((b) => ({ name: b.name, ...parseBackendAddress(b.address), weight: b.weight || 1 }));

@@ -15,7 +15,7 @@ import {
   toSqlError,
 } from "../errors";
 import { resolveSecretRef } from "../secrets";
-import { Capability, DEFAULT_COLLATION, NATIVE_PASSWORD_PLUGIN, ServerStatus } from "../protocol/constants";
+import { Capability, DEFAULT_COLLATION, MariaDbCapability, NATIVE_PASSWORD_PLUGIN, ServerStatus } from "../protocol/constants";
 import { framePayload } from "../protocol/codec";
 import { PacketFramer } from "../protocol/framer";
 import { PacketScanner, ScanEvent } from "../protocol/packet-scanner";
@@ -77,6 +77,15 @@ export const ADVERTISED_CAPABILITIES =
     Capability.DeprecateEof) >>>
   0;
 
+/**
+ * MariaDB extended capabilities offered to clients when the cluster's backends
+ * offer them, and passed on to the backend as the client asked: only ones that
+ * change the format of what is forwarded byte for byte. Extended column
+ * metadata lets connectors see JSON/UUID/INET columns as such (mysql2 and the
+ * mariadb connector parse JSON values with it), as they do direct.
+ */
+export const PASSTHROUGH_MARIADB_CAPABILITIES = MariaDbCapability.ExtendedTypeInfo >>> 0;
+
 /** Handled by the gateway itself, whatever the backend supports. */
 const GATEWAY_OWN_CAPABILITIES =
   (Capability.LongPassword |
@@ -135,6 +144,8 @@ export class FrontendSession {
   private nonce: Buffer;
   /** Capabilities announced in our greeting. */
   private advertised: number;
+  /** MariaDB extended capabilities announced in our greeting (0: none, CLIENT_MYSQL set). */
+  private advertisedMariadb: number;
   private handshakeTimer: NodeJS.Timeout | null;
   /** Sequence id of the last client packet during the handshake. */
   private lastSeq: number;
@@ -159,6 +170,7 @@ export class FrontendSession {
     this.framer = new PacketFramer({ maxPacketSize: options.maxHandshakePacketSize }, this.onHandshakePacket);
     this.nonce = makeNonce();
     this.advertised = ADVERTISED_CAPABILITIES;
+    this.advertisedMariadb = 0;
     this.handshakeTimer = null;
     this.lastSeq = 1;
     this.response = null;
@@ -181,6 +193,9 @@ export class FrontendSession {
     const runtime: ClusterRuntime | null = this.listener.cluster?.runtime ?? null;
     const backendCaps = runtime?.capabilities ?? 0xffffffff;
     this.advertised = ((ADVERTISED_CAPABILITIES & backendCaps) | GATEWAY_OWN_CAPABILITIES) >>> 0;
+    // as MariaDB does: extended capabilities are announced with CLIENT_MYSQL (LongPassword) clear
+    this.advertisedMariadb = ((runtime?.mariadbCapabilities ?? 0) & PASSTHROUGH_MARIADB_CAPABILITIES) >>> 0;
+    if (this.advertisedMariadb !== 0) this.advertised = (this.advertised & ~Capability.LongPassword) >>> 0;
     c.write(
       buildHandshakeV10({
         protocolVersion: 10,
@@ -188,7 +203,7 @@ export class FrontendSession {
         connectionId: this.connectionId,
         authPluginData: this.nonce,
         capabilities: this.advertised,
-        mariadbCapabilities: 0,
+        mariadbCapabilities: this.advertisedMariadb,
         characterSet: runtime?.characterSet ?? DEFAULT_COLLATION,
         statusFlags: ServerStatus.Autocommit,
         authPluginName: NATIVE_PASSWORD_PLUGIN,
@@ -301,6 +316,7 @@ export class FrontendSession {
         user: user.backendUser,
         password,
         clientCapabilities: (resp.capabilities & this.advertised) >>> 0,
+        mariadbCapabilities: (resp.capabilities & Capability.LongPassword) === 0 ? (resp.mariadbCapabilities & this.advertisedMariadb) >>> 0 : 0,
         maxPacketSize: resp.maxPacketSize,
         characterSet: resp.characterSet,
         database: resp.database,
@@ -333,6 +349,7 @@ export class FrontendSession {
       const rt = cluster.runtime;
       rt.serverVersion = link.greeting.serverVersion;
       rt.capabilities = link.greeting.capabilities;
+      rt.mariadbCapabilities = link.greeting.mariadbCapabilities;
       rt.characterSet = link.greeting.characterSet || null;
       const caps = (resp.capabilities & this.advertised & ~GATEWAY_OWN_CAPABILITIES) >>> 0;
       const missing = (caps & ~link.capabilities) >>> 0;
