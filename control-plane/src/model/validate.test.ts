@@ -202,4 +202,46 @@ describe("validatePolicy", () => {
       expect(only(p).field).toBe("backendCredentials.user");
     });
   });
+
+describe("caching_sha2_password verifier and backend TLS", () => {
+  // cachingSha2PasswordHash("secret", "abcdefghij0123456789") as the data plane computes it
+  const SHA2 = "$A$005$abcdefghij0123456789" + "A".repeat(43);
+
+  it("accepts a mysql.user-format verifier and says what is wrong with others", () => {
+    const p = valid();
+    p.users[0]!.cachingSha2PasswordHash = SHA2;
+    p.users[0]!.requireTls = true;
+    expect(validatePolicy(p)).toEqual([]);
+    p.users[0]!.cachingSha2PasswordHash = "s3cret-Passw0rd";
+    const v = only(p);
+    expect(v.field).toBe("cachingSha2PasswordHash");
+    expect(v.description).toContain("clear password");
+    expect(v.description).toContain("mysqlgw hash-password");
+    expect(v.description).not.toContain("s3cret");
+    p.users[0]!.cachingSha2PasswordHash = HASH;
+    expect(only(p).description).toContain("put it in passwordHash");
+    p.users[0]!.cachingSha2PasswordHash = SHA2.slice(0, 60);
+    expect(only(p).description).toContain("must be 70 characters");
+    p.users[0]!.cachingSha2PasswordHash = "$A$000$" + SHA2.slice(7);
+    expect(only(p).description).toContain("below MySQL's minimum");
+    p.users[0]!.cachingSha2PasswordHash = SHA2.slice(0, 10) + "$" + SHA2.slice(11);
+    expect(only(p).description).toContain("salt");
+    p.users[0]!.cachingSha2PasswordHash = SHA2.slice(0, 69) + "!";
+    expect(only(p).description).toContain("base64");
+  });
+
+  it("needs an absolute caFile for the verifying modes and a mode when TLS fields are set", () => {
+    const p = valid();
+    p.clusters[0]!.tls = { $typeName: "mysqlgw.config.v1.BackendTls", mode: 3, caFile: "/etc/mysqlgw/ca.pem", serverName: "" };
+    expect(validatePolicy(p)).toEqual([]);
+    p.clusters[0]!.tls.caFile = "";
+    expect(only(p)).toMatchObject({ field: "tls.caFile", description: expect.stringContaining("MODE_VERIFY_CA checks the server certificate") });
+    p.clusters[0]!.tls.caFile = "ca.pem";
+    expect(only(p).description).toContain("not an absolute path");
+    p.clusters[0]!.tls = { $typeName: "mysqlgw.config.v1.BackendTls", mode: 0, caFile: "/ca.pem", serverName: "" };
+    expect(only(p)).toMatchObject({ field: "tls.mode", description: expect.stringContaining("set mode to MODE_VERIFY_CA") });
+    p.clusters[0]!.tls = { $typeName: "mysqlgw.config.v1.BackendTls", mode: 2, caFile: "", serverName: "" };
+    expect(validatePolicy(p)).toEqual([]);
+  });
+});
 });

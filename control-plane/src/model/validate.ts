@@ -1,5 +1,5 @@
 import { isIP, isIPv4, isIPv6 } from "node:net";
-import type { Listener, Policy, User } from "@mysqlgw/proto";
+import type { Cluster, Listener, Policy, User } from "@mysqlgw/proto";
 import type { PolicyViolationInit } from "../errors";
 import { DEFAULT_BIND_ADDRESS } from "./normalize";
 
@@ -53,6 +53,7 @@ export function validatePolicy(policy: Policy): PolicyViolationInit[] {
       const problem = checkAddress(b.address);
       if (problem !== null) add("Cluster", c.name, i, `${f}.address`, problem);
     });
+    checkBackendTls(c, i, add);
   });
 
   // Listeners
@@ -172,6 +173,9 @@ function checkUser(u: User, i: number, seen: Map<string, number>, add: Add): voi
     }
   }
 
+  const sha2Problem = checkCachingSha2Hash(u.cachingSha2PasswordHash);
+  if (sha2Problem !== null) add("User", u.name, i, "cachingSha2PasswordHash", sha2Problem);
+
   const bc = u.backendCredentials;
   if (bc === undefined) return;
   if (bc.user.includes("\0")) {
@@ -181,6 +185,56 @@ function checkUser(u: User, i: number, seen: Map<string, number>, add: Add): voi
   }
   const problem = checkSecretRef(bc.secretRef);
   if (problem !== null) add("User", u.name, i, "backendCredentials.secretRef", problem);
+}
+
+const SHA2_HOWTO = "use `mysqlgw hash-password` (it prints both verifiers), or copy authentication_string of a caching_sha2_password account from MySQL 8's mysql.user";
+const CRYPT_B64_RE = /^[./0-9A-Za-z]{43}$/;
+
+/**
+ * Returns null if `h` is empty or a caching_sha2_password verifier in
+ * mysql.user format ("$A$" + 3 hex digits of rounds/1000 + "$" + 20-byte salt
+ * without '$' or NUL + 43 crypt-base64 characters), else what is wrong.
+ */
+export function checkCachingSha2Hash(h: string): string | null {
+  if (h === "") return null;
+  if (!h.startsWith("$A$")) {
+    if (h.startsWith("*")) return `this is a mysql_native_password hash; put it in passwordHash, and here the caching_sha2_password verifier ("$A$005$…"); ${SHA2_HOWTO}`;
+    return `this looks like a clear password (value not shown); a policy must never hold one: put the caching_sha2_password verifier ("$A$005$…") here instead — ${SHA2_HOWTO}`;
+  }
+  const digits = h.slice(3, 6);
+  if (!/^[0-9A-Fa-f]{3}$/.test(digits) || h[6] !== "$") return `must start with "$A$", three hex digits (rounds / 1000) and "$", as "$A$005$"; ${SHA2_HOWTO}`;
+  const rounds = parseInt(digits, 16) * 1000;
+  if (rounds < 1000) return `round count ${rounds} is below MySQL's minimum of 1000 ("$A$001$"); ${SHA2_HOWTO}`;
+  if (h.length !== 70) return `must be 70 characters ("$A$005$", a 20-character salt, a 43-character hash), got ${h.length} (value not shown); ${SHA2_HOWTO}`;
+  for (let k = 7; k < 27; k++) {
+    const c = h.charCodeAt(k);
+    if (c < 1 || c > 0x7f || c === 0x24) return `the 20-character salt may hold only ASCII characters other than '$' and NUL; ${SHA2_HOWTO}`;
+  }
+  if (!CRYPT_B64_RE.test(h.slice(27))) return `the last 43 characters must use the crypt base64 alphabet [./0-9A-Za-z]; ${SHA2_HOWTO}`;
+  return null;
+}
+
+const TLS_MODE_NAMES: Record<number, string> = { 1: "MODE_DISABLED", 2: "MODE_REQUIRED", 3: "MODE_VERIFY_CA", 4: "MODE_VERIFY_IDENTITY" };
+
+function checkBackendTls(c: Cluster, i: number, add: Add): void {
+  const t = c.tls;
+  if (t === undefined) return;
+  const mode = TLS_MODE_NAMES[t.mode];
+  const verify = t.mode === 3 || t.mode === 4;
+  if (mode === undefined && t.mode !== 0) {
+    add("Cluster", c.name, i, "tls.mode", `unknown mode ${t.mode}; use MODE_DISABLED, MODE_REQUIRED, MODE_VERIFY_CA or MODE_VERIFY_IDENTITY`);
+    return;
+  }
+  if (t.mode === 0 && (t.caFile !== "" || t.serverName !== "")) {
+    add("Cluster", c.name, i, "tls.mode", "tls.caFile or tls.serverName is set but tls.mode is not; set mode to MODE_VERIFY_CA or MODE_VERIFY_IDENTITY (or MODE_REQUIRED to encrypt without checking the certificate)");
+  }
+  if (verify && t.caFile === "") {
+    add("Cluster", c.name, i, "tls.caFile", `${mode} checks the server certificate against a CA: set caFile to the CA's PEM file on the data plane hosts (absolute path)`);
+  }
+  if (t.caFile !== "" && !t.caFile.startsWith("/")) {
+    add("Cluster", c.name, i, "tls.caFile", `${JSON.stringify(t.caFile)} is not an absolute path; data planes read it where they run: use /absolute/path/ca.pem`);
+  }
+  if (t.caFile.includes("\0")) add("Cluster", c.name, i, "tls.caFile", "contains a NUL character; remove it");
 }
 
 /** Returns null if `ref` is empty, env:NAME or file:/absolute/path, else what is wrong and what to do. */
