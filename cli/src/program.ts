@@ -87,7 +87,7 @@ export function buildProgram(io: ProgramIo): Command {
 
   program
     .command("hash-password")
-    .description("print the mysql_native_password hash of a password read from stdin (or prompted without echo)")
+    .description("print the mysql_native_password and caching_sha2_password verifiers (passwordHash, cachingSha2PasswordHash) of a password read from stdin (or prompted without echo)")
     .action(() => hashPasswordCommand(io.stdout));
 
   registerDemo(program);

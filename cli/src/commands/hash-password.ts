@@ -1,20 +1,24 @@
 import { CliError } from "../cli-error";
-import { mysqlNativePasswordHash } from "../password-hash";
+import { cachingSha2PasswordHash, mysqlNativePasswordHash } from "../password-hash";
 
 /** Longest password read, in bytes. */
 export const MAX_PASSWORD_BYTES = 4096;
 
 /**
  * `mysqlgw hash-password`: reads a password from stdin (all of it, minus one
- * trailing newline) or, on a terminal, prompts without echo; prints the
- * mysql_native_password hash for a policy's passwordHash.
+ * trailing newline) or, on a terminal, prompts without echo; prints both
+ * verifiers as lines of a User document: passwordHash (mysql_native_password)
+ * and cachingSha2PasswordHash (caching_sha2_password, MySQL 8's format).
  */
 export async function hashPasswordCommand(out: (line: string) => void, input: NodeJS.ReadStream = process.stdin): Promise<void> {
   const password = input.isTTY ? await promptHidden(input, "Password: ") : await readAll(input);
   if (password === "") {
     throw new CliError("MGW_ERR_CLI_USAGE", "the password is empty", "type a password, or leave passwordHash out of the policy for a user without one");
   }
-  out(mysqlNativePasswordHash(password));
+  out("# mysql_native_password verifier: the User's passwordHash");
+  out(`passwordHash: ${JSON.stringify(mysqlNativePasswordHash(password))}`);
+  out("# caching_sha2_password verifier (mysql.user format, random salt): the User's cachingSha2PasswordHash");
+  out(`cachingSha2PasswordHash: ${JSON.stringify(cachingSha2PasswordHash(password))}`);
 }
 
 async function readAll(input: NodeJS.ReadableStream): Promise<string> {
