@@ -7,6 +7,22 @@ export const enum ScanEvent {
   Quit = 0x1,
   /** A logical packet exceeds maxPacketSize (its bytes were still counted). */
   Oversize = 0x2,
+  /**
+   * A command selected by `interceptMask` starts at `interceptOffset` (its
+   * first payload byte) in this chunk. The scan stopped there: the bytes
+   * after that offset were not looked at, and the scanner sits inside that
+   * packet with `remaining` payload bytes (command byte included) to come.
+   */
+  Intercept = 0x4,
+}
+
+/** COM_QUERY texts longer than this are never KILL statements worth intercepting. */
+export const INTERCEPT_QUERY_MAX = 1024;
+
+/** First byte of a COM_QUERY text that may begin a KILL statement (after spaces or comments). */
+function mayStartKill(b: number): boolean {
+  // K k space \t \n \r / # -
+  return b === 0x4b || b === 0x6b || b === 0x20 || b === 0x09 || b === 0x0a || b === 0x0d || b === 0x2f || b === 0x23 || b === 0x2d;
 }
 
 /**
@@ -37,6 +53,14 @@ export class PacketScanner {
   /** First byte of the last command packet, or -1. */
   lastCommand: number;
   commandCount: number;
+  /**
+   * Bit c set (c < 32): stop at command c and report ScanEvent.Intercept.
+   * COM_QUERY is reported only when its text is at most INTERCEPT_QUERY_MAX
+   * bytes and starts like a KILL statement (one byte is looked at).
+   */
+  interceptMask: number;
+  /** Offset of the intercepted command byte in the last scanned chunk, or -1. */
+  interceptOffset: number;
   readonly trackCommands: boolean;
   readonly maxPacketSize: number;
 
@@ -49,6 +73,8 @@ export class PacketScanner {
     this.awaitingCommand = false;
     this.lastCommand = -1;
     this.commandCount = 0;
+    this.interceptMask = 0;
+    this.interceptOffset = -1;
     this.trackCommands = trackCommands;
     this.maxPacketSize = maxPacketSize;
   }
@@ -56,6 +82,24 @@ export class PacketScanner {
   /** True between packets: no partial header, payload or continuation pending. */
   atBoundary(): boolean {
     return this.remaining === 0 && this.headerFill === 0 && !this.continued;
+  }
+
+  /**
+   * After the session consumed an intercepted packet itself (the bytes from
+   * `interceptOffset` on were never scanned): back to a packet boundary.
+   */
+  resetToBoundary(): void {
+    this.remaining = 0;
+    this.headerFill = 0;
+    this.headerAcc = 0;
+    this.continued = false;
+    this.awaitingCommand = false;
+  }
+
+  private wantsIntercept(cmd: number, chunk: Uint8Array, i: number): boolean {
+    if (cmd !== Command.Query) return true;
+    if (this.logicalLength > INTERCEPT_QUERY_MAX + 1) return false;
+    return i + 1 >= chunk.length || mayStartKill(chunk[i + 1]);
   }
 
   /** Advances over `chunk`; returns ScanEvent bits. */
@@ -72,6 +116,10 @@ export class PacketScanner {
           this.lastCommand = cmd;
           this.commandCount++;
           if (cmd === Command.Quit && this.logicalLength === 1) events |= ScanEvent.Quit;
+          if (cmd < 32 && ((this.interceptMask >>> cmd) & 1) !== 0 && rem < 0xffffff && this.wantsIntercept(cmd, chunk, i)) {
+            this.interceptOffset = i;
+            return events | ScanEvent.Intercept;
+          }
         }
         const avail = n - i;
         if (rem >= avail) {
