@@ -190,6 +190,21 @@ describe("no PROXY header", () => {
     }
   });
 
+  it("signatureOnly: Done at the signature, with no header", () => {
+    for (const wire of [Buffer.from("PROXY TCP4 1.2.3.4"), V2_SIGNATURE]) {
+      for (let at = 0; at < 12 && at < wire.length; at++) {
+        const p = new ProxyHeaderParser({ signatureOnly: true });
+        const sigLength = wire[0] === 0x50 ? 6 : 12;
+        const first = p.push(wire.subarray(0, at));
+        expect(first).toBe(at >= sigLength ? ProxyParseStatus.Done : ProxyParseStatus.NeedMore);
+        if (first === ProxyParseStatus.NeedMore) expect(p.push(wire.subarray(at))).toBe(ProxyParseStatus.Done);
+        expect(p.header).toBeNull();
+      }
+    }
+    const q = new ProxyHeaderParser({ signatureOnly: true });
+    expect(q.push(HANDSHAKE)).toBe(ProxyParseStatus.NotProxy);
+  });
+
   it("sniffs prefixes", () => {
     expect(sniffProxyHeader(Buffer.alloc(0))).toBe(ProxySniff.Maybe);
     expect(sniffProxyHeader(Buffer.from("PRO"))).toBe(ProxySniff.Maybe);

@@ -85,6 +85,11 @@ export const enum ProxyParseStatus {
 export interface ProxyHeaderParserOptions {
   /** Largest v2 header accepted (16-byte prefix + addresses + TLVs). Default 4096. */
   maxV2Length?: number;
+  /**
+   * Done as soon as a v1 prefix or the v2 signature is seen, with `header`
+   * null and nothing after it read: for peers that may not send one at all.
+   */
+  signatureOnly?: boolean;
 }
 
 /**
@@ -101,6 +106,7 @@ export class ProxyHeaderParser {
   header: ProxyHeader | null;
   rest: Buffer | null;
   private readonly maxV2Length: number;
+  private readonly signatureOnly: boolean;
   /** Bytes kept while undecided (at most max(107, maxV2Length)). */
   private buffered: Buffer | null;
 
@@ -108,6 +114,7 @@ export class ProxyHeaderParser {
     this.header = null;
     this.rest = null;
     this.maxV2Length = options.maxV2Length ?? 4096;
+    this.signatureOnly = options.signatureOnly ?? false;
     this.buffered = null;
   }
 
@@ -118,6 +125,10 @@ export class ProxyHeaderParser {
       this.buffered = null;
       this.rest = buf.length > 0 ? buf : null;
       return ProxyParseStatus.NotProxy;
+    }
+    if (sniff === ProxySniff.Proxy && this.signatureOnly) {
+      this.buffered = null;
+      return ProxyParseStatus.Done;
     }
     const used = sniff === ProxySniff.Maybe ? 0 : buf[0] === V1_PREFIX[0] ? this.parseV1(buf) : this.parseV2(buf);
     if (used === 0) {

@@ -1,0 +1,184 @@
+// Issue 3, point 4: the compressed protocol (CLIENT_COMPRESS, zlib) toward
+// clients, with real MariaDB, etcd, control plane and data plane; mysql2
+// `compress: true` and the mariadb CLI's --compress.
+import * as crypto from "node:crypto";
+import * as net from "node:net";
+import type * as mysql from "mysql2/promise";
+import {
+  connect,
+  freePort,
+  nativePasswordHash,
+  runMariadbCli,
+  runProcess,
+  startControlPlane,
+  startDataPlane,
+  startEtcd,
+  startMariaDB,
+  type MariaDBServer,
+} from "../helpers";
+
+const PASSWORD = "compress-pw-1";
+const BIG = 17 * 1024 * 1024; // over 16 MiB: several wire packets, several compressed frames
+
+let db: MariaDBServer;
+let port: number;
+
+beforeAll(async () => {
+  const [etcd, server] = await Promise.all([startEtcd(), startMariaDB({ accounts: [{ user: "app", password: PASSWORD }] })]);
+  db = server;
+  await db.query("CREATE DATABASE shop");
+  await db.query("CREATE TABLE shop.blobs (id INT PRIMARY KEY, b LONGBLOB)");
+  const cp = await startControlPlane({ etcd });
+  port = await freePort();
+  const res = await fetch(`${cp.url}/v1/policy:apply`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({
+      policy: {
+        clusters: [{ name: "main", backends: [{ name: "db", address: db.address }] }],
+        listeners: [{ name: "main", bindAddress: "127.0.0.1", port, cluster: "main" }],
+        users: [{ name: "app", passwordHash: nativePasswordHash(PASSWORD), backendCredentials: { user: "app", secretRef: "env:APP_PW" } }],
+      },
+      appliedBy: "test",
+    }),
+  });
+  expect(res.status).toBe(200);
+  const { version } = (await res.json()) as { version: string };
+  await startDataPlane({ etcd, workers: 1, env: { APP_PW: PASSWORD }, waitForConfig: version });
+}, 120_000);
+
+function gw(compress: boolean): Promise<mysql.Connection> {
+  return connect({ port, user: "app", password: PASSWORD, database: "shop", extra: { compress, maxPreparedStatements: 16 } });
+}
+
+/** Bytes the client has read from its socket so far. */
+function bytesRead(c: mysql.Connection): number {
+  return (c as unknown as { connection: { stream: net.Socket } }).connection.stream.bytesRead;
+}
+
+describe("mysql2 with compress: true", () => {
+  test("the gateway announces CLIENT_COMPRESS and queries, errors and prepared statements work", async () => {
+    const greeting = await new Promise<Buffer>((resolve, reject) => {
+      const s = net.connect(port, "127.0.0.1");
+      s.once("data", (d) => {
+        s.destroy();
+        resolve(d);
+      });
+      s.once("error", reject);
+    });
+    const versionEnd = greeting.indexOf(0, 5);
+    const capsLow = greeting.readUInt16LE(versionEnd + 1 + 4 + 8 + 1);
+    expect(capsLow & 0x20).toBe(0x20);
+
+    const c = await gw(true);
+    try {
+      const [[r]] = (await c.query("SELECT 1 + 1 AS two, REPEAT('ab', 100) AS s, @@version AS v")) as unknown as [[{ two: number; s: string; v: string }]];
+      expect(Number(r.two)).toBe(2);
+      expect(r.s).toBe("ab".repeat(100));
+      await c.query("CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(20))");
+      const [ins] = await c.query("INSERT INTO t VALUES (1,'a'),(2,'b'),(3,'c')");
+      expect(ins).toMatchObject({ affectedRows: 3 });
+      await expect(c.query("SELECT * FROM no_such_table")).rejects.toMatchObject({ errno: 1146, sqlState: "42S02" });
+      const [rows] = await c.execute("SELECT id, v FROM t WHERE id >= ? ORDER BY id", [2]);
+      expect(rows).toEqual([
+        { id: 2, v: "b" },
+        { id: 3, v: "c" },
+      ]);
+      // 300 round trips: the compressed sequence ids restart with every command
+      for (let i = 0; i < 300; i++) {
+        const [[x]] = (await c.query("SELECT ? AS i", [i])) as unknown as [[{ i: number }]];
+        if (Number(x.i) !== i) throw new Error(`round trip ${i} returned ${x.i}`);
+      }
+    } finally {
+      await c.end();
+    }
+  });
+
+  test("a 50,000-row result arrives intact and compressed", async () => {
+    const sql = "SELECT seq, SHA1(seq) AS h, REPEAT('x', seq % 200) AS pad FROM seq_1_to_50000";
+    const counts: number[] = [];
+    for (const compress of [true, false]) {
+      const c = await gw(compress);
+      try {
+        const before = bytesRead(c);
+        const [rows] = (await c.query(sql)) as unknown as [{ seq: string | number; h: string; pad: string }[]];
+        counts.push(bytesRead(c) - before);
+        expect(rows).toHaveLength(50_000);
+        let bad = 0;
+        for (let i = 0; i < rows.length; i++) {
+          const n = i + 1;
+          if (Number(rows[i].seq) !== n || rows[i].h !== crypto.createHash("sha1").update(String(n)).digest("hex") || rows[i].pad.length !== n % 200) bad++;
+        }
+        expect(bad).toBe(0);
+      } finally {
+        await c.end();
+      }
+    }
+    // compressed on the wire: well under half the plain size
+    expect(counts[0]).toBeLessThan(counts[1] / 2);
+  });
+
+  test("a 17 MiB value goes up and comes back, byte for byte", async () => {
+    const value = crypto.randomBytes(BIG / 2).toString("hex"); // compressible only by half: frames of both kinds
+    const c = await gw(true);
+    try {
+      await c.query("DELETE FROM blobs");
+      await c.query("INSERT INTO blobs VALUES (1, ?)", [value]);
+      const [[r]] = (await c.query("SELECT LENGTH(b) AS n, SHA2(b, 256) AS h FROM blobs WHERE id = 1")) as unknown as [[{ n: number; h: string }]];
+      expect(Number(r.n)).toBe(BIG);
+      expect(r.h).toBe(crypto.createHash("sha256").update(value).digest("hex"));
+      const [[back]] = (await c.query("SELECT b FROM blobs WHERE id = 1")) as unknown as [[{ b: Buffer }]];
+      expect(back.b.length).toBe(BIG);
+      expect(back.b.toString() === value).toBe(true);
+      const [[rep]] = (await c.query("SELECT REPEAT('z', ?) AS s", [BIG])) as unknown as [[{ s: string }]];
+      expect(rep.s.length).toBe(BIG);
+      // the connection is still in step afterwards
+      const [[one]] = (await c.query("SELECT 1 AS one")) as unknown as [[{ one: number }]];
+      expect(Number(one.one)).toBe(1);
+    } finally {
+      await c.end();
+    }
+  }, 60_000);
+});
+
+describe("the mariadb CLI with --compress", () => {
+  test("says the protocol is compressed and gets the same output as without", async () => {
+    const sql = "SELECT seq, SHA1(seq) FROM seq_1_to_2000; SELECT 'done'";
+    const z = await runMariadbCli({ port, user: "app", password: PASSWORD, database: "shop", sql, args: ["--compress"] });
+    const plain = await runMariadbCli({ port, user: "app", password: PASSWORD, database: "shop", sql });
+    expect(z.stderr).toBe("");
+    expect(z.code).toBe(0);
+    expect(z.stdout).toBe(plain.stdout);
+    expect(z.stdout.split("\n")).toHaveLength(1 + 2000 + 2 + 1);
+    const status = await runMariadbCli({ port, user: "app", password: PASSWORD, sql: "status", args: ["--compress"] });
+    expect(status.code).toBe(0);
+    expect(status.stdout).toMatch(/Protocol:\s+Compressed/);
+    const err = await runMariadbCli({ port, user: "app", password: PASSWORD, sql: "SELECT * FROM shop.nope", args: ["--compress"] });
+    expect(err.stderr).toMatch(/ERROR 1146 \(42S02\)/);
+  });
+
+  test("17 MiB up (from stdin) and down", async () => {
+    const bin = process.env.MYSQLGW_MARIADB_CLI ?? "mariadb";
+    const value = "q".repeat(BIG);
+    const up = await runProcess(
+      bin,
+      ["--no-defaults", "--protocol=TCP", "-h127.0.0.1", `-P${port}`, "-uapp", `-p${PASSWORD}`, "--compress", "--max-allowed-packet=64M", "--batch", "shop"],
+      { input: `DELETE FROM blobs; INSERT INTO blobs VALUES (2, '${value}'); SELECT LENGTH(b), MD5(b) = MD5(REPEAT('q', ${BIG})) FROM blobs WHERE id = 2;\n`, timeoutMs: 60_000 },
+    );
+    expect(up.stderr.slice(-300)).toBe("");
+    expect(up.code).toBe(0);
+    expect(up.stdout.trim().split("\n")[1]).toBe(`${BIG}\t1`);
+    const down = await runMariadbCli({
+      port,
+      user: "app",
+      password: PASSWORD,
+      sql: "SELECT b FROM shop.blobs WHERE id = 2",
+      args: ["--compress", "--max-allowed-packet=64M", "--skip-column-names"],
+      timeoutMs: 60_000,
+    });
+    expect(down.stderr.slice(-300)).toBe("");
+    expect(down.code).toBe(0);
+    expect(down.stdout.trim().length).toBe(BIG);
+    expect(down.stdout.trim() === value).toBe(true);
+  }, 90_000);
+});
