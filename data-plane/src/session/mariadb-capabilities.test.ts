@@ -15,6 +15,7 @@ import { buildHandshakeV10 } from "../protocol/packets/handshake-v10";
 import { parseHandshakeResponse41, type HandshakeResponse41 } from "../protocol/packets/handshake-response41";
 import { buildOk } from "../protocol/packets/ok";
 import { Capability, MariaDbCapability } from "../protocol/constants";
+import { PASSTHROUGH_MARIADB_CAPABILITIES } from "./frontend-session";
 
 // MariaDB 10.11's capabilities without SSL/COMPRESS; CLIENT_MYSQL clear, as MariaDB sends them
 const BACKEND_CAPS = (0x81fff7fe & ~Capability.Ssl & ~Capability.Compress) >>> 0;
@@ -101,10 +102,12 @@ describe("MariaDB extended capabilities", () => {
     expect(first.mariadbCaps).toBe(0);
     expect(first.caps & Capability.LongPassword).toBe(Capability.LongPassword);
     expect(first.login.mariadbCapabilities).toBe(0);
-    // Later connections: CLIENT_MYSQL clear and extended metadata offered (not progress, bulk or metadata caching).
+    // Later connections: CLIENT_MYSQL clear and the pass-through set offered: extended metadata, never progress reports or metadata caching.
     const later = await greetingAndLogin();
     expect(later.caps & Capability.LongPassword).toBe(0);
-    expect(later.mariadbCaps).toBe(MariaDbCapability.ExtendedTypeInfo);
+    expect(later.mariadbCaps).toBe(BACKEND_MARIADB_CAPS & PASSTHROUGH_MARIADB_CAPABILITIES);
+    expect(later.mariadbCaps & MariaDbCapability.ExtendedTypeInfo).toBe(MariaDbCapability.ExtendedTypeInfo);
+    expect(later.mariadbCaps & (MariaDbCapability.Progress | MariaDbCapability.CacheMetadata)).toBe(0);
     // mysql2 asks for extended metadata when offered (clearing CLIENT_MYSQL); the backend gets the request.
     expect(later.login.capabilities & Capability.LongPassword).toBe(0);
     expect(later.login.mariadbCapabilities).toBe(MariaDbCapability.ExtendedTypeInfo);
