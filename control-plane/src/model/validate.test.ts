@@ -139,6 +139,21 @@ describe("validatePolicy", () => {
       expect(only(p).field).toBe("port");
     });
 
+    it("checks proxyProtocol.trustedCidrs and says what to write", () => {
+      const p = valid();
+      p.listeners[0]!.proxyProtocol = { $typeName: "mysqlgw.config.v1.ProxyProtocol", trustedCidrs: ["10.0.0.0/8", "192.0.2.7", "fd00::/64", "::1"], required: true };
+      expect(validatePolicy(p)).toEqual([]);
+      p.listeners[0]!.proxyProtocol.trustedCidrs = ["10.0.0.0/33", "lb.example", "10.1.2.3/16", "fd00::/129", "10.0.0.0/08"];
+      const v = validatePolicy(p);
+      expect(v.map((x) => x.field)).toEqual([0, 1, 2, 3, 4].map((k) => `proxyProtocol.trustedCidrs[${k}]`));
+      expect(v[0]!.description).toMatch(/bad prefix length; use 0\.\.32/);
+      expect(v[1]!.description).toMatch(/"lb.example" is not a CIDR; write an IPv4 or IPv6 network as address\/prefix-length, e\.g\. 10\.0\.0\.0\/24/);
+      expect(v[2]!.description).toBe('"10.1.2.3/16" has host bits set; write the network, 10.1.0.0/16, or the single address 10.1.2.3');
+      expect(v[3]!.description).toMatch(/use 0\.\.128/);
+      p.listeners[0]!.proxyProtocol.trustedCidrs = [];
+      expect(only(p)).toMatchObject({ field: "proxyProtocol.required", description: expect.stringMatching(/list the load balancers' addresses in proxyProtocol\.trustedCidrs/) });
+    });
+
     it("requires the cluster to exist and lists the defined ones", () => {
       const p = valid();
       p.listeners[0]!.cluster = "billing";

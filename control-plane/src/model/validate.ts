@@ -82,6 +82,7 @@ export function validatePolicy(policy: Policy): PolicyViolationInit[] {
       add("Listener", l.name, i, "cluster", `cluster ${JSON.stringify(l.cluster)} is not defined in this policy; define a Cluster with that name or fix the reference` +
         (defined.length > 0 ? ` (defined: ${defined.join(", ")})` : " (the policy defines no clusters)"));
     }
+    checkProxyProtocol(l, i, add);
   });
 
   // Users
@@ -91,6 +92,49 @@ export function validatePolicy(policy: Policy): PolicyViolationInit[] {
 }
 
 type Add = (kind: Kind, name: string, index: number, field: string, description: string) => void;
+
+/**
+ * proxyProtocol.trustedCidrs: each an IPv4 or IPv6 CIDR (or a single address);
+ * an IPv4 CIDR with host bits set is refused with the network it probably
+ * means. required needs at least one trusted CIDR.
+ */
+function checkProxyProtocol(l: Listener, index: number, add: Add): void {
+  const pp = l.proxyProtocol;
+  if (pp === undefined) return;
+  pp.trustedCidrs.forEach((cidr, k) => {
+    const problem = checkCidr(cidr);
+    if (problem !== null) add("Listener", l.name, index, `proxyProtocol.trustedCidrs[${k}]`, problem);
+  });
+  if (pp.required && pp.trustedCidrs.length === 0) {
+    add("Listener", l.name, index, "proxyProtocol.required",
+      "required has no effect without trustedCidrs; list the load balancers' addresses in proxyProtocol.trustedCidrs (e.g. [10.0.0.0/24]) or drop required");
+  }
+}
+
+/** null if `cidr` is "address/prefix" or a bare address; else what to write instead. */
+export function checkCidr(cidr: string): string | null {
+  const how = "write an IPv4 or IPv6 network as address/prefix-length, e.g. 10.0.0.0/24 or fd00::/64, or a single address such as 10.0.0.7";
+  const slash = cidr.indexOf("/");
+  const address = slash < 0 ? cidr : cidr.slice(0, slash);
+  const v4 = isIPv4(address);
+  if (!v4 && !isIPv6(address)) return `${JSON.stringify(cidr)} is not a CIDR; ${how}`;
+  if (slash < 0) return null;
+  const max = v4 ? 32 : 128;
+  const p = cidr.slice(slash + 1);
+  if (!/^(0|[1-9][0-9]{0,2})$/.test(p) || Number(p) > max) {
+    return `${JSON.stringify(cidr)} has a bad prefix length; use 0..${max} after the '/' (${how})`;
+  }
+  if (v4) {
+    const n = address.split(".").reduce((a, o) => a * 256 + Number(o), 0);
+    const size = 2 ** (32 - Number(p));
+    const network = n - (n % size);
+    if (network !== n) {
+      const dotted = [24, 16, 8, 0].map((sh) => Math.floor(network / 2 ** sh) % 256).join(".");
+      return `${JSON.stringify(cidr)} has host bits set; write the network, ${dotted}/${p}, or the single address ${address}`;
+    }
+  }
+  return null;
+}
 
 function checkResourceName(kind: Kind, name: string, index: number, seen: Map<string, number>, add: Add): void {
   const plural = `${kind.toLowerCase()}s`;
