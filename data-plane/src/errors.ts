@@ -21,6 +21,8 @@ export type MgwErrorCode =
   | "MGW_ERR_BACKEND_PROTOCOL"
   | "MGW_ERR_BACKEND_UNAVAILABLE"
   | "MGW_ERR_BACKEND_LOST"
+  | "MGW_ERR_BACKEND_TLS"
+  | "MGW_ERR_TLS_CONFIG"
   | "MGW_ERR_CONFIG_UNKNOWN_CLUSTER"
   | "MGW_ERR_LISTENER_BIND"
   | "MGW_ERR_SERVER_SHUTDOWN"
@@ -157,6 +159,20 @@ export class BackendLostError extends MgwError {
   }
 }
 
+/** TLS toward a backend failed: not offered, handshake or certificate verification failed. */
+export class BackendTlsError extends MgwError {
+  constructor(message: string, options?: ErrorOptions) {
+    super("MGW_ERR_BACKEND_TLS", message, options);
+  }
+}
+
+/** TLS or RSA files of the deployment cannot be used (flags); never sent to a client. */
+export class TlsConfigError extends MgwError {
+  constructor(message: string, options?: ErrorOptions) {
+    super("MGW_ERR_TLS_CONFIG", message, options);
+  }
+}
+
 export class UnknownClusterError extends MgwError {
   constructor(listener: string, cluster: string) {
     super("MGW_ERR_CONFIG_UNKNOWN_CLUSTER", `listener '${listener}' refers to cluster '${cluster}', which the current configuration does not define`);
@@ -207,6 +223,9 @@ export const SQL_ERRORS = {
   MGW_ERR_BACKEND_PROTOCOL: { errno: 1105, sqlState: "HY000" },
   MGW_ERR_BACKEND_UNAVAILABLE: { errno: 1105, sqlState: "HY000" },
   MGW_ERR_BACKEND_LOST: { errno: 1105, sqlState: "HY000" }, // not sent: the client sees its own CR_SERVER_LOST (2013)
+  MGW_ERR_PROXY_PROTOCOL: { errno: 1043, sqlState: "08S01" }, // never sent: the connection is closed
+  MGW_ERR_BACKEND_TLS: { errno: 1105, sqlState: "HY000" },
+  MGW_ERR_TLS_CONFIG: { errno: 1105, sqlState: "HY000" }, // never sent
   MGW_ERR_CONFIG_UNKNOWN_CLUSTER: { errno: 1105, sqlState: "HY000" },
   MGW_ERR_LISTENER_BIND: { errno: 1105, sqlState: "HY000" }, // ER_UNKNOWN_ERROR (never sent)
   MGW_ERR_SERVER_SHUTDOWN: { errno: 1053, sqlState: "08S01" }, // ER_SERVER_SHUTDOWN
@@ -233,4 +252,3 @@ export function toSqlError(err: unknown): SqlError {
   }
   return { errno: 1105, sqlState: "HY000", message: "mysqlgw: internal error" };
 }
-  MGW_ERR_PROXY_PROTOCOL: { errno: 1043, sqlState: "08S01" }, // never sent: the connection is closed

@@ -5,6 +5,8 @@ import { ListenerBindError } from "./errors";
 import type { ApplyResult, DataPlaneOptions, ListenerManager } from "./types";
 import { compileConfig, type ClusterRuntime, type ListenerSnapshot } from "./session/config-snapshot";
 import { FrontendSession, type SessionHost, type SessionOptions } from "./session/frontend-session";
+import { CachingSha2Cache } from "./session/client-auth";
+import { loadClientTls, loadRsaKeyPair } from "./session/tls";
 
 /** Defaults of every DataPlaneOptions field. */
 export const DEFAULT_DATA_PLANE_OPTIONS: Required<DataPlaneOptions> = {
@@ -13,6 +15,12 @@ export const DEFAULT_DATA_PLANE_OPTIONS: Required<DataPlaneOptions> = {
   maxPacketSize: 64 * 1024 * 1024,
   workerIndex: 0,
   maxHandshakePacketSize: 128 * 1024,
+  tlsCertFile: "",
+  tlsKeyFile: "",
+  tlsCaFile: "",
+  rsaPrivateKeyFile: "",
+  rsaPublicKeyFile: "",
+  sha2CacheSize: 100_000,
 };
 
 /** Bits of a connection id that carry the worker index (the top ones). */
@@ -55,6 +63,8 @@ class ListenerManagerImpl implements ListenerManager, SessionHost {
       backendConnectTimeoutMs: options.backendConnectTimeoutMs || d.backendConnectTimeoutMs,
       maxPacketSize: options.maxPacketSize || d.maxPacketSize,
       maxHandshakePacketSize: options.maxHandshakePacketSize || d.maxHandshakePacketSize,
+      clientTls: loadClientTls(options),
+      auth: { rsa: loadRsaKeyPair(options), cache: new CachingSha2Cache(options.sha2CacheSize || d.sha2CacheSize) },
     };
     const w = options.workerIndex ?? 0;
     if (w >= 1 << WORKER_BITS) this.logger.warn({ workerIndex: w }, "worker index above 255: connection ids may collide across workers");
@@ -65,7 +75,7 @@ class ListenerManagerImpl implements ListenerManager, SessionHost {
     if (this.draining) throw new Error("apply() after drain()");
     const compiled = compileConfig(config, this.runtimes);
     for (const u of compiled.invalidUsers) {
-      this.logger.warn({ user: u, version: String(config.version) }, "user has an invalid password_hash (want *HEX40); nobody can log in as it");
+      this.logger.warn({ user: u, version: String(config.version) }, "user has an invalid password_hash (want *HEX40) or caching_sha2_password_hash (want $A$005$…); nobody can log in as it");
     }
     const desired = new Set<string>();
     const keep: Array<[ListenerEntry, ListenerSnapshot]> = [];

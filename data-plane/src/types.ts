@@ -43,4 +43,13 @@ export interface DataPlaneOptions {
   workerIndex: number;
   /** Largest packet accepted during a handshake, from clients or backends; default 128 KiB. */
   maxHandshakePacketSize?: number;
+  /** PEM files of TLS toward clients (--tls-cert, --tls-key, optional --tls-ca); none: no TLS. */
+  tlsCertFile?: string;
+  tlsKeyFile?: string;
+  tlsCaFile?: string;
+  /** RSA key pair of caching_sha2_password (--rsa-private-key/--rsa-public-key); none: generated per process. */
+  rsaPrivateKeyFile?: string;
+  rsaPublicKeyFile?: string;
+  /** Entries of the caching_sha2_password fast-path cache per worker; default 100000. */
+  sha2CacheSize?: number;
 }

@@ -22,7 +22,20 @@ describe("parseFlags", () => {
       etcdTimeoutMs: 3000,
       maxPacketSize: 64 * 1024 * 1024,
       logLevel: "info",
+      tlsCertFile: "",
+      tlsKeyFile: "",
+      tlsCaFile: "",
+      rsaPrivateKeyFile: "",
+      rsaPublicKeyFile: "",
     });
+  });
+
+  it("takes the TLS and RSA files as absolute paths, and --tls-cert only with --tls-key", () => {
+    const f = flags(["--tls-cert", "certs/gw.pem", "--tls-key", "/etc/gw-key.pem"], { MYSQLGW_RSA_PRIVATE_KEY: "/etc/rsa.pem" });
+    expect(f.tlsCertFile).toBe(path.resolve("certs/gw.pem"));
+    expect(f.tlsKeyFile).toBe("/etc/gw-key.pem");
+    expect(f.rsaPrivateKeyFile).toBe("/etc/rsa.pem");
+    expect(() => flags(["--tls-cert", "/x.pem"])).toThrow(/--tls-cert and --tls-key go together/);
   });
 
   it("takes flags over environment over defaults", () => {

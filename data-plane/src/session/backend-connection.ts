@@ -1,10 +1,12 @@
 import { Buffer } from "node:buffer";
 import * as net from "node:net";
+import * as tls from "node:tls";
 import {
   BackendConnectError,
   BackendProtocolError,
   BackendRejectedError,
   BackendTimeoutError,
+  BackendTlsError,
   MgwError,
   UnsupportedAuthPluginError,
 } from "../errors";
@@ -21,6 +23,8 @@ import { parseHandshakeV10, type HandshakeV10 } from "../protocol/packets/handsh
 import { buildHandshakeResponse41 } from "../protocol/packets/handshake-response41";
 import { parseAuthSwitchRequest } from "../protocol/packets/auth-switch-request";
 import { parseErr } from "../protocol/packets/err";
+import { buildSslRequest } from "../protocol/packets/ssl-request";
+import { backendTlsOptions, type BackendTlsSettings } from "./tls";
 import { scrambleNativePassword } from "../protocol/auth/mysql-native-password";
 import { encryptPasswordWithPublicKey, scrambleCachingSha2Password } from "../protocol/auth/caching-sha2-password";
 import type { BackendTarget } from "./config-snapshot";
@@ -42,6 +46,8 @@ export interface BackendLoginParams {
   timeoutMs: number;
   /** Largest handshake packet accepted from the backend. */
   maxPacketSize4Handshake: number;
+  /** TLS toward this backend (the cluster's tls); absent or null: plain TCP. */
+  tls?: BackendTlsSettings | null;
 }
 
 /** An authenticated backend connection, handed over between packets. */
@@ -106,7 +112,9 @@ export class BackendHandshake {
   readonly result: Promise<BackendLink>;
   readonly target: BackendTarget;
   private readonly params: BackendLoginParams;
-  private readonly socket: net.Socket;
+  /** The TCP socket, replaced by its TLSSocket when the cluster uses TLS. */
+  private socket: net.Socket;
+  private tlsActive: boolean;
   private readonly framer: PacketFramer;
   private readonly timer: NodeJS.Timeout;
   private phase: Phase;
@@ -125,6 +133,7 @@ export class BackendHandshake {
     this.plugin = "";
     this.nonce = Buffer.alloc(0);
     this.caps = 0;
+    this.tlsActive = false;
     this.result = new Promise<BackendLink>((resolve, reject) => {
       this.resolve = resolve;
       this.reject = reject;
@@ -219,6 +228,12 @@ export class BackendHandshake {
     this.nonce = g.authPluginData;
     const attrs = new Map(p.connectAttributes);
     attrs.set("_mysqlgw_client_addr", p.clientAddress);
+    const tlsSettings = p.tls ?? null;
+    let respSeq = seq + 1;
+    if (tlsSettings !== null) {
+      this.startTls(tlsSettings, g, respSeq);
+      respSeq += 1;
+    }
     const wire = buildHandshakeResponse41(
       {
         capabilities: this.caps,
@@ -231,11 +246,49 @@ export class BackendHandshake {
         authPluginName: this.plugin,
         connectAttributes: attrs,
       },
-      seq + 1,
+      respSeq,
     );
-    this.socket.write(wire);
+    const out = this.socket;
+    if (this.tlsActive) out.once("secureConnect", () => out.write(wire));
+    else out.write(wire);
     this.phase = Phase.AuthResult;
   }
+
+  /**
+   * Sends the SSLRequest (sequence id `seq`) and wraps the socket in TLS; the
+   * HandshakeResponse follows over TLS once the TLS handshake completed.
+   */
+  private startTls(t: BackendTlsSettings, g: HandshakeV10, seq: number): void {
+    if (t.error !== null) throw new BackendTlsError(`${this.describe()}: ${t.error}`);
+    if ((g.capabilities & Capability.Ssl) === 0) {
+      throw new BackendTlsError(
+        `${this.describe()}: the server does not offer TLS (no CLIENT_SSL in its greeting) but the cluster's tls.mode is ${t.mode}; ` +
+          `enable TLS on the server (ssl_cert, ssl_key) or set tls.mode to MODE_DISABLED`,
+      );
+    }
+    const p = this.params;
+    this.caps = (this.caps | Capability.Ssl) >>> 0;
+    const raw = this.socket;
+    raw.write(buildSslRequest(this.caps, p.maxPacketSize, p.characterSet || g.characterSet, 0, seq));
+    raw.removeListener("data", this.onData);
+    raw.removeListener("close", this.onClose);
+    const s = tls.connect(backendTlsOptions(t, raw, this.target.host));
+    s.on("data", this.onData);
+    s.on("error", this.onTlsError);
+    s.on("close", this.onClose);
+    this.socket = s;
+    this.tlsActive = true;
+  }
+
+  private readonly onTlsError = (err: NodeJS.ErrnoException): void => {
+    if (this.phase === Phase.Done) return;
+    this.fail(
+      new BackendTlsError(
+        `${this.describe()}: TLS handshake failed: ${err.message}${err.code ? ` (${err.code})` : ""}; check the cluster's tls (caFile, serverName, mode) against the server's certificate`,
+        { cause: err },
+      ),
+    );
+  };
 
   private onAuthResult(seq: number, payload: Buffer): void {
     if (payload.length === 0) throw new BackendProtocolError(`${this.describe()}: empty packet during login`);
@@ -258,7 +311,13 @@ export class BackendHandshake {
         }
         if (payload[1] === CachingSha2Status.FastAuthSuccess) return; // OK follows
         if (payload[1] === CachingSha2Status.PerformFullAuthentication) {
-          // No TLS toward backends yet: ask for the RSA public key.
+          if (this.tlsActive) {
+            // over TLS the clear password may travel, as MySQL clients do
+            const pw = Buffer.from(this.params.password, "utf8");
+            this.write(new PacketWriter(pw.length + 1).bytes(pw).u8(0), seq + 1);
+            return;
+          }
+          // without TLS: ask for the RSA public key
           this.write(new PacketWriter(4).u8(CachingSha2Status.RequestPublicKey), seq + 1);
           this.phase = Phase.PublicKey;
           return;

@@ -1,6 +1,8 @@
 import type { Buffer } from "node:buffer";
 import type { ConfigVersion } from "@mysqlgw/proto";
 import { parseNativePasswordHash } from "../protocol/auth/mysql-native-password";
+import { parseCachingSha2Verifier, type CachingSha2Verifier } from "../protocol/auth/sha256-crypt";
+import { compileBackendTls, type BackendTlsSettings } from "./tls";
 
 /**
  * Immutable per-config-version views that sessions keep for their whole life:
@@ -36,14 +38,21 @@ export interface ClusterSnapshot {
   /** Indices into backends, each repeated by weight, interleaved (smooth WRR). */
   readonly ring: readonly number[];
   readonly runtime: ClusterRuntime;
+  /** TLS toward this cluster's backends; null for plain TCP. */
+  readonly tls: BackendTlsSettings | null;
 }
 
 export interface UserSnapshot {
   readonly name: string;
-  /** SHA1(SHA1(pw)); null when the user has no password. */
+  /** SHA1(SHA1(pw)); null when password_hash is empty. */
   readonly stage2: Buffer | null;
-  /** False when password_hash is neither empty nor "*HEX40": nobody can log in as this user. */
+  /** caching_sha2_password verifier as stored ("" if none) and parsed (null if none). */
+  readonly sha2Hash: string;
+  readonly sha2: CachingSha2Verifier | null;
+  /** False when password_hash or caching_sha2_password_hash is malformed: nobody can log in as this user. */
   readonly hashValid: boolean;
+  /** Refuse plain (non-TLS) client connections. */
+  readonly requireTls: boolean;
   readonly backendUser: string;
   readonly secretRef: string;
 }
@@ -137,12 +146,17 @@ export function compileConfig(config: ConfigVersion, runtimes: Map<string, Clust
   const invalidUsers: string[] = [];
   for (const u of policy?.users ?? []) {
     const stage2 = u.passwordHash === "" ? null : parseNativePasswordHash(u.passwordHash);
-    const hashValid = u.passwordHash === "" || stage2 !== null;
+    const sha2Parsed = u.cachingSha2PasswordHash === "" ? null : parseCachingSha2Verifier(u.cachingSha2PasswordHash);
+    const sha2 = typeof sha2Parsed === "object" ? sha2Parsed : null;
+    const hashValid = (u.passwordHash === "" || stage2 !== null) && (u.cachingSha2PasswordHash === "" || sha2 !== null);
     if (!hashValid) invalidUsers.push(u.name);
     users.set(u.name, {
       name: u.name,
       stage2,
+      sha2Hash: u.cachingSha2PasswordHash,
+      sha2,
       hashValid,
+      requireTls: u.requireTls,
       backendUser: u.backendCredentials?.user || u.name,
       secretRef: u.backendCredentials?.secretRef ?? "",
     });
@@ -155,7 +169,7 @@ export function compileConfig(config: ConfigVersion, runtimes: Map<string, Clust
       runtimes.set(c.name, runtime);
     }
     const backends = c.backends.map((b) => ({ name: b.name, ...parseBackendAddress(b.address), weight: b.weight || 1 }));
-    clusters.set(c.name, { name: c.name, backends, ring: buildRing(backends.map((b) => b.weight)), runtime });
+    clusters.set(c.name, { name: c.name, backends, ring: buildRing(backends.map((b) => b.weight)), runtime, tls: compileBackendTls(c.tls) });
   }
   const listeners = (policy?.listeners ?? []).map(
     (l): ListenerSnapshot => ({

@@ -21,9 +21,10 @@ import { PacketFramer } from "../protocol/framer";
 import { PacketScanner, ScanEvent } from "../protocol/packet-scanner";
 import { buildHandshakeV10 } from "../protocol/packets/handshake-v10";
 import { parseHandshakeResponse41, type HandshakeResponse41 } from "../protocol/packets/handshake-response41";
-import { buildAuthSwitchRequest } from "../protocol/packets/auth-switch-request";
+import { isSslRequest } from "../protocol/packets/ssl-request";
 import { buildErr } from "../protocol/packets/err";
-import { verifyNativePassword } from "../protocol/auth/mysql-native-password";
+import { AuthStepKind, ClientAuthentication, type AuthStep, type ClientAuthRuntime } from "./client-auth";
+import { upgradeClientSocket, type ClientTls } from "./tls";
 import { BackendHandshake, type BackendLink } from "./backend-connection";
 import { backendOrder, type ClusterRuntime, type ListenerSnapshot, type UserSnapshot } from "./config-snapshot";
 
@@ -34,6 +35,10 @@ export interface SessionOptions {
   maxPacketSize: number;
   /** Largest packet accepted during the handshake, either side. */
   maxHandshakePacketSize: number;
+  /** TLS toward clients (CLIENT_SSL announced), or null. */
+  clientTls: ClientTls | null;
+  /** RSA key pair and caching_sha2_password cache of this worker. */
+  auth: ClientAuthRuntime;
 }
 
 /** What a session needs from whoever accepted it. Called synchronously, once. */
@@ -111,6 +116,9 @@ export function advertisedServerVersion(backendVersion: string): string {
 
 const enum State {
   AwaitResponse,
+  /** SSLRequest read: the socket is upgraded once the current chunk is consumed. */
+  StartingTls,
+  /** Auth exchange after the HandshakeResponse (switch, caching_sha2 full path). */
   AwaitSwitchToken,
   ConnectingBackend,
   Forwarding,
@@ -134,7 +142,11 @@ const enum State {
 export class FrontendSession {
   readonly connectionId: number;
   readonly listener: ListenerSnapshot;
-  private readonly client: net.Socket;
+  /** Replaced by its TLSSocket after an SSLRequest. */
+  private client: net.Socket;
+  /** True once the client connection is TLS. */
+  private secure: boolean;
+  private auth: ClientAuthentication | null;
   private readonly options: SessionOptions;
   private readonly host: SessionHost;
   private readonly clientAddress: string;
@@ -170,6 +182,8 @@ export class FrontendSession {
     this.framer = new PacketFramer({ maxPacketSize: options.maxHandshakePacketSize }, this.onHandshakePacket);
     this.nonce = makeNonce();
     this.advertised = ADVERTISED_CAPABILITIES;
+    this.secure = false;
+    this.auth = null;
     this.advertisedMariadb = 0;
     this.handshakeTimer = null;
     this.lastSeq = 1;
@@ -193,6 +207,7 @@ export class FrontendSession {
     const runtime: ClusterRuntime | null = this.listener.cluster?.runtime ?? null;
     const backendCaps = runtime?.capabilities ?? 0xffffffff;
     this.advertised = ((ADVERTISED_CAPABILITIES & backendCaps) | GATEWAY_OWN_CAPABILITIES) >>> 0;
+    if (this.options.clientTls !== null) this.advertised = (this.advertised | Capability.Ssl) >>> 0;
     // as MariaDB does: extended capabilities are announced with CLIENT_MYSQL (LongPassword) clear
     this.advertisedMariadb = ((runtime?.mariadbCapabilities ?? 0) & PASSTHROUGH_MARIADB_CAPABILITIES) >>> 0;
     if (this.advertisedMariadb !== 0) this.advertised = (this.advertised & ~Capability.LongPassword) >>> 0;
@@ -243,18 +258,48 @@ export class FrontendSession {
     if (f === null) return;
     try {
       f.push(chunk);
+      if (this.state === State.StartingTls) this.startTls();
     } catch (err) {
       this.failHandshake(err, true);
     }
   };
 
+  /**
+   * Upgrades the client socket after its SSLRequest: bytes that followed it
+   * (the TLS ClientHello) go back to the socket for the TLS layer, and the
+   * handshake continues over TLS with the next sequence id.
+   */
+  private startTls(): void {
+    const raw = this.client;
+    const leftover = this.framer?.takeLeftover() ?? null;
+    raw.removeListener("data", this.onHandshakeData);
+    raw.removeListener("close", this.onClientClose);
+    // paused first: unshift() into a flowing socket without a 'data' listener would drop the bytes;
+    // the TLS layer reads what is buffered when it starts
+    raw.pause();
+    if (leftover !== null) raw.unshift(leftover);
+    const s = upgradeClientSocket(raw, this.options.clientTls as ClientTls);
+    this.client = s;
+    this.secure = true;
+    this.state = State.AwaitResponse;
+    this.framer = new PacketFramer({ maxPacketSize: this.options.maxHandshakePacketSize }, this.onHandshakePacket);
+    s.on("error", this.onClientError);
+    s.on("close", this.onClientClose);
+    s.on("data", this.onHandshakeData);
+  }
+
   private readonly onHandshakePacket = (seq: number, payload: Buffer): void => {
     this.lastSeq = seq;
     switch (this.state) {
       case State.AwaitResponse:
+        if (!this.secure && this.options.clientTls !== null && isSslRequest(payload)) {
+          this.state = State.StartingTls;
+          this.framer?.stop();
+          return;
+        }
         return this.onHandshakeResponse(payload);
       case State.AwaitSwitchToken:
-        return this.authenticate(Buffer.from(payload));
+        return this.onAuthStep((this.auth as ClientAuthentication).next(Buffer.from(payload)));
       default:
         return;
     }
@@ -263,26 +308,32 @@ export class FrontendSession {
   private onHandshakeResponse(payload: Buffer): void {
     const resp = parseHandshakeResponse41(payload, this.advertised);
     this.response = resp;
-    const plugin = resp.authPluginName;
-    if ((resp.capabilities & Capability.PluginAuth) !== 0 && plugin !== null && plugin !== "" && plugin !== NATIVE_PASSWORD_PLUGIN) {
-      this.state = State.AwaitSwitchToken;
-      this.client.write(buildAuthSwitchRequest(NATIVE_PASSWORD_PLUGIN, this.nonce, this.lastSeq + 1));
-      this.lastSeq += 1;
-      return;
-    }
-    this.authenticate(resp.authResponse);
+    this.auth = new ClientAuthentication(this.listener.users, resp, this.nonce, this.secure, this.options.auth);
+    this.onAuthStep(this.auth.begin());
   }
 
-  private authenticate(token: Buffer): void {
+  /** Carries out one step of the client's authentication (see client-auth.ts). */
+  private onAuthStep(step: AuthStep): void {
     const resp = this.response as HandshakeResponse41;
-    const user = this.listener.users.get(resp.username);
-    if (!checkPassword(user, token, this.nonce)) {
+    if (step.kind === AuthStepKind.Send) {
+      this.state = State.AwaitSwitchToken;
+      this.lastSeq += 1;
+      this.client.write(framePayload(step.payload, this.lastSeq));
+      return;
+    }
+    if (step.kind === AuthStepKind.Denied) {
       this.host.logger.info(
-        { conn: this.connectionId, client: this.clientAddress, listener: this.listener.name, user: resp.username, known: user !== undefined },
+        { conn: this.connectionId, client: this.clientAddress, listener: this.listener.name, user: resp.username, tls: this.secure, why: step.reason },
         "access denied",
       );
-      this.failHandshake(new AccessDeniedError(resp.username, this.clientHost, token.length > 0), true);
+      this.failHandshake(new AccessDeniedError(resp.username, this.clientHost, step.usedPassword), true);
       return;
+    }
+    const user = step.user;
+    this.auth = null;
+    if (step.payload !== null) {
+      this.lastSeq += 1;
+      this.client.write(framePayload(step.payload, this.lastSeq));
     }
     // From here until forwarding starts the client must stay silent; keep anything it sends.
     this.state = State.ConnectingBackend;
@@ -324,6 +375,7 @@ export class FrontendSession {
         clientAddress: this.clientAddress,
         timeoutMs: this.options.backendConnectTimeoutMs,
         maxPacketSize4Handshake: this.options.maxHandshakePacketSize,
+        tls: cluster.tls,
       });
       this.pendingBackend = hs;
       let link: BackendLink;
@@ -532,18 +584,6 @@ export class FrontendSession {
 
 function destroySocket(s: net.Socket): void {
   s.destroy();
-}
-
-/** Verified against for unknown users, so that they take as long as known ones. */
-const DUMMY_STAGE2 = Buffer.alloc(20, 0x5a);
-
-function checkPassword(user: UserSnapshot | undefined, token: Buffer, nonce: Buffer): boolean {
-  if (user === undefined || !user.hashValid) {
-    verifyNativePassword(token, nonce, DUMMY_STAGE2);
-    return false;
-  }
-  if (user.stage2 === null) return token.length === 0;
-  return verifyNativePassword(token, nonce, user.stage2);
 }
 
 /** 20 random bytes in 1..127 without '$' (0x24), safe in NUL-terminated fields. */

@@ -33,6 +33,11 @@ function dataPlaneOptions(flags: DataPlaneFlags, workerIndex: number): DataPlane
     backendConnectTimeoutMs: flags.backendConnectTimeoutMs,
     maxPacketSize: flags.maxPacketSize,
     workerIndex,
+    tlsCertFile: flags.tlsCertFile,
+    tlsKeyFile: flags.tlsKeyFile,
+    tlsCaFile: flags.tlsCaFile,
+    rsaPrivateKeyFile: flags.rsaPrivateKeyFile,
+    rsaPublicKeyFile: flags.rsaPublicKeyFile,
   };
 }
 
