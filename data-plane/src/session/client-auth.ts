@@ -218,10 +218,9 @@ export class ClientAuthentication {
     const u = this.user;
     const v = u?.sha2 ?? dummySha2Verifier();
     const ok = password.length > 0 && verifyCachingSha2Password(password, v);
-    if (!ok || u === null || u.sha2 === null) return this.deny("wrong password");
-    this.runtime.cache.set(u.name, u.sha2Hash, cachingSha2Stage2(password));
+    if (ok && u !== null && u.sha2 !== null) this.runtime.cache.set(u.name, u.sha2Hash, cachingSha2Stage2(password));
     password.fill(0);
-    return this.accept(null);
+    return ok && u !== null && u.sha2 !== null ? this.accept(null) : this.deny("wrong password");
   }
 
   private accept(payload: Buffer | null): AuthStep {
