@@ -26,6 +26,9 @@ export type MgwErrorCode =
   | "MGW_ERR_CONFIG_UNKNOWN_CLUSTER"
   | "MGW_ERR_LISTENER_BIND"
   | "MGW_ERR_SERVER_SHUTDOWN"
+  | "MGW_ERR_KILL_NO_SUCH_THREAD"
+  | "MGW_ERR_KILL_DENIED"
+  | "MGW_ERR_CHANGE_USER_REFUSED"
   // process side (flags, etcd link, supervisor ↔ worker IPC); never sent to a client
   | "MGW_ERR_FLAGS_INVALID"
   | "MGW_ERR_ETCD_TIMEOUT"
@@ -68,11 +71,6 @@ export class UnsupportedProtocolError extends MgwError {
   }
 }
 
-export class HandshakeTimeoutError extends MgwError {
-  constructor(timeoutMs: number) {
-    super("MGW_ERR_HANDSHAKE_TIMEOUT", `handshake not completed within ${timeoutMs} ms`);
-  }
-}
 /**
  * A bad or unwanted PROXY protocol header (from an untrusted peer, malformed,
  * too long), or none where a trusted peer must send one. The connection is
@@ -84,6 +82,11 @@ export class ProxyProtocolError extends MgwError {
   }
 }
 
+export class HandshakeTimeoutError extends MgwError {
+  constructor(timeoutMs: number) {
+    super("MGW_ERR_HANDSHAKE_TIMEOUT", `handshake not completed within ${timeoutMs} ms`);
+  }
+}
 
 /** Wrong password or unknown user. The message is MySQL's, verbatim. */
 export class AccessDeniedError extends MgwError {
@@ -194,6 +197,27 @@ export class ServerShutdownError extends MgwError {
   }
 }
 
+/** KILL names a connection id no session of this data plane has. Message as MariaDB's. */
+export class NoSuchThreadError extends MgwError {
+  constructor(id: number) {
+    super("MGW_ERR_KILL_NO_SUCH_THREAD", `Unknown thread id: ${id}`);
+  }
+}
+
+/** KILL of another mysqlgw user's connection. Message as MariaDB's. */
+export class KillDeniedError extends MgwError {
+  constructor(id: number) {
+    super("MGW_ERR_KILL_DENIED", `You are not owner of thread ${id}`);
+  }
+}
+
+/** COM_CHANGE_USER that the gateway cannot honour on this connection (the message says why). */
+export class ChangeUserRefusedError extends MgwError {
+  constructor(message: string) {
+    super("MGW_ERR_CHANGE_USER_REFUSED", message);
+  }
+}
+
 export interface SqlErrorMapping {
   readonly errno: number;
   readonly sqlState: string;
@@ -213,6 +237,7 @@ export const SQL_ERRORS = {
   MGW_ERR_PROTOCOL_MALFORMED_PACKET: { errno: 1043, sqlState: "08S01" }, // ER_HANDSHAKE_ERROR "Bad handshake"
   MGW_ERR_PROTOCOL_PACKET_TOO_LARGE: { errno: 1153, sqlState: "08S01" }, // ER_NET_PACKET_TOO_LARGE
   MGW_ERR_PROTOCOL_UNSUPPORTED: { errno: 1043, sqlState: "08S01" },
+  MGW_ERR_PROXY_PROTOCOL: { errno: 1043, sqlState: "08S01" }, // never sent: the connection is closed
   MGW_ERR_HANDSHAKE_TIMEOUT: { errno: 1043, sqlState: "08S01" },
   MGW_ERR_AUTH_ACCESS_DENIED: { errno: 1045, sqlState: "28000" }, // ER_ACCESS_DENIED_ERROR
   MGW_ERR_AUTH_UNSUPPORTED_PLUGIN: { errno: 1251, sqlState: "08004" }, // ER_NOT_SUPPORTED_AUTH_MODE
@@ -223,12 +248,14 @@ export const SQL_ERRORS = {
   MGW_ERR_BACKEND_PROTOCOL: { errno: 1105, sqlState: "HY000" },
   MGW_ERR_BACKEND_UNAVAILABLE: { errno: 1105, sqlState: "HY000" },
   MGW_ERR_BACKEND_LOST: { errno: 1105, sqlState: "HY000" }, // not sent: the client sees its own CR_SERVER_LOST (2013)
-  MGW_ERR_PROXY_PROTOCOL: { errno: 1043, sqlState: "08S01" }, // never sent: the connection is closed
   MGW_ERR_BACKEND_TLS: { errno: 1105, sqlState: "HY000" },
   MGW_ERR_TLS_CONFIG: { errno: 1105, sqlState: "HY000" }, // never sent
   MGW_ERR_CONFIG_UNKNOWN_CLUSTER: { errno: 1105, sqlState: "HY000" },
   MGW_ERR_LISTENER_BIND: { errno: 1105, sqlState: "HY000" }, // ER_UNKNOWN_ERROR (never sent)
   MGW_ERR_SERVER_SHUTDOWN: { errno: 1053, sqlState: "08S01" }, // ER_SERVER_SHUTDOWN
+  MGW_ERR_KILL_NO_SUCH_THREAD: { errno: 1094, sqlState: "HY000" }, // ER_NO_SUCH_THREAD
+  MGW_ERR_KILL_DENIED: { errno: 1095, sqlState: "HY000" }, // ER_KILL_DENIED_ERROR
+  MGW_ERR_CHANGE_USER_REFUSED: { errno: 1105, sqlState: "HY000" }, // ER_UNKNOWN_ERROR
   MGW_ERR_FLAGS_INVALID: { errno: 1105, sqlState: "HY000" }, // never sent
   MGW_ERR_ETCD_TIMEOUT: { errno: 1105, sqlState: "HY000" }, // never sent
   MGW_ERR_WORKER_APPLY_FAILED: { errno: 1105, sqlState: "HY000" }, // never sent

@@ -2,14 +2,16 @@ import * as net from "node:net";
 import type { Logger } from "pino";
 import type { ConfigVersion } from "@mysqlgw/proto";
 import { ListenerBindError } from "./errors";
-import type { ApplyResult, DataPlaneOptions, ListenerManager } from "./types";
+import type { ApplyResult, DataPlaneOptions, KillRequest, KillResult, ListenerManager } from "./types";
+import { KillDeniedError, NoSuchThreadError } from "./errors";
+import { killBackendThread, killResultOf } from "./session/kill";
 import { compileConfig, type ClusterRuntime, type ListenerSnapshot } from "./session/config-snapshot";
 import { FrontendSession, type SessionHost, type SessionOptions } from "./session/frontend-session";
 import { CachingSha2Cache } from "./session/client-auth";
 import { loadClientTls, loadRsaKeyPair } from "./session/tls";
 
 /** Defaults of every DataPlaneOptions field. */
-export const DEFAULT_DATA_PLANE_OPTIONS: Required<DataPlaneOptions> = {
+export const DEFAULT_DATA_PLANE_OPTIONS: Required<Omit<DataPlaneOptions, "remoteKill">> = {
   handshakeTimeoutMs: 10_000,
   backendConnectTimeoutMs: 5_000,
   maxPacketSize: 64 * 1024 * 1024,
@@ -50,6 +52,9 @@ class ListenerManagerImpl implements ListenerManager, SessionHost {
   private readonly workerBits: number;
   private readonly entries = new Map<string, ListenerEntry>();
   private readonly sessions = new Set<FrontendSession>();
+  /** Open sessions by connection id, for KILL. */
+  private readonly byId = new Map<number, FrontendSession>();
+  private readonly remoteKill: ((req: KillRequest) => Promise<KillResult>) | null;
   private readonly runtimes = new Map<string, ClusterRuntime>();
   private counter = 0;
   private draining = false;
@@ -66,6 +71,7 @@ class ListenerManagerImpl implements ListenerManager, SessionHost {
       clientTls: loadClientTls(options),
       auth: { rsa: loadRsaKeyPair(options), cache: new CachingSha2Cache(options.sha2CacheSize || d.sha2CacheSize) },
     };
+    this.remoteKill = options.remoteKill ?? null;
     const w = options.workerIndex ?? 0;
     if (w >= 1 << WORKER_BITS) this.logger.warn({ workerIndex: w }, "worker index above 255: connection ids may collide across workers");
     this.workerBits = ((w & ((1 << WORKER_BITS) - 1)) << (32 - WORKER_BITS)) >>> 0;
@@ -160,7 +166,25 @@ class ListenerManagerImpl implements ListenerManager, SessionHost {
 
   sessionClosed(session: FrontendSession): void {
     this.sessions.delete(session);
+    if (this.byId.get(session.connectionId) === session) this.byId.delete(session.connectionId);
     if (this.sessions.size === 0 && this.drained !== null) this.drained();
+  }
+
+  /** A KILL from one of our sessions: here when the id's worker bits are ours, else through the supervisor. */
+  killConnection(req: KillRequest): Promise<KillResult> {
+    const ours = (req.target & ~COUNTER_MASK) >>> 0 === this.workerBits;
+    if (ours || this.remoteKill === null) return this.killLocal(req);
+    return this.remoteKill(req).catch((err: unknown) => killResultOf(err));
+  }
+
+  async killLocal(req: KillRequest): Promise<KillResult> {
+    const target = this.byId.get(req.target)?.killTarget() ?? null;
+    if (target === null) return killResultOf(new NoSuchThreadError(req.target));
+    if (target.user !== req.user) return killResultOf(new KillDeniedError(req.target));
+    return killBackendThread(target, req.query, {
+      timeoutMs: this.sessionOptions.backendConnectTimeoutMs,
+      maxHandshakePacketSize: this.sessionOptions.maxHandshakePacketSize,
+    });
   }
 
   private nextConnectionId(): number {
@@ -176,6 +200,7 @@ class ListenerManagerImpl implements ListenerManager, SessionHost {
     }
     const session = new FrontendSession(socket, entry.snapshot, this.nextConnectionId(), this.sessionOptions, this);
     this.sessions.add(session);
+    this.byId.set(session.connectionId, session);
     session.start();
   }
 

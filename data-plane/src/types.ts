@@ -23,6 +23,28 @@ export interface ListenerManager {
   drain(timeoutMs: number): Promise<void>;
   /** Client connections currently open. */
   connectionCount(): number;
+  /**
+   * KILL of a connection of THIS worker (the supervisor routed it here by the
+   * id's worker bits); never forwards. May run concurrently with anything.
+   */
+  killLocal?(req: KillRequest): Promise<KillResult>;
+}
+
+/** A client's KILL, by the connection id it got in our handshake. */
+export interface KillRequest {
+  /** Connection id to kill (its top 8 bits are the worker index). */
+  target: number;
+  /** The mysqlgw user asking; only the same user may kill. */
+  user: string;
+  /** KILL QUERY (the running statement) rather than the connection. */
+  query: boolean;
+}
+
+/** errno 0: done (the client gets OK); else the ERR packet's fields. */
+export interface KillResult {
+  errno: number;
+  sqlState: string;
+  message: string;
 }
 
 export interface ApplyResult {
@@ -52,4 +74,6 @@ export interface DataPlaneOptions {
   rsaPublicKeyFile?: string;
   /** Entries of the caching_sha2_password fast-path cache per worker; default 100000. */
   sha2CacheSize?: number;
+  /** Sends a KILL for a connection of another worker (through the supervisor); absent with one process. */
+  remoteKill?: (req: KillRequest) => Promise<KillResult>;
 }

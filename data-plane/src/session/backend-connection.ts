@@ -48,6 +48,8 @@ export interface BackendLoginParams {
   maxPacketSize4Handshake: number;
   /** TLS toward this backend (the cluster's tls); absent or null: plain TCP. */
   tls?: BackendTlsSettings | null;
+  /** PROXY protocol header written first on the connection (before the greeting is read); absent or null: none. */
+  proxyHeader?: Buffer | null;
 }
 
 /** An authenticated backend connection, handed over between packets. */
@@ -140,6 +142,7 @@ export class BackendHandshake {
     });
     this.framer = new PacketFramer({ maxPacketSize: params.maxPacketSize4Handshake }, this.onPacket);
     this.socket = net.connect({ host: target.host, port: target.port, noDelay: true });
+    if (params.proxyHeader) this.socket.write(params.proxyHeader);
     this.socket.on("data", this.onData);
     this.socket.on("error", this.onError);
     this.socket.on("close", this.onClose);
@@ -269,7 +272,7 @@ export class BackendHandshake {
     const p = this.params;
     this.caps = (this.caps | Capability.Ssl) >>> 0;
     const raw = this.socket;
-    raw.write(buildSslRequest(this.caps, p.maxPacketSize, p.characterSet || g.characterSet, 0, seq));
+    raw.write(buildSslRequest(this.caps, p.maxPacketSize, p.characterSet || g.characterSet, ((p.mariadbCapabilities ?? 0) & g.mariadbCapabilities) >>> 0, seq));
     raw.removeListener("data", this.onData);
     raw.removeListener("close", this.onClose);
     const s = tls.connect(backendTlsOptions(t, raw, this.target.host));

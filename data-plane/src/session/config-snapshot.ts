@@ -3,6 +3,7 @@ import type { ConfigVersion } from "@mysqlgw/proto";
 import { parseNativePasswordHash } from "../protocol/auth/mysql-native-password";
 import { parseCachingSha2Verifier, type CachingSha2Verifier } from "../protocol/auth/sha256-crypt";
 import { compileBackendTls, type BackendTlsSettings } from "./tls";
+import { compileProxyProtocol, type ProxyProtocolSettings } from "./proxy-intake";
 
 /**
  * Immutable per-config-version views that sessions keep for their whole life:
@@ -40,6 +41,8 @@ export interface ClusterSnapshot {
   readonly runtime: ClusterRuntime;
   /** TLS toward this cluster's backends; null for plain TCP. */
   readonly tls: BackendTlsSettings | null;
+  /** Write a PROXY v2 header (the client's real address) first on every backend connection. */
+  readonly sendProxyProtocol: boolean;
 }
 
 export interface UserSnapshot {
@@ -55,6 +58,8 @@ export interface UserSnapshot {
   readonly requireTls: boolean;
   readonly backendUser: string;
   readonly secretRef: string;
+  /** LOAD DATA LOCAL INFILE allowed (else CLIENT_LOCAL_FILES is cleared toward the backend). */
+  readonly allowLoadDataLocal: boolean;
 }
 
 export interface ListenerSnapshot {
@@ -66,6 +71,8 @@ export interface ListenerSnapshot {
   /** null when the listener names a cluster this version does not define. */
   readonly cluster: ClusterSnapshot | null;
   readonly users: ReadonlyMap<string, UserSnapshot>;
+  /** Peers whose PROXY header is believed; null: no peer is trusted. */
+  readonly proxyProtocol: ProxyProtocolSettings | null;
 }
 
 /** Weights above this are clamped (keeps the ring small). */
@@ -159,6 +166,7 @@ export function compileConfig(config: ConfigVersion, runtimes: Map<string, Clust
       requireTls: u.requireTls,
       backendUser: u.backendCredentials?.user || u.name,
       secretRef: u.backendCredentials?.secretRef ?? "",
+      allowLoadDataLocal: u.allowLoadDataLocal,
     });
   }
   const clusters = new Map<string, ClusterSnapshot>();
@@ -169,7 +177,7 @@ export function compileConfig(config: ConfigVersion, runtimes: Map<string, Clust
       runtimes.set(c.name, runtime);
     }
     const backends = c.backends.map((b) => ({ name: b.name, ...parseBackendAddress(b.address), weight: b.weight || 1 }));
-    clusters.set(c.name, { name: c.name, backends, ring: buildRing(backends.map((b) => b.weight)), runtime, tls: compileBackendTls(c.tls) });
+    clusters.set(c.name, { name: c.name, backends, ring: buildRing(backends.map((b) => b.weight)), runtime, tls: compileBackendTls(c.tls), sendProxyProtocol: c.sendProxyProtocol });
   }
   const listeners = (policy?.listeners ?? []).map(
     (l): ListenerSnapshot => ({
@@ -180,6 +188,7 @@ export function compileConfig(config: ConfigVersion, runtimes: Map<string, Clust
       clusterName: l.cluster,
       cluster: clusters.get(l.cluster) ?? null,
       users,
+      proxyProtocol: compileProxyProtocol(l.proxyProtocol),
     }),
   );
   return { version: config.version, listeners, invalidUsers };

@@ -26,6 +26,11 @@ import { buildErr } from "../protocol/packets/err";
 import { AuthStepKind, ClientAuthentication, type AuthStep, type ClientAuthRuntime } from "./client-auth";
 import { upgradeClientSocket, type ClientTls } from "./tls";
 import { BackendHandshake, type BackendLink } from "./backend-connection";
+import { ProxyIntake, proxyHeaderFor } from "./proxy-intake";
+import { CompressedSocket } from "./compressed-socket";
+import { INTERCEPTED_COMMANDS, SessionCommands, type CommandHost } from "./session-commands";
+import type { KillTarget } from "./kill";
+import type { KillRequest, KillResult } from "../types";
 import { backendOrder, type ClusterRuntime, type ListenerSnapshot, type UserSnapshot } from "./config-snapshot";
 
 export interface SessionOptions {
@@ -45,6 +50,8 @@ export interface SessionOptions {
 export interface SessionHost {
   readonly logger: Logger;
   sessionClosed(session: FrontendSession): void;
+  /** Routes a client's KILL to the session owning `req.target` (any worker); never rejects. */
+  killConnection(req: KillRequest): Promise<KillResult>;
 }
 
 const EMPTY = Buffer.alloc(0);
@@ -79,7 +86,8 @@ export const ADVERTISED_CAPABILITIES =
     Capability.ConnectAttrs |
     Capability.PluginAuthLenencClientData |
     Capability.SessionTrack |
-    Capability.DeprecateEof) >>>
+    Capability.DeprecateEof |
+    Capability.Compress) >>>
   0;
 
 /**
@@ -89,7 +97,7 @@ export const ADVERTISED_CAPABILITIES =
  * metadata lets connectors see JSON/UUID/INET columns as such (mysql2 and the
  * mariadb connector parse JSON values with it), as they do direct.
  */
-export const PASSTHROUGH_MARIADB_CAPABILITIES = MariaDbCapability.ExtendedTypeInfo >>> 0;
+export const PASSTHROUGH_MARIADB_CAPABILITIES = (MariaDbCapability.ExtendedTypeInfo | MariaDbCapability.StmtBulkOperations) >>> 0;
 
 /** Handled by the gateway itself, whatever the backend supports. */
 const GATEWAY_OWN_CAPABILITIES =
@@ -99,7 +107,8 @@ const GATEWAY_OWN_CAPABILITIES =
     Capability.PluginAuth |
     Capability.PluginAuthLenencClientData |
     Capability.ConnectAttrs |
-    Capability.ConnectWithDb) >>>
+    Capability.ConnectWithDb |
+    Capability.Compress) >>>
   0;
 
 /** Backend errors during login that concern the client's request, forwarded as-is. */
@@ -149,8 +158,14 @@ export class FrontendSession {
   private auth: ClientAuthentication | null;
   private readonly options: SessionOptions;
   private readonly host: SessionHost;
-  private readonly clientAddress: string;
-  private readonly clientHost: string;
+  /** The client's address ("ip:port", ip); from its PROXY header when a trusted peer sent one. */
+  private clientAddress: string;
+  private clientHost: string;
+  private clientPort: number;
+  /** Judges the first bytes (PROXY header); null once done. */
+  private intake: ProxyIntake | null;
+  /** True once the client speaks the compressed protocol (`client` is then a CompressedSocket). */
+  private compressed: boolean;
   private state: State;
   private framer: PacketFramer | null;
   private nonce: Buffer;
@@ -168,6 +183,12 @@ export class FrontendSession {
   private down: PacketScanner;
   private quitSeen: boolean;
   private lastFromBackend: boolean;
+  /** Commands the gateway handles itself (COM_CHANGE_USER, KILL); set when forwarding starts. */
+  private commands: SessionCommands | null;
+  /** True while such a command runs: the client is paused and not forwarded. */
+  private intercepting: boolean;
+  /** Client bytes of a packet start (≤ 4) held back until its command byte is known. */
+  private held: Buffer | null;
 
   constructor(client: net.Socket, listener: ListenerSnapshot, connectionId: number, options: SessionOptions, host: SessionHost) {
     this.connectionId = connectionId;
@@ -178,6 +199,9 @@ export class FrontendSession {
     const addr = (client.remoteAddress ?? "unknown").replace(/^::ffff:/, "");
     this.clientHost = addr;
     this.clientAddress = `${addr}:${client.remotePort ?? 0}`;
+    this.clientPort = client.remotePort ?? 0;
+    this.intake = new ProxyIntake(listener.proxyProtocol, addr);
+    this.compressed = false;
     this.state = State.AwaitResponse;
     this.framer = new PacketFramer({ maxPacketSize: options.maxHandshakePacketSize }, this.onHandshakePacket);
     this.nonce = makeNonce();
@@ -194,6 +218,14 @@ export class FrontendSession {
     this.down = new PacketScanner(false);
     this.quitSeen = false;
     this.lastFromBackend = false;
+    this.commands = null;
+    this.intercepting = false;
+    this.held = null;
+  }
+
+  /** Who owns this connection and where its backend thread is; null before forwarding. */
+  killTarget(): KillTarget | null {
+    return this.state === State.Forwarding && this.commands !== null ? this.commands.killTarget() : null;
   }
 
   /** Sends the greeting and starts the handshake clock. */
@@ -204,6 +236,13 @@ export class FrontendSession {
     c.on("error", this.onClientError);
     c.on("close", this.onClientClose);
     this.handshakeTimer = setTimeout(this.onHandshakeTimeout, this.options.handshakeTimeoutMs);
+    // a trusted peer that must send a PROXY header: greet once it has (see onIntakeData)
+    if (this.intake !== null && this.intake.waitsBeforeGreeting) return;
+    this.sendGreeting();
+  }
+
+  private sendGreeting(): void {
+    const c = this.client;
     const runtime: ClusterRuntime | null = this.listener.cluster?.runtime ?? null;
     const backendCaps = runtime?.capabilities ?? 0xffffffff;
     this.advertised = ((ADVERTISED_CAPABILITIES & backendCaps) | GATEWAY_OWN_CAPABILITIES) >>> 0;
@@ -254,6 +293,7 @@ export class FrontendSession {
   };
 
   private readonly onHandshakeData = (chunk: Buffer): void => {
+    if (this.intake !== null) return this.onIntakeData(chunk);
     const f = this.framer;
     if (f === null) return;
     try {
@@ -263,6 +303,31 @@ export class FrontendSession {
       this.failHandshake(err, true);
     }
   };
+
+  /** First bytes of the connection: a PROXY header (trusted peers), or refused (see proxy-intake.ts). */
+  private onIntakeData(chunk: Buffer): void {
+    const intake = this.intake as ProxyIntake;
+    let decided: boolean;
+    try {
+      decided = intake.push(chunk);
+    } catch (err) {
+      this.host.logger.info({ conn: this.connectionId, peer: this.clientAddress, listener: this.listener.name, err: (err as Error).message }, "PROXY protocol: closing");
+      this.failHandshake(err, false);
+      return;
+    }
+    if (!decided) return;
+    this.intake = null;
+    const src = intake.header?.source ?? null;
+    if (src !== null) {
+      const host = src.address.replace(/^::ffff:/, "");
+      this.host.logger.debug({ conn: this.connectionId, peer: this.clientAddress, client: `${host}:${src.port}` }, "PROXY header");
+      this.clientHost = host;
+      this.clientPort = src.port;
+      this.clientAddress = `${host}:${src.port}`;
+    }
+    if (intake.waitsBeforeGreeting) this.sendGreeting();
+    if (intake.rest !== null && this.state !== State.Closed) this.onHandshakeData(intake.rest);
+  }
 
   /**
    * Upgrades the client socket after its SSLRequest: bytes that followed it
@@ -366,13 +431,17 @@ export class FrontendSession {
       const hs = new BackendHandshake(target, {
         user: user.backendUser,
         password,
-        clientCapabilities: (resp.capabilities & this.advertised) >>> 0,
+        // without allow_load_data_local the backend refuses LOAD DATA LOCAL itself
+        clientCapabilities: (resp.capabilities & this.advertised & (user.allowLoadDataLocal ? 0xffffffff : ~Capability.LocalFiles)) >>> 0,
         mariadbCapabilities: (resp.capabilities & Capability.LongPassword) === 0 ? (resp.mariadbCapabilities & this.advertisedMariadb) >>> 0 : 0,
         maxPacketSize: resp.maxPacketSize,
         characterSet: resp.characterSet,
         database: resp.database,
         connectAttributes: resp.connectAttributes,
         clientAddress: this.clientAddress,
+        proxyHeader: cluster.sendProxyProtocol
+          ? proxyHeaderFor(this.clientHost, this.clientPort, this.client.localAddress ?? "0.0.0.0", this.client.localPort ?? 0)
+          : null,
         timeoutMs: this.options.backendConnectTimeoutMs,
         maxPacketSize4Handshake: this.options.maxHandshakePacketSize,
         tls: cluster.tls,
@@ -408,6 +477,18 @@ export class FrontendSession {
       if (missing !== 0) {
         log.warn({ conn: this.connectionId, backend: target.name, missing: missing.toString(16) }, "backend lacks capabilities the client negotiated");
       }
+      this.commands = new SessionCommands(this.commandHost(), this.options, {
+        user,
+        users: this.listener.users,
+        clientCapabilities: (resp.capabilities & this.advertised) >>> 0,
+        nonce: this.nonce,
+        backend: target,
+        backendTls: cluster.tls,
+        link,
+        characterSet: resp.characterSet,
+        secure: this.secure,
+        authRuntime: this.options.auth,
+      });
       this.startForwarding(link, hs.takeLeftover());
       return;
     }
@@ -444,6 +525,8 @@ export class FrontendSession {
   // ---- forwarding (hot path) ------------------------------------------------
 
   private startForwarding(link: BackendLink, backendLeftover: Buffer | null): void {
+    const resp = this.response as HandshakeResponse41;
+    if ((resp.capabilities & this.advertised & Capability.Compress) !== 0) this.startCompression(framePayload(link.okPayload, this.lastSeq + 1));
     const c = this.client;
     const b = link.socket;
     this.backend = b;
@@ -464,12 +547,35 @@ export class FrontendSession {
     b.on("drain", this.onBackendDrain);
     c.on("drain", this.onClientDrain);
     c.on("data", this.onClientData);
+    this.up.interceptMask = INTERCEPTED_COMMANDS;
     this.state = State.Forwarding;
-    c.write(framePayload(link.okPayload, this.lastSeq + 1));
+    if (!this.compressed) c.write(framePayload(link.okPayload, this.lastSeq + 1));
     if (backendLeftover !== null) this.onBackendData(backendLeftover);
     if (clientLeftover !== null) this.onClientData(clientLeftover);
     b.resume();
     c.resume();
+  }
+
+  /**
+   * CLIENT_COMPRESS: sends the OK (the last uncompressed packet), then puts a
+   * CompressedSocket in the client socket's place, as a TLS upgrade does;
+   * bytes the client already sent go through it.
+   */
+  private startCompression(ok: Buffer): void {
+    const raw = this.client;
+    raw.write(ok);
+    const leftover = this.framer?.takeLeftover() ?? null;
+    raw.removeListener("data", this.onHandshakeData);
+    raw.removeListener("error", this.onClientError);
+    raw.removeListener("close", this.onClientClose);
+    raw.on("error", noop);
+    const z = new CompressedSocket(raw, leftover);
+    // a CompressedSocket has every member of net.Socket the session uses
+    this.client = z as unknown as net.Socket;
+    this.compressed = true;
+    z.on("error", this.onClientError);
+    z.on("close", this.onClientClose);
+    z.pause();
   }
 
   private readonly onClientData = (chunk: Buffer): void => {
@@ -477,8 +583,90 @@ export class FrontendSession {
     this.lastFromBackend = false;
     const events = this.up.scan(chunk);
     if (events !== ScanEvent.None && this.onClientEvents(events, chunk)) return;
+    if (this.held !== null || this.up.headerFill !== 0 || this.up.awaitingCommand) return this.writeHoldingBack(chunk);
     if (!backend.write(chunk)) this.client.pause();
   };
+
+  /**
+   * Rare: the chunk ends inside the first 5 bytes of a packet (header, command
+   * byte), or bytes were held back before. Keeps those ≤ 4 bytes until the
+   * command byte is known, so that an intercepted command never reaches the
+   * backend in part.
+   */
+  private writeHoldingBack(chunk: Buffer): void {
+    const keep = this.up.awaitingCommand ? 4 : this.up.headerFill;
+    const all = this.held === null ? chunk : Buffer.concat([this.held, chunk]);
+    this.held = keep > 0 ? Buffer.from(all.subarray(all.length - keep)) : null;
+    const out = keep > 0 ? all.subarray(0, all.length - keep) : all;
+    if (out.length > 0 && !(this.backend as net.Socket).write(out)) this.client.pause();
+  }
+
+  /** A command the gateway handles starts in `chunk`: forward what precedes it, run it. */
+  private intercept(chunk: Buffer): void {
+    const c = this.client;
+    const b = this.backend as net.Socket;
+    let buf = chunk;
+    let at = this.up.interceptOffset;
+    if (this.held !== null) {
+      buf = Buffer.concat([this.held, chunk]);
+      at += this.held.length;
+      this.held = null;
+    }
+    const start = at - 4;
+    this.up.resetToBoundary();
+    if (start < 0) {
+      // cannot happen: a packet start is always held back until its command byte is seen
+      this.host.logger.error({ conn: this.connectionId }, "intercepted command without its header, closing");
+      return this.close();
+    }
+    if (start > 0) b.write(buf.subarray(0, start));
+    this.intercepting = true;
+    c.pause();
+    c.removeListener("data", this.onClientData);
+    b.removeListener("drain", this.onBackendDrain);
+    (this.commands as SessionCommands).run(buf.subarray(start));
+  }
+
+  private commandHost(): CommandHost {
+    // eslint-disable-next-line @typescript-eslint/no-this-alias
+    const self = this;
+    return {
+      connectionId: this.connectionId,
+      logger: this.host.logger,
+      clientHost: this.clientHost,
+      clientAddress: this.clientAddress,
+      get client() {
+        return self.client;
+      },
+      backendSocket: () => this.backend,
+      detachBackend: () => {
+        const b = this.backend;
+        if (b === null) return;
+        b.removeListener("data", this.onBackendData);
+        this.client.removeListener("drain", this.onClientDrain);
+        b.pause();
+      },
+      attachBackend: (leftover) => {
+        const b = this.backend;
+        if (b === null || this.state !== State.Forwarding) return;
+        b.on("data", this.onBackendData);
+        this.client.on("drain", this.onClientDrain);
+        if (leftover !== null) this.onBackendData(leftover);
+        b.resume();
+      },
+      resumeForwarding: (replay) => {
+        if (this.state !== State.Forwarding || this.backend === null) return;
+        this.intercepting = false;
+        this.lastFromBackend = true;
+        this.backend.on("drain", this.onBackendDrain);
+        this.client.on("data", this.onClientData);
+        if (replay !== null) this.onClientData(replay);
+        if (!this.intercepting && this.state === State.Forwarding) this.client.resume();
+      },
+      fail: (packet) => (packet !== null ? this.sendErrAndClose(packet) : this.close()),
+      killConnection: (req) => this.host.killConnection(req),
+    };
+  }
 
   private readonly onBackendData = (chunk: Buffer): void => {
     this.lastFromBackend = true;
@@ -496,6 +684,10 @@ export class FrontendSession {
 
   /** Rare scanner events; returns true when the chunk was dealt with here. */
   private onClientEvents(events: number, chunk: Buffer): boolean {
+    if ((events & ScanEvent.Intercept) !== 0 && (events & ScanEvent.Oversize) === 0) {
+      this.intercept(chunk);
+      return true;
+    }
     if ((events & ScanEvent.Oversize) !== 0) {
       const e = toSqlError(new PacketTooLargeError(this.up.logicalLength, this.options.maxPacketSize));
       this.host.logger.info({ conn: this.connectionId, size: this.up.logicalLength }, "client packet too large, closing");
@@ -507,6 +699,8 @@ export class FrontendSession {
       const b = this.backend as net.Socket;
       this.quitSeen = true;
       this.client.removeListener("data", this.onClientData);
+      if (this.held !== null) b.write(this.held);
+      this.held = null;
       b.end(chunk);
       return true;
     }
@@ -581,6 +775,8 @@ export class FrontendSession {
     this.client.destroy();
   }
 }
+
+function noop(): void {}
 
 function destroySocket(s: net.Socket): void {
   s.destroy();

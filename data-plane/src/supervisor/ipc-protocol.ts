@@ -17,7 +17,27 @@ export interface DrainMessage {
   t: "mgw:drain";
   timeoutMs: number;
 }
-export type ToWorkerMessage = ApplyMessage | DrainMessage;
+/**
+ * KILL of connection `target` for mysqlgw user `user`. Worker → supervisor
+ * when the target's worker bits name another worker; supervisor → that
+ * worker (with the supervisor's own `seq`). Answered by "mgw:kill-result".
+ */
+export interface KillMessage {
+  t: "mgw:kill";
+  seq: number;
+  target: number;
+  user: string;
+  query: boolean;
+}
+/** The answer to "mgw:kill" `seq`: errno 0 for done, else the ERR packet's fields. Both directions. */
+export interface KillResultMessage {
+  t: "mgw:kill-result";
+  seq: number;
+  errno: number;
+  sqlState: string;
+  message: string;
+}
+export type ToWorkerMessage = ApplyMessage | DrainMessage | KillMessage | KillResultMessage;
 
 /** Worker → supervisor: ready for its first config. */
 export interface ReadyMessage {
@@ -41,7 +61,24 @@ export interface ApplyFailedMessage {
 export interface DrainedMessage {
   t: "mgw:drained";
 }
-export type FromWorkerMessage = ReadyMessage | AppliedMessage | ApplyFailedMessage | DrainedMessage;
+export type FromWorkerMessage = ReadyMessage | AppliedMessage | ApplyFailedMessage | DrainedMessage | KillMessage | KillResultMessage;
+
+const isU32 = (v: unknown): v is number => typeof v === "number" && Number.isInteger(v) && v >= 0 && v <= 0xffffffff;
+
+/** Narrows "mgw:kill" / "mgw:kill-result" (either direction); null otherwise. */
+function readKillMessage(m: Record<string, unknown>): KillMessage | KillResultMessage | null {
+  if (m.t === "mgw:kill") {
+    return isSeq(m.seq) && isU32(m.target) && typeof m.user === "string" && typeof m.query === "boolean"
+      ? { t: m.t, seq: m.seq, target: m.target, user: m.user, query: m.query }
+      : null;
+  }
+  if (m.t === "mgw:kill-result") {
+    return isSeq(m.seq) && isU32(m.errno) && typeof m.sqlState === "string" && typeof m.message === "string"
+      ? { t: m.t, seq: m.seq, errno: m.errno, sqlState: m.sqlState, message: m.message }
+      : null;
+  }
+  return null;
+}
 
 function isObject(m: unknown): m is Record<string, unknown> {
   return typeof m === "object" && m !== null;
@@ -57,6 +94,9 @@ export function readToWorkerMessage(m: unknown): ToWorkerMessage | null {
       return isSeq(m.seq) && typeof m.config === "string" ? { t: m.t, seq: m.seq, config: m.config } : null;
     case "mgw:drain":
       return isSeq(m.timeoutMs) ? { t: m.t, timeoutMs: m.timeoutMs } : null;
+    case "mgw:kill":
+    case "mgw:kill-result":
+      return readKillMessage(m);
     default:
       return null;
   }
@@ -78,6 +118,9 @@ export function readFromWorkerMessage(m: unknown): FromWorkerMessage | null {
         : null;
     case "mgw:drained":
       return { t: m.t };
+    case "mgw:kill":
+    case "mgw:kill-result":
+      return readKillMessage(m);
     default:
       return null;
   }

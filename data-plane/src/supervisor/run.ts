@@ -57,7 +57,8 @@ export function runWorker(flags: DataPlaneFlags, createListenerManager: Listener
   const log = createLogger(flags.logLevel, { id: flags.id, role: "worker", worker: index }, false);
   let manager: ListenerManager;
   try {
-    manager = createListenerManager({ ...dataPlaneOptions(flags, index), logger: log });
+    // KILLs of another worker's connections go through the supervisor (runtime is set below, before any session runs)
+    manager = createListenerManager({ ...dataPlaneOptions(flags, index), logger: log, remoteKill: (req) => runtime.remoteKill(req) });
   } catch (err) {
     exitWithError(log, `worker ${index} could not start: ${(err as Error).message}`);
   }

@@ -1,7 +1,7 @@
-import type { ApplyResult, ListenerManager } from "../types";
+import type { ApplyResult, KillRequest, KillResult, ListenerManager } from "../types";
 import type { ConfigDoc } from "../config/config-codec";
 import { SupervisorError } from "./errors";
-import { readFromWorkerMessage, type ToWorkerMessage } from "./ipc-protocol";
+import { readFromWorkerMessage, type KillMessage, type ToWorkerMessage } from "./ipc-protocol";
 
 /**
  * The supervisor's view of one worker. Calls are serialized by the supervisor
@@ -23,6 +23,15 @@ export interface IpcWorkerHandle extends WorkerHandle {
   /** Call when the worker process exited: every pending request is rejected. */
   handleExit(description: string): void;
   readonly exited: boolean;
+  /** Asks this worker to KILL one of its connections; resolves with its answer (1094 if it exited or timed out). */
+  kill(req: KillRequest): Promise<KillResult>;
+  /** Answers a "mgw:kill" this worker sent. */
+  sendKillResult(seq: number, result: KillResult): void;
+}
+
+/** Sent when a KILL cannot reach the worker owning the connection. */
+function noSuchThread(id: number): KillResult {
+  return { errno: 1094, sqlState: "HY000", message: `Unknown thread id: ${id}` };
 }
 
 export interface IpcWorkerHandleOptions {
@@ -31,6 +40,10 @@ export interface IpcWorkerHandleOptions {
   send(message: ToWorkerMessage): boolean;
   /** A worker that does not answer an apply within this is treated as failed; default 60000 ms. */
   applyTimeoutMs?: number;
+  /** The worker asks for a KILL of a connection of another worker; answer with sendKillResult(). */
+  onKill?(message: KillMessage): void;
+  /** Bound on a forwarded KILL; default 15000 ms. */
+  killTimeoutMs?: number;
 }
 
 interface Pending {
@@ -42,6 +55,7 @@ interface Pending {
 export function createIpcWorkerHandle(options: IpcWorkerHandleOptions): IpcWorkerHandle {
   const applyTimeoutMs = options.applyTimeoutMs ?? 60000;
   const pending = new Map<number, Pending>();
+  const pendingKills = new Map<number, { resolve(r: KillResult): void; timer: NodeJS.Timeout; target: number }>();
   let seq = 0;
   let exited = false;
   let drained: (() => void) | null = null;
@@ -117,6 +131,19 @@ export function createIpcWorkerHandle(options: IpcWorkerHandleOptions): IpcWorke
           drained?.();
           drained = null;
           return false;
+        case "mgw:kill":
+          if (options.onKill !== undefined) options.onKill(m);
+          else trySend({ t: "mgw:kill-result", seq: m.seq, ...noSuchThread(m.target) });
+          return false;
+        case "mgw:kill-result": {
+          const k = pendingKills.get(m.seq);
+          if (k !== undefined) {
+            pendingKills.delete(m.seq);
+            clearTimeout(k.timer);
+            k.resolve({ errno: m.errno, sqlState: m.sqlState, message: m.message });
+          }
+          return false;
+        }
       }
     },
 
@@ -129,6 +156,32 @@ export function createIpcWorkerHandle(options: IpcWorkerHandleOptions): IpcWorke
       }
       drained?.();
       drained = null;
+      for (const [id, k] of pendingKills) {
+        clearTimeout(k.timer);
+        k.resolve(noSuchThread(k.target));
+        pendingKills.delete(id);
+      }
+    },
+
+    kill(req) {
+      if (exited) return Promise.resolve(noSuchThread(req.target));
+      const id = ++seq;
+      return new Promise<KillResult>((resolve) => {
+        const timer = setTimeout(() => {
+          pendingKills.delete(id);
+          resolve({ errno: 1105, sqlState: "HY000", message: `mysqlgw: worker ${options.index} did not answer the KILL in time` });
+        }, options.killTimeoutMs ?? 15000);
+        pendingKills.set(id, { resolve, timer, target: req.target });
+        if (!trySend({ t: "mgw:kill", seq: id, target: req.target, user: req.user, query: req.query })) {
+          clearTimeout(timer);
+          pendingKills.delete(id);
+          resolve(noSuchThread(req.target));
+        }
+      });
+    },
+
+    sendKillResult(killSeq, result) {
+      trySend({ t: "mgw:kill-result", seq: killSeq, ...result });
     },
   };
 }

@@ -57,6 +57,14 @@ export function createClusterWorkerPool(options: WorkerPoolOptions): WorkerPool 
       index,
       send: (m) => (worker.isConnected() ? worker.send(m) : false),
       applyTimeoutMs: options.applyTimeoutMs,
+      onKill: (m) => {
+        // the connection id's top 8 bits name the worker owning it
+        const index = m.target >>> 24;
+        const owner = [...live.values()].find((h) => h.index === index && !h.exited);
+        const req = { target: m.target, user: m.user, query: m.query };
+        const answer = owner !== undefined ? owner.kill(req) : Promise.resolve({ errno: 1094, sqlState: "HY000", message: `Unknown thread id: ${m.target}` });
+        void answer.then((r) => handle.sendKillResult(m.seq, r));
+      },
     });
     live.set(worker, handle);
     options.onFork(handle);

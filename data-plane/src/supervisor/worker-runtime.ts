@@ -1,5 +1,5 @@
 import type { Logger } from "pino";
-import type { ListenerManager } from "../types";
+import type { KillRequest, KillResult, ListenerManager } from "../types";
 import { decodeConfig } from "../config/config-codec";
 import { errorCode } from "./errors";
 import { readToWorkerMessage, type FromWorkerMessage } from "./ipc-protocol";
@@ -19,6 +19,11 @@ export interface WorkerRuntime {
   drain(timeoutMs: number): Promise<void>;
   /** Settles when the queue of pending work is empty (tests). */
   idle(): Promise<void>;
+  /**
+   * KILL of a connection of another worker, through the supervisor. Never
+   * rejects: no answer within `killTimeoutMs` gives 1105.
+   */
+  remoteKill(req: KillRequest): Promise<KillResult>;
 }
 
 export interface WorkerRuntimeOptions {
@@ -28,12 +33,25 @@ export interface WorkerRuntimeOptions {
   logger: Logger;
   /** Called once after the drain finished and "mgw:drained" was sent; typically exits. */
   onDrained(): void;
+  /** Bound on a KILL routed through the supervisor; default 20000 ms. */
+  killTimeoutMs?: number;
 }
 
 export function createWorkerRuntime(options: WorkerRuntimeOptions): WorkerRuntime {
   const { manager, send, logger: log } = options;
   let chain: Promise<void> = Promise.resolve();
   let draining: Promise<void> | null = null;
+  let killSeq = 0;
+  const pendingKills = new Map<number, { resolve(r: KillResult): void; timer: NodeJS.Timeout }>();
+
+  /** A KILL the supervisor routed here (not serialized with applies: it must not wait for one). */
+  function killHere(seq: number, req: KillRequest): void {
+    const run = manager.killLocal?.(req) ?? Promise.resolve({ errno: 1094, sqlState: "HY000", message: `Unknown thread id: ${req.target}` });
+    run.then(
+      (r) => send({ t: "mgw:kill-result", seq, ...r }),
+      (err: unknown) => send({ t: "mgw:kill-result", seq, errno: 1105, sqlState: "HY000", message: `mysqlgw: ${(err as Error)?.message ?? String(err)}` }),
+    );
+  }
 
   function enqueue(job: () => Promise<void>): Promise<void> {
     chain = chain.then(job, job);
@@ -90,7 +108,26 @@ export function createWorkerRuntime(options: WorkerRuntimeOptions): WorkerRuntim
       const m = readToWorkerMessage(message);
       if (m === null) return;
       if (m.t === "mgw:apply") apply(m.seq, m.config);
-      else void drain(m.timeoutMs);
+      else if (m.t === "mgw:drain") void drain(m.timeoutMs);
+      else if (m.t === "mgw:kill") killHere(m.seq, { target: m.target, user: m.user, query: m.query });
+      else {
+        const k = pendingKills.get(m.seq);
+        if (k === undefined) return;
+        pendingKills.delete(m.seq);
+        clearTimeout(k.timer);
+        k.resolve({ errno: m.errno, sqlState: m.sqlState, message: m.message });
+      }
+    },
+    remoteKill(req) {
+      const seq = ++killSeq;
+      return new Promise<KillResult>((resolve) => {
+        const timer = setTimeout(() => {
+          pendingKills.delete(seq);
+          resolve({ errno: 1105, sqlState: "HY000", message: "mysqlgw: the KILL got no answer from the supervisor in time" });
+        }, options.killTimeoutMs ?? 20000);
+        pendingKills.set(seq, { resolve, timer });
+        send({ t: "mgw:kill", seq, target: req.target, user: req.user, query: req.query });
+      });
     },
     drain,
     idle: () => chain,
