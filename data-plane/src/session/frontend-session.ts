@@ -64,7 +64,8 @@ export const DEFAULT_SERVER_VERSION = "5.5.5-10.11.6-MariaDB-mysqlgw";
 
 /**
  * Capabilities we announce to clients: a set both MySQL and MariaDB servers
- * support. No SSL and no COMPRESS yet. Command-phase ones are further
+ * support, plus COMPRESS (the gateway's own: see compressed-socket.ts);
+ * SSL is added when TLS is configured. Command-phase ones are further
  * intersected with what the cluster's backends announced, once known.
  */
 export const ADVERTISED_CAPABILITIES =
