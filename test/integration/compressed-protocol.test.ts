@@ -2,7 +2,10 @@
 // clients, with real MariaDB, etcd, control plane and data plane; mysql2
 // `compress: true` and the mariadb CLI's --compress.
 import * as crypto from "node:crypto";
+import * as fs from "node:fs";
 import * as net from "node:net";
+import * as path from "node:path";
+import * as mariadb from "mariadb";
 import type * as mysql from "mysql2/promise";
 import {
   connect,
@@ -14,6 +17,7 @@ import {
   startDataPlane,
   startEtcd,
   startMariaDB,
+  tempDir,
   type MariaDBServer,
 } from "../helpers";
 
@@ -115,6 +119,7 @@ describe("mysql2 with compress: true", () => {
       }
     }
     // compressed on the wire: well under half the plain size
+    console.log(`50,000 rows through mysqlgw: ${counts[0]} bytes compressed, ${counts[1]} plain`);
     expect(counts[0]).toBeLessThan(counts[1] / 2);
   });
 
@@ -139,6 +144,49 @@ describe("mysql2 with compress: true", () => {
       await c.end();
     }
   }, 60_000);
+});
+
+describe("other connectors with compression on", () => {
+  test("the mariadb npm connector (compress: true): queries, prepared statements, 50,000 rows, 17 MiB", async () => {
+    const conn = await mariadb.createConnection({ host: "127.0.0.1", port, user: "app", password: PASSWORD, database: "shop", compress: true, maxAllowedPacket: 64 << 20 });
+    try {
+      const rows = (await conn.query("SELECT seq, SHA1(seq) AS h FROM seq_1_to_50000")) as { seq: number | bigint; h: string }[];
+      expect(rows).toHaveLength(50_000);
+      expect(Number(rows[49_999].seq)).toBe(50_000);
+      expect(rows[49_999].h).toBe(crypto.createHash("sha1").update("50000").digest("hex"));
+      const [p] = (await conn.execute("SELECT ? + 1 AS v", [41])) as { v: number | bigint }[];
+      expect(Number(p.v)).toBe(42);
+      const value = "m".repeat(BIG);
+      await conn.query("DELETE FROM blobs WHERE id = 3");
+      await conn.query("INSERT INTO blobs VALUES (3, ?)", [value]);
+      const [back] = (await conn.query("SELECT b FROM blobs WHERE id = 3")) as { b: Buffer }[];
+      expect(back.b.length).toBe(BIG);
+      expect(back.b.toString() === value).toBe(true);
+      await expect(conn.query("SELECT * FROM nope")).rejects.toMatchObject({ errno: 1146, sqlState: "42S02" });
+    } finally {
+      await conn.end();
+    }
+  }, 60_000);
+
+  test("PHP mysqli (mysqlnd) with MYSQLI_CLIENT_COMPRESS", async () => {
+    const file = path.join(tempDir("php"), "z.php");
+    fs.writeFileSync(
+      file,
+      `<?php
+mysqli_report(MYSQLI_REPORT_OFF);
+$m = mysqli_init();
+if (!$m->real_connect("127.0.0.1", "app", "${PASSWORD}", "shop", ${port}, null, MYSQLI_CLIENT_COMPRESS)) { echo "connect failed: ", mysqli_connect_error(); exit(1); }
+$r = $m->query("SELECT COUNT(*) AS n, SUM(LENGTH(SHA1(seq))) AS l FROM seq_1_to_20000")->fetch_assoc();
+$s = $m->prepare("SELECT ? * 2 AS v"); $x = 21; $s->bind_param("i", $x); $s->execute(); $v = $s->get_result()->fetch_assoc()["v"];
+$rows = $m->query("SELECT seq FROM seq_1_to_20000")->num_rows;
+$e = $m->query("SELECT * FROM nope") ? "no error" : $m->errno;
+echo json_encode(["n" => $r["n"], "l" => $r["l"], "v" => $v, "rows" => $rows, "err" => $e]);
+`,
+    );
+    const r = await runProcess("php", [file], { timeoutMs: 20_000 });
+    expect(r.stderr).toBe("");
+    expect(JSON.parse(r.stdout)).toEqual({ n: "20000", l: "800000", v: 42, rows: 20000, err: 1146 });
+  });
 });
 
 describe("the mariadb CLI with --compress", () => {
