@@ -5,7 +5,8 @@ import { ListenerBindError } from "./errors";
 import type { ApplyResult, DataPlaneOptions, KillRequest, KillResult, ListenerManager } from "./types";
 import { KillDeniedError, NoSuchThreadError } from "./errors";
 import { killBackendThread, killResultOf } from "./session/kill";
-import { compileConfig, type ClusterRuntime, type ListenerSnapshot } from "./session/config-snapshot";
+import { compileConfig, type ClusterRuntime, type ClusterSnapshot, type ListenerSnapshot } from "./session/config-snapshot";
+import { learnClusterGreeting } from "./session/backend-probe";
 import { FrontendSession, type SessionHost, type SessionOptions } from "./session/frontend-session";
 import { CachingSha2Cache } from "./session/client-auth";
 import { loadClientTls, loadRsaKeyPair } from "./session/tls";
@@ -24,6 +25,9 @@ export const DEFAULT_DATA_PLANE_OPTIONS: Required<Omit<DataPlaneOptions, "remote
   rsaPublicKeyFile: "",
   sha2CacheSize: 100_000,
 };
+
+/** Bound on learning a new cluster's greeting before its listeners open (see backend-probe.ts). */
+const GREETING_PROBE_MAX_MS = 1000;
 
 /** Bits of a connection id that carry the worker index (the top ones). */
 const WORKER_BITS = 8;
@@ -101,6 +105,14 @@ class ListenerManagerImpl implements ListenerManager, SessionHost {
       }
     }
     for (const [name, entry] of this.entries) if (!desired.has(name)) toClose.push(entry);
+
+    // Greet the first client of a cluster as every later one: learn what its servers announce first.
+    const unknown = new Map<string, ClusterSnapshot>();
+    for (const snap of compiled.listeners) {
+      if (snap.cluster !== null && snap.cluster.runtime.serverVersion === null) unknown.set(snap.cluster.name, snap.cluster);
+    }
+    const probeMs = Math.min(this.sessionOptions.backendConnectTimeoutMs, GREETING_PROBE_MAX_MS);
+    await Promise.all([...unknown.values()].map((c) => learnClusterGreeting(c, probeMs, this.logger)));
 
     // A port we are about to open that a closing listener holds must be freed first.
     const openPorts = new Set(toOpen.map((s) => s.port));

@@ -64,6 +64,25 @@ beforeAll(async () => {
   expect(await res.json()).toMatchObject({ version: "1", changed: true });
 }, 60_000);
 
+test("the very first client of a fresh data plane is greeted as a direct client is (version, MariaDB column metadata)", async () => {
+  const dp = await startDataPlane({ etcd, workers: 1, env: { LIFECYCLE_PW: PASSWORD }, waitForConfig: 1 });
+  try {
+    const sql = "SELECT JSON_OBJECT('a', 1) AS j, VERSION() AS v";
+    const direct = await connect({ port: db.port, user: "app", password: PASSWORD });
+    const first = await connect({ port, user: "app", password: PASSWORD });
+    const [[d]] = (await direct.query(sql)) as unknown as [[{ j: unknown; v: string }]];
+    const [[g]] = (await first.query(sql)) as unknown as [[{ j: unknown; v: string }]];
+    // mysql2 decodes JSON columns only when the server offers MariaDB's extended type info.
+    expect(g).toEqual(d);
+    expect(g.j).toEqual({ a: 1 });
+    const greeting = (c: unknown): string => (c as { connection: { _handshakePacket: { serverVersion: string } } }).connection._handshakePacket.serverVersion;
+    expect(greeting(first)).toBe(greeting(direct));
+    await Promise.all([direct.end(), first.end()]);
+  } finally {
+    await dp.stop("SIGTERM");
+  }
+});
+
 test("two workers share one listener, the data plane registers once with the version it serves, and deregisters on SIGTERM", async () => {
   const dp = await startDataPlane({ etcd, workers: 2, env: { LIFECYCLE_PW: PASSWORD }, waitForConfig: 1 });
   const conns = await Promise.all(Array.from({ length: 12 }, () => connect({ port, user: "app", password: PASSWORD })));
