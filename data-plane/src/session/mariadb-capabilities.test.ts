@@ -96,16 +96,14 @@ describe("MariaDB extended capabilities", () => {
     return { caps: hs.capabilityFlags >>> 0, mariadbCaps: hs.mariadbExtendedCapabilityFlags ?? 0, login: logins[logins.length - 1] };
   }
 
-  it("are offered once the cluster's backend was seen, only the pass-through ones, and reach the backend as the client asked", async () => {
-    // First connection of the worker: the backend is not known yet, nothing extended is offered.
+  it("are learned from the backend's greeting before the listener opens, only the pass-through ones are offered, and reach the backend as the client asked", async () => {
+    // The very first connection already gets them: apply() read a backend greeting first.
     const first = await greetingAndLogin();
-    expect(first.mariadbCaps).toBe(0);
-    expect(first.caps & Capability.LongPassword).toBe(Capability.LongPassword);
-    expect(first.login.mariadbCapabilities).toBe(0);
-    // Later connections: CLIENT_MYSQL clear and the pass-through set offered: extended metadata, never progress reports or metadata caching.
+    expect(first.mariadbCaps).toBe(BACKEND_MARIADB_CAPS & PASSTHROUGH_MARIADB_CAPABILITIES);
+    // CLIENT_MYSQL clear and the pass-through set offered: extended metadata, never progress reports or metadata caching.
     const later = await greetingAndLogin();
     expect(later.caps & Capability.LongPassword).toBe(0);
-    expect(later.mariadbCaps).toBe(BACKEND_MARIADB_CAPS & PASSTHROUGH_MARIADB_CAPABILITIES);
+    expect(later.mariadbCaps).toBe(first.mariadbCaps);
     expect(later.mariadbCaps & MariaDbCapability.ExtendedTypeInfo).toBe(MariaDbCapability.ExtendedTypeInfo);
     expect(later.mariadbCaps & (MariaDbCapability.Progress | MariaDbCapability.CacheMetadata)).toBe(0);
     // mysql2 asks for extended metadata when offered (clearing CLIENT_MYSQL); the backend gets the request.
