@@ -11,6 +11,7 @@ import {
 } from "@mysqlgw/sandbox";
 import { connect } from "./mysql";
 import { nativePasswordHash } from "./password";
+import { applyPolicy } from "./policy";
 
 export interface GatewayFixtureOptions {
   /** More mariadbd options. */
@@ -56,20 +57,11 @@ export async function startGatewayFixture(options: GatewayFixtureOptions = {}): 
   for (const d of options.databases ?? []) await db.query(`CREATE DATABASE \`${d}\``);
   const cp = await startControlPlane({ etcd });
   const port = await freePort();
-  const res = await fetch(`${cp.url}/v1/policy:apply`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({
-      policy: {
-        clusters: [{ name: "main", backends: [{ name: "db", address: db.address }] }],
-        listeners: [{ name: "main", bindAddress: "127.0.0.1", port, cluster: "main" }],
-        users: [{ name: "app", passwordHash: nativePasswordHash(password), backendCredentials: { user: "app", secretRef: "env:MGW_FIXTURE_PW" } }],
-      },
-      appliedBy: "test",
-    }),
+  const { version } = await applyPolicy(cp, {
+    clusters: [{ name: "main", backends: [{ name: "db", address: db.address }] }],
+    listeners: [{ name: "main", bindAddress: "127.0.0.1", port, cluster: "main" }],
+    users: [{ name: "app", passwordHash: nativePasswordHash(password), backendCredentials: { user: "app", secretRef: "env:MGW_FIXTURE_PW" } }],
   });
-  if (res.status !== 200) throw new Error(`policy apply failed: ${res.status} ${await res.text()}`);
-  const { version } = (await res.json()) as { version: string };
   const dp = await startDataPlane({
     etcd,
     workers: options.workers ?? 1,

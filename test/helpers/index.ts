@@ -12,6 +12,7 @@ export type { ConnectOptions } from "./mysql";
 export { runMariadbCli } from "./mariadb-cli";
 export type { MariadbCliOptions, MariadbCliResult } from "./mariadb-cli";
 export { runCli } from "./cli";
+export { applyPolicy } from "./policy";
 export type { CliResult } from "./cli";
 export { runProcess } from "./run-process";
 export type { ProcessResult } from "./run-process";

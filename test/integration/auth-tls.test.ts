@@ -7,6 +7,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import type { ConnectionOptions } from "mysql2";
 import {
+  applyPolicy,
   connect,
   freePort,
   nativePasswordHash,
@@ -100,14 +101,8 @@ beforeAll(async () => {
       { name: "secure", passwordHash: nativePasswordHash(PW), cachingSha2PasswordHash: sha2Hash(), requireTls: true, backendCredentials },
     ],
   };
-  const res = await fetch(`${cp.url}/v1/policy:apply`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ policy, appliedBy: "auth-tls test" }),
-  });
-  expect(res.status).toBe(200);
-  const { version } = (await res.json()) as { version: string };
-  await startDataPlane({
+  const { version } = await applyPolicy(cp, policy, "auth-tls test");
+    await startDataPlane({
     etcd,
     workers: 1,
     env: { AUTH_TLS_BACKEND_PW: BACKEND_PW },

@@ -1,6 +1,7 @@
 // Issue 3, point 5: a backend connection lost mid-query gives that client an
 // error or a closed connection as MySQL would, and no other client notices.
 import {
+  applyPolicy,
   connect,
   freePort,
   nativePasswordHash,
@@ -26,25 +27,17 @@ beforeAll(async () => {
   [db1, db2] = [a, b];
   const cp = await startControlPlane({ etcd });
   [port1, port2] = [await freePort(), await freePort()];
-  const res = await fetch(`${cp.url}/v1/policy:apply`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({
-      policy: {
-        clusters: [
-          { name: "one", backends: [{ name: "db1", address: db1.address }] },
-          { name: "two", backends: [{ name: "db2", address: db2.address }] },
-        ],
-        listeners: [
-          { name: "one", bindAddress: "127.0.0.1", port: port1, cluster: "one" },
-          { name: "two", bindAddress: "127.0.0.1", port: port2, cluster: "two" },
-        ],
-        users: [{ name: "app", passwordHash: nativePasswordHash(PASSWORD), backendCredentials: { user: "app", secretRef: "env:MGW_LOST_PW" } }],
-      },
-      appliedBy: "test",
-    }),
-  });
-  expect(res.status).toBe(200);
+  await applyPolicy(cp, {
+    clusters: [
+      { name: "one", backends: [{ name: "db1", address: db1.address }] },
+      { name: "two", backends: [{ name: "db2", address: db2.address }] },
+    ],
+    listeners: [
+      { name: "one", bindAddress: "127.0.0.1", port: port1, cluster: "one" },
+      { name: "two", bindAddress: "127.0.0.1", port: port2, cluster: "two" },
+    ],
+    users: [{ name: "app", passwordHash: nativePasswordHash(PASSWORD), backendCredentials: { user: "app", secretRef: "env:MGW_LOST_PW" } }],
+  }, "test");
   await startDataPlane({ etcd, workers: 1, env: { MGW_LOST_PW: PASSWORD }, waitForConfig: 1 });
 }, 120_000);
 

@@ -7,6 +7,7 @@ import { Readable } from "node:stream";
 import * as mariadb from "mariadb";
 import type { Connection } from "mysql2/promise";
 import {
+  applyPolicy,
   connect,
   freePort,
   nativePasswordHash,
@@ -83,26 +84,17 @@ beforeAll(async () => {
   await db.query("CREATE TABLE shop.loaded (n INT)");
   const cp = await startControlPlane({ etcd });
   port = await freePort();
-  const res = await fetch(`${cp.url}/v1/policy:apply`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({
-      policy: {
-        clusters: [{ name: "main", backends: [{ name: "db", address: db.address }] }],
-        listeners: [{ name: "main", bindAddress: "127.0.0.1", port, cluster: "main" }],
-        users: Object.entries(USERS).map(([name, u]) => ({
-          name,
-          passwordHash: nativePasswordHash(u.password),
-          allowLoadDataLocal: u.load,
-          backendCredentials: { user: u.backend, secretRef: u.backend === "app" ? "env:APP_PW" : "env:APP2_PW" },
-        })),
-      },
-      appliedBy: "commands.test",
-    }),
-  });
-  expect(res.status).toBe(200);
-  const { version } = (await res.json()) as { version: string };
-  await startDataPlane({ etcd, workers: 2, env: { APP_PW, APP2_PW }, waitForConfig: version });
+  const { version } = await applyPolicy(cp, {
+    clusters: [{ name: "main", backends: [{ name: "db", address: db.address }] }],
+    listeners: [{ name: "main", bindAddress: "127.0.0.1", port, cluster: "main" }],
+    users: Object.entries(USERS).map(([name, u]) => ({
+      name,
+      passwordHash: nativePasswordHash(u.password),
+      allowLoadDataLocal: u.load,
+      backendCredentials: { user: u.backend, secretRef: u.backend === "app" ? "env:APP_PW" : "env:APP2_PW" },
+    })),
+  }, "commands.test");
+    await startDataPlane({ etcd, workers: 2, env: { APP_PW, APP2_PW }, waitForConfig: version });
 }, 120_000);
 
 afterEach(closeAll);

@@ -8,6 +8,7 @@ import * as path from "node:path";
 import * as mariadb from "mariadb";
 import type * as mysql from "mysql2/promise";
 import {
+  applyPolicy,
   connect,
   freePort,
   nativePasswordHash,
@@ -34,21 +35,12 @@ beforeAll(async () => {
   await db.query("CREATE TABLE shop.blobs (id INT PRIMARY KEY, b LONGBLOB)");
   const cp = await startControlPlane({ etcd });
   port = await freePort();
-  const res = await fetch(`${cp.url}/v1/policy:apply`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({
-      policy: {
-        clusters: [{ name: "main", backends: [{ name: "db", address: db.address }] }],
-        listeners: [{ name: "main", bindAddress: "127.0.0.1", port, cluster: "main" }],
-        users: [{ name: "app", passwordHash: nativePasswordHash(PASSWORD), backendCredentials: { user: "app", secretRef: "env:APP_PW" } }],
-      },
-      appliedBy: "test",
-    }),
-  });
-  expect(res.status).toBe(200);
-  const { version } = (await res.json()) as { version: string };
-  await startDataPlane({ etcd, workers: 1, env: { APP_PW: PASSWORD }, waitForConfig: version });
+  const { version } = await applyPolicy(cp, {
+    clusters: [{ name: "main", backends: [{ name: "db", address: db.address }] }],
+    listeners: [{ name: "main", bindAddress: "127.0.0.1", port, cluster: "main" }],
+    users: [{ name: "app", passwordHash: nativePasswordHash(PASSWORD), backendCredentials: { user: "app", secretRef: "env:APP_PW" } }],
+  }, "test");
+    await startDataPlane({ etcd, workers: 1, env: { APP_PW: PASSWORD }, waitForConfig: version });
 }, 120_000);
 
 function gw(compress: boolean): Promise<mysql.Connection> {

@@ -124,7 +124,7 @@ const CASES: Case[] = [
 /** What one case shows through mysql2, as plain data. */
 async function observeMysql2(conn: mysql.Connection, c: Case): Promise<unknown> {
   try {
-    const [result, fields] = c.params !== undefined ? await conn.execute(c.sql, c.params) : await conn.query(c.sql);
+    const [result, fields] = c.params !== undefined ? await conn.execute(c.sql, c.params as mysql.ExecuteValues[]) : await conn.query(c.sql);
     return { result, fields: describeFields(fields) };
   } catch (err) {
     const e = err as { errno?: number; sqlState?: string; sqlMessage?: string; code?: string; fatal?: boolean };
@@ -295,15 +295,16 @@ async function runMariadbConnector(side: Side, keepEof: boolean): Promise<{ eofD
   const e = endpoint(side);
   const db = `${DB[side]}_m${keepEof ? "eof" : "ok"}`;
   await fx.db.query(`CREATE DATABASE IF NOT EXISTS ${db}`);
+  // keepEof is a real connector option (it keeps CLIENT_DEPRECATE_EOF off) missing from its typings.
   const conn = await mariadb.createConnection({
     host: "127.0.0.1", port: e.port, user: e.user, password: e.password, database: db,
     multipleStatements: true, keepEof, bigIntAsNumber: false, decimalAsNumber: false, dateStrings: true, connectTimeout: 5000,
-  });
+  } as mariadb.ConnectionConfig);
   const out: unknown[] = [];
   try {
     for (const c of MARIADB_CASES) {
       try {
-        const res = (c.params !== undefined ? await conn.execute(c.sql, c.params) : await conn.query(c.sql)) as unknown;
+        const res = (c.params !== undefined ? await conn.execute(c.sql, c.params as mysql.ExecuteValues[]) : await conn.query(c.sql)) as unknown;
         out.push(mask(mariadbResult(res), side));
       } catch (err) {
         const x = err as { errno?: number; sqlState?: string; text?: string; code?: string; fatal?: boolean };

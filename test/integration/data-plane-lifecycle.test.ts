@@ -2,6 +2,7 @@
 // etcd, and SIGTERM draining — through the real data-plane binary.
 import * as net from "node:net";
 import {
+  applyPolicy,
   connect,
   freePort,
   nativePasswordHash,
@@ -48,20 +49,12 @@ beforeAll(async () => {
   [etcd, db] = await Promise.all([startEtcd(), startMariaDB({ accounts: [{ user: "app", password: PASSWORD }] })]);
   cp = await startControlPlane({ etcd });
   port = await freePort();
-  const res = await fetch(`${cp.url}/v1/policy:apply`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({
-      policy: {
-        clusters: [{ name: "main", backends: [{ name: "db", address: db.address }] }],
-        listeners: [{ name: "main", bindAddress: "127.0.0.1", port, cluster: "main" }],
-        users: [{ name: "app", passwordHash: nativePasswordHash(PASSWORD), backendCredentials: { secretRef: "env:LIFECYCLE_PW" } }],
-      },
-      appliedBy: "test",
-    }),
-  });
-  expect(res.status).toBe(200);
-  expect(await res.json()).toMatchObject({ version: "1", changed: true });
+  const applied = await applyPolicy(cp, {
+    clusters: [{ name: "main", backends: [{ name: "db", address: db.address }] }],
+    listeners: [{ name: "main", bindAddress: "127.0.0.1", port, cluster: "main" }],
+    users: [{ name: "app", passwordHash: nativePasswordHash(PASSWORD), backendCredentials: { secretRef: "env:LIFECYCLE_PW" } }],
+  }, "test");
+  expect(applied).toEqual({ version: "1", changed: true });
 }, 60_000);
 
 test("the very first client of a fresh data plane is greeted as a direct client is (version, MariaDB column metadata)", async () => {

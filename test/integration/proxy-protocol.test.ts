@@ -6,6 +6,7 @@
 import * as net from "node:net";
 import * as mysql from "mysql2/promise";
 import {
+  applyPolicy,
   connect,
   freePort,
   nativePasswordHash,
@@ -39,28 +40,18 @@ beforeAll(async () => {
   await db.query("GRANT SELECT ON shop.* TO 'hostuser'@'127.0.0.99'");
   const cp = await startControlPlane({ etcd });
   [lbPort, optPort, plainPort] = [await freePort(), await freePort(), await freePort()];
-  const res = await fetch(`${cp.url}/v1/policy:apply`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({
-      policy: {
-        clusters: [{ name: "main", backends: [{ name: "db", address: db.address }], sendProxyProtocol: true }],
-        listeners: [
-          { name: "lb", bindAddress: "127.0.0.1", port: lbPort, cluster: "main", proxyProtocol: { trustedCidrs: ["127.0.0.1/32", "::1/128"], required: true } },
-          { name: "opt", bindAddress: "127.0.0.1", port: optPort, cluster: "main", proxyProtocol: { trustedCidrs: ["127.0.0.0/30"] } },
-          { name: "plain", bindAddress: "127.0.0.1", port: plainPort, cluster: "main" },
-        ],
-        users: [
-          { name: "app", passwordHash: nativePasswordHash(APP_PW), backendCredentials: { user: "app", secretRef: "env:APP_PW" } },
-          { name: "hostuser", passwordHash: nativePasswordHash(HOST_PW), backendCredentials: { user: "hostuser", secretRef: "env:HOST_PW" } },
-        ],
-      },
-      appliedBy: "test",
-    }),
+  const { version } = await applyPolicy(cp, {
+    clusters: [{ name: "main", backends: [{ name: "db", address: db.address }], sendProxyProtocol: true }],
+    listeners: [
+      { name: "lb", bindAddress: "127.0.0.1", port: lbPort, cluster: "main", proxyProtocol: { trustedCidrs: ["127.0.0.1/32", "::1/128"], required: true } },
+      { name: "opt", bindAddress: "127.0.0.1", port: optPort, cluster: "main", proxyProtocol: { trustedCidrs: ["127.0.0.0/30"] } },
+      { name: "plain", bindAddress: "127.0.0.1", port: plainPort, cluster: "main" },
+    ],
+    users: [
+      { name: "app", passwordHash: nativePasswordHash(APP_PW), backendCredentials: { user: "app", secretRef: "env:APP_PW" } },
+      { name: "hostuser", passwordHash: nativePasswordHash(HOST_PW), backendCredentials: { user: "hostuser", secretRef: "env:HOST_PW" } },
+    ],
   });
-  const body = await res.text();
-  expect(res.status).toBe(200);
-  const { version } = JSON.parse(body) as { version: string };
   await startDataPlane({ etcd, workers: 1, handshakeTimeoutMs: HANDSHAKE_TIMEOUT_MS, env: { APP_PW, HOST_PW }, waitForConfig: version });
 }, 120_000);
 
