@@ -54,7 +54,7 @@ describe("loading policy YAML", () => {
 
   it("names file, document, field and line for unknown fields and suggests the right one", () => {
     const p = problems({ "a.yaml": "kind: Listener\nname: x\nprot: 6033\ncluster: c\n" });
-    expect(p).toEqual(["error: a.yaml document 1 (Listener x): field prot: unknown field (line 3) — did you mean port? (Listener fields: name, bindAddress, port, cluster, proxyProtocol)"]);
+    expect(p).toEqual(["error: a.yaml document 1 (Listener x): field prot: unknown field (line 3) — did you mean port? (Listener fields: name, bindAddress, port, cluster, proxyProtocol, allowCidrs, denyCidrs, maxConnections, handshakeTimeout, idleTimeout)"]);
     const q = problems({ "a.yaml": "kind: Cluster\nname: c\nbackends:\n  - name: a\n    adress: h:1\n" });
     expect(q[0]).toContain("field backends[0].adress: unknown field (line 5) — did you mean address?");
   });

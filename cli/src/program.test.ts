@@ -119,7 +119,7 @@ describe("mysqlgw apply / diff", () => {
     const api = fakeApi();
     const r = await cli(["diff", "-f", "policy"], api);
     expect(r.code).toBe(1);
-    expect(r.err).toEqual(["error: policy/bad.yaml document 1 (Listener x): field prot: unknown field (line 3) — did you mean port? (Listener fields: name, bindAddress, port, cluster, proxyProtocol)"]);
+    expect(r.err).toEqual(["error: policy/bad.yaml document 1 (Listener x): field prot: unknown field (line 3) — did you mean port? (Listener fields: name, bindAddress, port, cluster, proxyProtocol, allowCidrs, denyCidrs, maxConnections, handshakeTimeout, idleTimeout)"]);
     expect(api.calls).toEqual([]);
   });
 

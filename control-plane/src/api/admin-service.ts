@@ -112,6 +112,10 @@ export function createAdminService(options: AdminServiceOptions): AdminServiceIm
       const [dataPlanes, cur] = await Promise.all([store.listDataPlanes(), store.getCurrent()]);
       return { dataPlanes, currentVersion: cur?.version ?? 0n };
     }),
+    listBackendHealth: guard("ListBackendHealth", async (req) => {
+      // monitorLeader is filled in once the monitor runs in the control plane.
+      return { backends: await store.listBackendHealth(req.cluster), monitorLeader: "" };
+    }),
     getHealth: guard("GetHealth", async () => {
       try {
         const cur = await store.getCurrent();

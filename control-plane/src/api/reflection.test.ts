@@ -40,7 +40,7 @@ describe("gRPC server reflection", () => {
       "mysqlgw.admin.v1.AdminService", "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection",
     ]);
     const files = sym.messageResponse.value.fileDescriptorProto.map((b: Uint8Array) => fromBinary(FileDescriptorProtoSchema, b));
-    expect(files.map((f: Any) => f.name)).toEqual(["mysqlgw/admin/v1/admin_service.proto", "mysqlgw/config/v1/config.proto", "google/protobuf/timestamp.proto"]);
+    expect(files.map((f: Any) => f.name)).toEqual(["mysqlgw/admin/v1/admin_service.proto", "mysqlgw/config/v1/config.proto", "google/protobuf/duration.proto", "google/protobuf/timestamp.proto"]);
     // What grpcurl does with them: build a registry and find the method.
     const reg = createFileRegistry(create(FileDescriptorSetSchema, { file: files.reverse() }));
     expect(reg.getService("mysqlgw.admin.v1.AdminService")!.methods.map((m) => m.name)).toContain("ApplyPolicy");

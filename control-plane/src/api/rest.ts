@@ -3,6 +3,8 @@ import { create, fromJson, toBinary, toJson, type DescMessage, type JsonValue, t
 import { Code, ConnectError, createHandlerContext, type HandlerContext } from "@connectrpc/connect";
 import { codeToHttpStatus, codeToString } from "@connectrpc/connect/protocol-connect";
 import {
+  ListBackendHealthRequestSchema,
+  ListBackendHealthResponseSchema,
   AdminService,
   ApplyPolicyRequestSchema,
   ApplyPolicyResponseSchema,
@@ -43,6 +45,7 @@ export const REST_ROUTES = [
   "POST /v1/policy:diff",
   "GET /v1/dataplanes",
   "GET /v1/health",
+  "GET /v1/backends[?cluster=C]",
   "GET /v1/descriptor",
 ] as const;
 
@@ -95,6 +98,11 @@ export function createRestHandler(service: AdminServiceImpl, options: RestHandle
       case "/v1/dataplanes": {
         allow("GET");
         return sendMessage(res, ListDataPlanesResponseSchema, await service.listDataPlanes(create(ListDataPlanesRequestSchema), ctx("listDataPlanes")));
+      }
+      case "/v1/backends": {
+        allow("GET");
+        const r = create(ListBackendHealthRequestSchema, { cluster: url.searchParams.get("cluster") ?? "" });
+        return sendMessage(res, ListBackendHealthResponseSchema, await service.listBackendHealth(r, ctx("listBackendHealth")));
       }
       case "/v1/health": {
         allow("GET");

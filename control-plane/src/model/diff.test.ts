@@ -1,5 +1,5 @@
 import { create } from "@bufbuild/protobuf";
-import { PolicySchema, ResourceChange_Action as A } from "@mysqlgw/proto";
+import { BackendSchema, PolicySchema, ResourceChange_Action as A, UserSchema } from "@mysqlgw/proto";
 import { diffPolicies } from "./diff";
 import { normalizePolicy } from "./normalize";
 
@@ -26,9 +26,9 @@ describe("diffPolicies", () => {
   it("reports updates with field paths, deletes and adds", () => {
     const next = base();
     next.clusters[0]!.backends[1]!.address = "c:3306";
-    next.clusters[0]!.backends.push({ $typeName: "mysqlgw.config.v1.Backend", name: "db3", address: "d:3306", weight: 1 });
+    next.clusters[0]!.backends.push(create(BackendSchema, { name: "db3", address: "d:3306", weight: 1 }));
     next.listeners[0]!.port = 6034;
-    next.users = [{ $typeName: "mysqlgw.config.v1.User", name: "new", passwordHash: "", backendCredentials: undefined }];
+    next.users = [create(UserSchema, { name: "new" })];
     const d = diffPolicies(base(), normalizePolicy(next));
     expect(d.map((c) => [c.action, c.kind, c.name, c.fields])).toEqual([
       [A.UPDATE, "Cluster", "orders", ["backends[1].address", "backends[2]"]],

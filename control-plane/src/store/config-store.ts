@@ -1,4 +1,4 @@
-import type { ConfigVersion, DataPlane, Policy } from "@mysqlgw/proto";
+import type { BackendHealth, ConfigVersion, DataPlane, Policy } from "@mysqlgw/proto";
 
 /** Result of ConfigStore.applyIfChanged. */
 export interface ApplyResult {
@@ -37,6 +37,8 @@ export interface ConfigStore {
   applyIfChanged(policy: Policy, expectedVersion: bigint, appliedBy: string): Promise<ApplyResult>;
   /** Data planes currently registered (leases alive), sorted by id. */
   listDataPlanes(): Promise<DataPlane[]>;
+  /** Backend health as the monitor last wrote it, for one cluster or ("") all, sorted by cluster then backend. */
+  listBackendHealth(cluster: string): Promise<BackendHealth[]>;
   /** Releases connections. Further calls fail. */
   close(): Promise<void>;
 }

@@ -2,7 +2,7 @@ import { create, fromJsonString, toJsonString } from "@bufbuild/protobuf";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
 import { ClientClosedError, Etcd3, EtcdError, GRPCCancelledError, GRPCDeadlineExceededError, GRPCGenericError, GRPCUnavailableError } from "etcd3";
 import { isBrokenCircuitError, noop } from "cockatiel";
-import { ConfigVersionSchema, DataPlaneSchema, etcdKeys, type ConfigVersion, type DataPlane, type EtcdKeys, type Policy } from "@mysqlgw/proto";
+import { BackendHealthSchema, ConfigVersionSchema, DataPlaneSchema, etcdKeys, type BackendHealth, type ConfigVersion, type DataPlane, type EtcdKeys, type Policy } from "@mysqlgw/proto";
 import { MgwError } from "../errors";
 import { policyDigest } from "../model/normalize";
 import type { ApplyResult, ConfigStore } from "./config-store";
@@ -114,6 +114,19 @@ export function createEtcdConfigStore(options: EtcdConfigStoreOptions): ConfigSt
         }
       }
       return out.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    },
+    async listBackendHealth(cluster) {
+      const prefix = cluster === "" ? keys.healthPrefix : `${keys.healthPrefix}${cluster}/`;
+      const all = await call("list backend health", () => client.getAll().prefix(prefix).strings());
+      const out: BackendHealth[] = [];
+      for (const [key, value] of Object.entries(all)) {
+        try {
+          out.push(fromJsonString(BackendHealthSchema, value, { ignoreUnknownFields: true }));
+        } catch (err) {
+          options.onWarning?.("skipping a backend health key that does not decode", { key, err: String(err) });
+        }
+      }
+      return out.sort((a, b) => (a.cluster === b.cluster ? (a.backend < b.backend ? -1 : 1) : a.cluster < b.cluster ? -1 : 1));
     },
     async close() {
       client.close();

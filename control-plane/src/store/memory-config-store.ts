@@ -1,6 +1,6 @@
 import { clone, create } from "@bufbuild/protobuf";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
-import { ConfigVersionSchema, DataPlaneSchema, PolicySchema, type ConfigVersion, type DataPlane, type Policy } from "@mysqlgw/proto";
+import { BackendHealthSchema, ConfigVersionSchema, DataPlaneSchema, PolicySchema, type BackendHealth, type ConfigVersion, type DataPlane, type Policy } from "@mysqlgw/proto";
 import { MgwError } from "../errors";
 import { policyDigest } from "../model/normalize";
 import type { ApplyResult, ConfigStore } from "./config-store";
@@ -9,6 +9,8 @@ import type { ApplyResult, ConfigStore } from "./config-store";
 export interface MemoryConfigStore extends ConfigStore {
   /** Registers or replaces a data plane (what a data plane's lease key would hold). */
   putDataPlane(dp: DataPlane): void;
+  /** Test hook: what the monitor would have written. */
+  putBackendHealth(h: BackendHealth): void;
   /** While true, every call fails as if the store were unreachable. */
   setUnavailable(unavailable: boolean): void;
   /** Runs once inside the next applyIfChanged, between its read and its write (to simulate a race). */
@@ -20,6 +22,7 @@ export interface MemoryConfigStore extends ConfigStore {
 export function createMemoryConfigStore(): MemoryConfigStore {
   const history: ConfigVersion[] = [];
   const dataPlanes = new Map<string, DataPlane>();
+  const health = new Map<string, BackendHealth>();
   let unavailable = false;
   let hook: (() => void) | null = null;
   const check = (): void => {
@@ -71,7 +74,17 @@ export function createMemoryConfigStore(): MemoryConfigStore {
       check();
       return [...dataPlanes.values()].sort((a, b) => (a.id < b.id ? -1 : 1)).map((d) => clone(DataPlaneSchema, d));
     },
+    async listBackendHealth(cluster) {
+      check();
+      return [...health.values()]
+        .filter((h) => cluster === "" || h.cluster === cluster)
+        .sort((a, b) => (a.cluster === b.cluster ? (a.backend < b.backend ? -1 : 1) : a.cluster < b.cluster ? -1 : 1))
+        .map((h) => clone(BackendHealthSchema, h));
+    },
     async close() {},
+    putBackendHealth(h) {
+      health.set(`${h.cluster}/${h.backend}`, clone(BackendHealthSchema, h));
+    },
     putDataPlane(dp) {
       dataPlanes.set(dp.id, clone(DataPlaneSchema, dp));
     },

@@ -7,15 +7,15 @@
 
 import type { GenEnum, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
-import type { Timestamp } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_duration, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file mysqlgw/config/v1/config.proto.
  */
 export const file_mysqlgw_config_v1_config: GenFile = /*@__PURE__*/
-  fileDesc("Ch5teXNxbGd3L2NvbmZpZy92MS9jb25maWcucHJvdG8SEW15c3FsZ3cuY29uZmlnLnYxIo4BCgdDbHVzdGVyEgwKBG5hbWUYASABKAkSLAoIYmFja2VuZHMYAiADKAsyGi5teXNxbGd3LmNvbmZpZy52MS5CYWNrZW5kEioKA3RscxgDIAEoCzIdLm15c3FsZ3cuY29uZmlnLnYxLkJhY2tlbmRUbHMSGwoTc2VuZF9wcm94eV9wcm90b2NvbBgEIAEoCCLWAQoKQmFja2VuZFRscxIwCgRtb2RlGAEgASgOMiIubXlzcWxndy5jb25maWcudjEuQmFja2VuZFRscy5Nb2RlEg8KB2NhX2ZpbGUYAiABKAkSEwoLc2VydmVyX25hbWUYAyABKAkicAoETW9kZRIUChBNT0RFX1VOU1BFQ0lGSUVEEAASEQoNTU9ERV9ESVNBQkxFRBABEhEKDU1PREVfUkVRVUlSRUQQAhISCg5NT0RFX1ZFUklGWV9DQRADEhgKFE1PREVfVkVSSUZZX0lERU5USVRZEAQiOAoHQmFja2VuZBIMCgRuYW1lGAEgASgJEg8KB2FkZHJlc3MYAiABKAkSDgoGd2VpZ2h0GAMgASgNIocBCghMaXN0ZW5lchIMCgRuYW1lGAEgASgJEhQKDGJpbmRfYWRkcmVzcxgCIAEoCRIMCgRwb3J0GAMgASgNEg8KB2NsdXN0ZXIYBCABKAkSOAoOcHJveHlfcHJvdG9jb2wYBSABKAsyIC5teXNxbGd3LmNvbmZpZy52MS5Qcm94eVByb3RvY29sIjgKDVByb3h5UHJvdG9jb2wSFQoNdHJ1c3RlZF9jaWRycxgBIAMoCRIQCghyZXF1aXJlZBgCIAEoCCLHAQoEVXNlchIMCgRuYW1lGAEgASgJEhUKDXBhc3N3b3JkX2hhc2gYAiABKAkSQgoTYmFja2VuZF9jcmVkZW50aWFscxgDIAEoCzIlLm15c3FsZ3cuY29uZmlnLnYxLkJhY2tlbmRDcmVkZW50aWFscxITCgtyZXF1aXJlX3RscxgEIAEoCBIiChpjYWNoaW5nX3NoYTJfcGFzc3dvcmRfaGFzaBgFIAEoCRIdChVhbGxvd19sb2FkX2RhdGFfbG9jYWwYBiABKAgiNgoSQmFja2VuZENyZWRlbnRpYWxzEgwKBHVzZXIYASABKAkSEgoKc2VjcmV0X3JlZhgCIAEoCSKOAQoGUG9saWN5EiwKCGNsdXN0ZXJzGAEgAygLMhoubXlzcWxndy5jb25maWcudjEuQ2x1c3RlchIuCglsaXN0ZW5lcnMYAiADKAsyGy5teXNxbGd3LmNvbmZpZy52MS5MaXN0ZW5lchImCgV1c2VycxgDIAMoCzIXLm15c3FsZ3cuY29uZmlnLnYxLlVzZXIinwEKDUNvbmZpZ1ZlcnNpb24SDwoHdmVyc2lvbhgBIAEoBBIpCgZwb2xpY3kYAiABKAsyGS5teXNxbGd3LmNvbmZpZy52MS5Qb2xpY3kSDgoGZGlnZXN0GAMgASgJEi4KCmFwcGxpZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCmFwcGxpZWRfYnkYBSABKAkigAIKCURhdGFQbGFuZRIKCgJpZBgBIAEoCRIQCghob3N0bmFtZRgCIAEoCRILCgNwaWQYAyABKA0SDwoHd29ya2VycxgEIAEoDRIWCg5jb25maWdfdmVyc2lvbhgFIAEoBBIRCglsaXN0ZW5lcnMYBiADKAkSLgoKc3RhcnRlZF9hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKdXBkYXRlZF9hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFQoNY29uZmlnX3NvdXJjZRgJIAEoCRIVCg1idWlsZF92ZXJzaW9uGAogASgJYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("Ch5teXNxbGd3L2NvbmZpZy92MS9jb25maWcucHJvdG8SEW15c3FsZ3cuY29uZmlnLnYxIo4BCgdDbHVzdGVyEgwKBG5hbWUYASABKAkSLAoIYmFja2VuZHMYAiADKAsyGi5teXNxbGd3LmNvbmZpZy52MS5CYWNrZW5kEioKA3RscxgDIAEoCzIdLm15c3FsZ3cuY29uZmlnLnYxLkJhY2tlbmRUbHMSGwoTc2VuZF9wcm94eV9wcm90b2NvbBgEIAEoCCLWAQoKQmFja2VuZFRscxIwCgRtb2RlGAEgASgOMiIubXlzcWxndy5jb25maWcudjEuQmFja2VuZFRscy5Nb2RlEg8KB2NhX2ZpbGUYAiABKAkSEwoLc2VydmVyX25hbWUYAyABKAkicAoETW9kZRIUChBNT0RFX1VOU1BFQ0lGSUVEEAASEQoNTU9ERV9ESVNBQkxFRBABEhEKDU1PREVfUkVRVUlSRUQQAhISCg5NT0RFX1ZFUklGWV9DQRADEhgKFE1PREVfVkVSSUZZX0lERU5USVRZEAQiUQoHQmFja2VuZBIMCgRuYW1lGAEgASgJEg8KB2FkZHJlc3MYAiABKAkSDgoGd2VpZ2h0GAMgASgNEhcKD21heF9jb25uZWN0aW9ucxgEIAEoDSKwAgoITGlzdGVuZXISDAoEbmFtZRgBIAEoCRIUCgxiaW5kX2FkZHJlc3MYAiABKAkSDAoEcG9ydBgDIAEoDRIPCgdjbHVzdGVyGAQgASgJEjgKDnByb3h5X3Byb3RvY29sGAUgASgLMiAubXlzcWxndy5jb25maWcudjEuUHJveHlQcm90b2NvbBITCgthbGxvd19jaWRycxgGIAMoCRISCgpkZW55X2NpZHJzGAcgAygJEhcKD21heF9jb25uZWN0aW9ucxgIIAEoDRI0ChFoYW5kc2hha2VfdGltZW91dBgJIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIvCgxpZGxlX3RpbWVvdXQYCiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iOAoNUHJveHlQcm90b2NvbBIVCg10cnVzdGVkX2NpZHJzGAEgAygJEhAKCHJlcXVpcmVkGAIgASgIIokCCgRVc2VyEgwKBG5hbWUYASABKAkSFQoNcGFzc3dvcmRfaGFzaBgCIAEoCRJCChNiYWNrZW5kX2NyZWRlbnRpYWxzGAMgASgLMiUubXlzcWxndy5jb25maWcudjEuQmFja2VuZENyZWRlbnRpYWxzEhMKC3JlcXVpcmVfdGxzGAQgASgIEiIKGmNhY2hpbmdfc2hhMl9wYXNzd29yZF9oYXNoGAUgASgJEh0KFWFsbG93X2xvYWRfZGF0YV9sb2NhbBgGIAEoCBITCgthbGxvd19jaWRycxgHIAMoCRISCgpkZW55X2NpZHJzGAggAygJEhcKD21heF9jb25uZWN0aW9ucxgJIAEoDSJLCgdHYXRld2F5EhMKC2FsbG93X2NpZHJzGAEgAygJEhIKCmRlbnlfY2lkcnMYAiADKAkSFwoPbWF4X2Nvbm5lY3Rpb25zGAMgASgNIjYKEkJhY2tlbmRDcmVkZW50aWFscxIMCgR1c2VyGAEgASgJEhIKCnNlY3JldF9yZWYYAiABKAkiuwEKBlBvbGljeRIsCghjbHVzdGVycxgBIAMoCzIaLm15c3FsZ3cuY29uZmlnLnYxLkNsdXN0ZXISLgoJbGlzdGVuZXJzGAIgAygLMhsubXlzcWxndy5jb25maWcudjEuTGlzdGVuZXISJgoFdXNlcnMYAyADKAsyFy5teXNxbGd3LmNvbmZpZy52MS5Vc2VyEisKB2dhdGV3YXkYBCABKAsyGi5teXNxbGd3LmNvbmZpZy52MS5HYXRld2F5Ip8BCg1Db25maWdWZXJzaW9uEg8KB3ZlcnNpb24YASABKAQSKQoGcG9saWN5GAIgASgLMhkubXlzcWxndy5jb25maWcudjEuUG9saWN5Eg4KBmRpZ2VzdBgDIAEoCRIuCgphcHBsaWVkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgphcHBsaWVkX2J5GAUgASgJIoACCglEYXRhUGxhbmUSCgoCaWQYASABKAkSEAoIaG9zdG5hbWUYAiABKAkSCwoDcGlkGAMgASgNEg8KB3dvcmtlcnMYBCABKA0SFgoOY29uZmlnX3ZlcnNpb24YBSABKAQSEQoJbGlzdGVuZXJzGAYgAygJEi4KCnN0YXJ0ZWRfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnVwZGF0ZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhUKDWNvbmZpZ19zb3VyY2UYCSABKAkSFQoNYnVpbGRfdmVyc2lvbhgKIAEoCSK1BQoNQmFja2VuZEhlYWx0aBIPCgdjbHVzdGVyGAEgASgJEg8KB2JhY2tlbmQYAiABKAkSDwoHYWRkcmVzcxgDIAEoCRI1CgVzdGF0ZRgEIAEoDjImLm15c3FsZ3cuY29uZmlnLnYxLkJhY2tlbmRIZWFsdGguU3RhdGUSMwoEcm9sZRgFIAEoDjIlLm15c3FsZ3cuY29uZmlnLnYxLkJhY2tlbmRIZWFsdGguUm9sZRIRCglyZWFkX29ubHkYBiABKAgSEQoJc2VydmVyX2lkGAcgASgNEhcKD2d0aWRfYmlubG9nX3BvcxgIIAEoCRIYChBndGlkX2N1cnJlbnRfcG9zGAkgASgJEhYKDmd0aWRfc2xhdmVfcG9zGAogASgJEhoKEnJlcGxpY2FfaW9fcnVubmluZxgLIAEoCBIbChNyZXBsaWNhX3NxbF9ydW5uaW5nGAwgASgIEjIKD3JlcGxpY2F0aW9uX2xhZxgNIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIWCg5zb3VyY2VfYWRkcmVzcxgOIAEoCRIcChRjb25zZWN1dGl2ZV9mYWlsdXJlcxgPIAEoDRISCgpsYXN0X2Vycm9yGBAgASgJEi4KCmNoZWNrZWRfYXQYESABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCm1vbml0b3JfaWQYEiABKAkSGQoRcm9sZV9kaXNhZ3JlZW1lbnQYEyABKAkiPAoFU3RhdGUSFQoRU1RBVEVfVU5TUEVDSUZJRUQQABIMCghTVEFURV9VUBABEg4KClNUQVRFX0RPV04QAiJACgRSb2xlEhQKEFJPTEVfVU5TUEVDSUZJRUQQABIQCgxST0xFX1BSSU1BUlkQARIQCgxST0xFX1JFUExJQ0EQAmIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * A set of MySQL/MariaDB servers that serve one dataset: a primary and its
@@ -165,6 +165,13 @@ export type Backend = Message<"mysqlgw.config.v1.Backend"> & {
    * @generated from field: uint32 weight = 3;
    */
   weight: number;
+
+  /**
+   * Most client sessions one data plane holds on this backend; 0: no limit.
+   *
+   * @generated from field: uint32 max_connections = 4;
+   */
+  maxConnections: number;
 };
 
 /**
@@ -214,6 +221,41 @@ export type Listener = Message<"mysqlgw.config.v1.Listener"> & {
    * @generated from field: mysqlgw.config.v1.ProxyProtocol proxy_protocol = 5;
    */
   proxyProtocol?: ProxyProtocol | undefined;
+
+  /**
+   * Client addresses (CIDR, IPv4 or IPv6) checked at accept, before any
+   * handshake byte: a deny match refuses; a non-empty allow list refuses
+   * everything it does not match.
+   *
+   * @generated from field: repeated string allow_cidrs = 6;
+   */
+  allowCidrs: string[];
+
+  /**
+   * @generated from field: repeated string deny_cidrs = 7;
+   */
+  denyCidrs: string[];
+
+  /**
+   * Most client connections one data plane holds on this listener; 0: no limit.
+   *
+   * @generated from field: uint32 max_connections = 8;
+   */
+  maxConnections: number;
+
+  /**
+   * Authentication must complete within this; default: the data plane's --handshake-timeout.
+   *
+   * @generated from field: google.protobuf.Duration handshake_timeout = 9;
+   */
+  handshakeTimeout?: Duration | undefined;
+
+  /**
+   * A connection idle between commands longer than this is closed; default: never.
+   *
+   * @generated from field: google.protobuf.Duration idle_timeout = 10;
+   */
+  idleTimeout?: Duration | undefined;
 };
 
 /**
@@ -304,6 +346,26 @@ export type User = Message<"mysqlgw.config.v1.User"> & {
    * @generated from field: bool allow_load_data_local = 6;
    */
   allowLoadDataLocal: boolean;
+
+  /**
+   * Client addresses this user may connect from, checked at authentication
+   * (deny first; a non-empty allow list refuses everything it does not match).
+   *
+   * @generated from field: repeated string allow_cidrs = 7;
+   */
+  allowCidrs: string[];
+
+  /**
+   * @generated from field: repeated string deny_cidrs = 8;
+   */
+  denyCidrs: string[];
+
+  /**
+   * Most concurrent connections of this user on one data plane; 0: no limit.
+   *
+   * @generated from field: uint32 max_connections = 9;
+   */
+  maxConnections: number;
 };
 
 /**
@@ -312,6 +374,39 @@ export type User = Message<"mysqlgw.config.v1.User"> & {
  */
 export const UserSchema: GenMessage<User> = /*@__PURE__*/
   messageDesc(file_mysqlgw_config_v1_config, 5);
+
+/**
+ * Settings for the whole gateway, at most one per policy.
+ *
+ * @generated from message mysqlgw.config.v1.Gateway
+ */
+export type Gateway = Message<"mysqlgw.config.v1.Gateway"> & {
+  /**
+   * Checked at accept on every listener, before the listener's own lists.
+   *
+   * @generated from field: repeated string allow_cidrs = 1;
+   */
+  allowCidrs: string[];
+
+  /**
+   * @generated from field: repeated string deny_cidrs = 2;
+   */
+  denyCidrs: string[];
+
+  /**
+   * Most client connections one data plane holds in all; 0: no limit.
+   *
+   * @generated from field: uint32 max_connections = 3;
+   */
+  maxConnections: number;
+};
+
+/**
+ * Describes the message mysqlgw.config.v1.Gateway.
+ * Use `create(GatewaySchema)` to create a new message.
+ */
+export const GatewaySchema: GenMessage<Gateway> = /*@__PURE__*/
+  messageDesc(file_mysqlgw_config_v1_config, 6);
 
 /**
  * Backend account of a user. The secret is a reference resolved by each data
@@ -342,7 +437,7 @@ export type BackendCredentials = Message<"mysqlgw.config.v1.BackendCredentials">
  * Use `create(BackendCredentialsSchema)` to create a new message.
  */
 export const BackendCredentialsSchema: GenMessage<BackendCredentials> = /*@__PURE__*/
-  messageDesc(file_mysqlgw_config_v1_config, 6);
+  messageDesc(file_mysqlgw_config_v1_config, 7);
 
 /**
  * The whole desired configuration. Applying a policy replaces the previous one.
@@ -364,6 +459,13 @@ export type Policy = Message<"mysqlgw.config.v1.Policy"> & {
    * @generated from field: repeated mysqlgw.config.v1.User users = 3;
    */
   users: User[];
+
+  /**
+   * Absent: no gateway-wide lists or limit.
+   *
+   * @generated from field: mysqlgw.config.v1.Gateway gateway = 4;
+   */
+  gateway?: Gateway | undefined;
 };
 
 /**
@@ -371,7 +473,7 @@ export type Policy = Message<"mysqlgw.config.v1.Policy"> & {
  * Use `create(PolicySchema)` to create a new message.
  */
 export const PolicySchema: GenMessage<Policy> = /*@__PURE__*/
-  messageDesc(file_mysqlgw_config_v1_config, 7);
+  messageDesc(file_mysqlgw_config_v1_config, 8);
 
 /**
  * One immutable, numbered version of the configuration as stored in etcd.
@@ -416,7 +518,7 @@ export type ConfigVersion = Message<"mysqlgw.config.v1.ConfigVersion"> & {
  * Use `create(ConfigVersionSchema)` to create a new message.
  */
 export const ConfigVersionSchema: GenMessage<ConfigVersion> = /*@__PURE__*/
-  messageDesc(file_mysqlgw_config_v1_config, 8);
+  messageDesc(file_mysqlgw_config_v1_config, 9);
 
 /**
  * A live data plane as registered in etcd under a lease.
@@ -492,5 +594,185 @@ export type DataPlane = Message<"mysqlgw.config.v1.DataPlane"> & {
  * Use `create(DataPlaneSchema)` to create a new message.
  */
 export const DataPlaneSchema: GenMessage<DataPlane> = /*@__PURE__*/
-  messageDesc(file_mysqlgw_config_v1_config, 9);
+  messageDesc(file_mysqlgw_config_v1_config, 10);
+
+/**
+ * One backend's health and role as the monitor last saw it; stored in etcd
+ * under <prefix>/v1/health/<cluster>/<backend> with the monitor's lease.
+ *
+ * @generated from message mysqlgw.config.v1.BackendHealth
+ */
+export type BackendHealth = Message<"mysqlgw.config.v1.BackendHealth"> & {
+  /**
+   * @generated from field: string cluster = 1;
+   */
+  cluster: string;
+
+  /**
+   * @generated from field: string backend = 2;
+   */
+  backend: string;
+
+  /**
+   * @generated from field: string address = 3;
+   */
+  address: string;
+
+  /**
+   * @generated from field: mysqlgw.config.v1.BackendHealth.State state = 4;
+   */
+  state: BackendHealth_State;
+
+  /**
+   * @generated from field: mysqlgw.config.v1.BackendHealth.Role role = 5;
+   */
+  role: BackendHealth_Role;
+
+  /**
+   * @generated from field: bool read_only = 6;
+   */
+  readOnly: boolean;
+
+  /**
+   * @generated from field: uint32 server_id = 7;
+   */
+  serverId: number;
+
+  /**
+   * @generated from field: string gtid_binlog_pos = 8;
+   */
+  gtidBinlogPos: string;
+
+  /**
+   * @generated from field: string gtid_current_pos = 9;
+   */
+  gtidCurrentPos: string;
+
+  /**
+   * @generated from field: string gtid_slave_pos = 10;
+   */
+  gtidSlavePos: string;
+
+  /**
+   * @generated from field: bool replica_io_running = 11;
+   */
+  replicaIoRunning: boolean;
+
+  /**
+   * @generated from field: bool replica_sql_running = 12;
+   */
+  replicaSqlRunning: boolean;
+
+  /**
+   * Seconds_Behind_Master; absent when not replicating or unknown.
+   *
+   * @generated from field: google.protobuf.Duration replication_lag = 13;
+   */
+  replicationLag?: Duration | undefined;
+
+  /**
+   * Where it replicates from (Master_Host:Master_Port); empty for a primary.
+   *
+   * @generated from field: string source_address = 14;
+   */
+  sourceAddress: string;
+
+  /**
+   * @generated from field: uint32 consecutive_failures = 15;
+   */
+  consecutiveFailures: number;
+
+  /**
+   * The last probe error, with what to check; empty when up.
+   *
+   * @generated from field: string last_error = 16;
+   */
+  lastError: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp checked_at = 17;
+   */
+  checkedAt?: Timestamp | undefined;
+
+  /**
+   * The monitor (control plane id) that wrote this.
+   *
+   * @generated from field: string monitor_id = 18;
+   */
+  monitorId: string;
+
+  /**
+   * Set when the role written in policy (if any) and the discovered one differ.
+   *
+   * @generated from field: string role_disagreement = 19;
+   */
+  roleDisagreement: string;
+};
+
+/**
+ * Describes the message mysqlgw.config.v1.BackendHealth.
+ * Use `create(BackendHealthSchema)` to create a new message.
+ */
+export const BackendHealthSchema: GenMessage<BackendHealth> = /*@__PURE__*/
+  messageDesc(file_mysqlgw_config_v1_config, 11);
+
+/**
+ * @generated from enum mysqlgw.config.v1.BackendHealth.State
+ */
+export enum BackendHealth_State {
+  /**
+   * @generated from enum value: STATE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Answering probes.
+   *
+   * @generated from enum value: STATE_UP = 1;
+   */
+  UP = 1,
+
+  /**
+   * failure_threshold consecutive probes failed.
+   *
+   * @generated from enum value: STATE_DOWN = 2;
+   */
+  DOWN = 2,
+}
+
+/**
+ * Describes the enum mysqlgw.config.v1.BackendHealth.State.
+ */
+export const BackendHealth_StateSchema: GenEnum<BackendHealth_State> = /*@__PURE__*/
+  enumDesc(file_mysqlgw_config_v1_config, 11, 0);
+
+/**
+ * @generated from enum mysqlgw.config.v1.BackendHealth.Role
+ */
+export enum BackendHealth_Role {
+  /**
+   * @generated from enum value: ROLE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Writable (read_only off) and not replicating.
+   *
+   * @generated from enum value: ROLE_PRIMARY = 1;
+   */
+  PRIMARY = 1,
+
+  /**
+   * Replicating from another server, or read_only.
+   *
+   * @generated from enum value: ROLE_REPLICA = 2;
+   */
+  REPLICA = 2,
+}
+
+/**
+ * Describes the enum mysqlgw.config.v1.BackendHealth.Role.
+ */
+export const BackendHealth_RoleSchema: GenEnum<BackendHealth_Role> = /*@__PURE__*/
+  enumDesc(file_mysqlgw_config_v1_config, 11, 1);
 
