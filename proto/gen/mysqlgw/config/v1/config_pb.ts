@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file mysqlgw/config/v1/config.proto.
  */
 export const file_mysqlgw_config_v1_config: GenFile = /*@__PURE__*/
-  fileDesc("Ch5teXNxbGd3L2NvbmZpZy92MS9jb25maWcucHJvdG8SEW15c3FsZ3cuY29uZmlnLnYxIo4BCgdDbHVzdGVyEgwKBG5hbWUYASABKAkSLAoIYmFja2VuZHMYAiADKAsyGi5teXNxbGd3LmNvbmZpZy52MS5CYWNrZW5kEioKA3RscxgDIAEoCzIdLm15c3FsZ3cuY29uZmlnLnYxLkJhY2tlbmRUbHMSGwoTc2VuZF9wcm94eV9wcm90b2NvbBgEIAEoCCLWAQoKQmFja2VuZFRscxIwCgRtb2RlGAEgASgOMiIubXlzcWxndy5jb25maWcudjEuQmFja2VuZFRscy5Nb2RlEg8KB2NhX2ZpbGUYAiABKAkSEwoLc2VydmVyX25hbWUYAyABKAkicAoETW9kZRIUChBNT0RFX1VOU1BFQ0lGSUVEEAASEQoNTU9ERV9ESVNBQkxFRBABEhEKDU1PREVfUkVRVUlSRUQQAhISCg5NT0RFX1ZFUklGWV9DQRADEhgKFE1PREVfVkVSSUZZX0lERU5USVRZEAQiUQoHQmFja2VuZBIMCgRuYW1lGAEgASgJEg8KB2FkZHJlc3MYAiABKAkSDgoGd2VpZ2h0GAMgASgNEhcKD21heF9jb25uZWN0aW9ucxgEIAEoDSKwAgoITGlzdGVuZXISDAoEbmFtZRgBIAEoCRIUCgxiaW5kX2FkZHJlc3MYAiABKAkSDAoEcG9ydBgDIAEoDRIPCgdjbHVzdGVyGAQgASgJEjgKDnByb3h5X3Byb3RvY29sGAUgASgLMiAubXlzcWxndy5jb25maWcudjEuUHJveHlQcm90b2NvbBITCgthbGxvd19jaWRycxgGIAMoCRISCgpkZW55X2NpZHJzGAcgAygJEhcKD21heF9jb25uZWN0aW9ucxgIIAEoDRI0ChFoYW5kc2hha2VfdGltZW91dBgJIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIvCgxpZGxlX3RpbWVvdXQYCiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iOAoNUHJveHlQcm90b2NvbBIVCg10cnVzdGVkX2NpZHJzGAEgAygJEhAKCHJlcXVpcmVkGAIgASgIIokCCgRVc2VyEgwKBG5hbWUYASABKAkSFQoNcGFzc3dvcmRfaGFzaBgCIAEoCRJCChNiYWNrZW5kX2NyZWRlbnRpYWxzGAMgASgLMiUubXlzcWxndy5jb25maWcudjEuQmFja2VuZENyZWRlbnRpYWxzEhMKC3JlcXVpcmVfdGxzGAQgASgIEiIKGmNhY2hpbmdfc2hhMl9wYXNzd29yZF9oYXNoGAUgASgJEh0KFWFsbG93X2xvYWRfZGF0YV9sb2NhbBgGIAEoCBITCgthbGxvd19jaWRycxgHIAMoCRISCgpkZW55X2NpZHJzGAggAygJEhcKD21heF9jb25uZWN0aW9ucxgJIAEoDSJLCgdHYXRld2F5EhMKC2FsbG93X2NpZHJzGAEgAygJEhIKCmRlbnlfY2lkcnMYAiADKAkSFwoPbWF4X2Nvbm5lY3Rpb25zGAMgASgNIjYKEkJhY2tlbmRDcmVkZW50aWFscxIMCgR1c2VyGAEgASgJEhIKCnNlY3JldF9yZWYYAiABKAkiuwEKBlBvbGljeRIsCghjbHVzdGVycxgBIAMoCzIaLm15c3FsZ3cuY29uZmlnLnYxLkNsdXN0ZXISLgoJbGlzdGVuZXJzGAIgAygLMhsubXlzcWxndy5jb25maWcudjEuTGlzdGVuZXISJgoFdXNlcnMYAyADKAsyFy5teXNxbGd3LmNvbmZpZy52MS5Vc2VyEisKB2dhdGV3YXkYBCABKAsyGi5teXNxbGd3LmNvbmZpZy52MS5HYXRld2F5Ip8BCg1Db25maWdWZXJzaW9uEg8KB3ZlcnNpb24YASABKAQSKQoGcG9saWN5GAIgASgLMhkubXlzcWxndy5jb25maWcudjEuUG9saWN5Eg4KBmRpZ2VzdBgDIAEoCRIuCgphcHBsaWVkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgphcHBsaWVkX2J5GAUgASgJIoACCglEYXRhUGxhbmUSCgoCaWQYASABKAkSEAoIaG9zdG5hbWUYAiABKAkSCwoDcGlkGAMgASgNEg8KB3dvcmtlcnMYBCABKA0SFgoOY29uZmlnX3ZlcnNpb24YBSABKAQSEQoJbGlzdGVuZXJzGAYgAygJEi4KCnN0YXJ0ZWRfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnVwZGF0ZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhUKDWNvbmZpZ19zb3VyY2UYCSABKAkSFQoNYnVpbGRfdmVyc2lvbhgKIAEoCSK1BQoNQmFja2VuZEhlYWx0aBIPCgdjbHVzdGVyGAEgASgJEg8KB2JhY2tlbmQYAiABKAkSDwoHYWRkcmVzcxgDIAEoCRI1CgVzdGF0ZRgEIAEoDjImLm15c3FsZ3cuY29uZmlnLnYxLkJhY2tlbmRIZWFsdGguU3RhdGUSMwoEcm9sZRgFIAEoDjIlLm15c3FsZ3cuY29uZmlnLnYxLkJhY2tlbmRIZWFsdGguUm9sZRIRCglyZWFkX29ubHkYBiABKAgSEQoJc2VydmVyX2lkGAcgASgNEhcKD2d0aWRfYmlubG9nX3BvcxgIIAEoCRIYChBndGlkX2N1cnJlbnRfcG9zGAkgASgJEhYKDmd0aWRfc2xhdmVfcG9zGAogASgJEhoKEnJlcGxpY2FfaW9fcnVubmluZxgLIAEoCBIbChNyZXBsaWNhX3NxbF9ydW5uaW5nGAwgASgIEjIKD3JlcGxpY2F0aW9uX2xhZxgNIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIWCg5zb3VyY2VfYWRkcmVzcxgOIAEoCRIcChRjb25zZWN1dGl2ZV9mYWlsdXJlcxgPIAEoDRISCgpsYXN0X2Vycm9yGBAgASgJEi4KCmNoZWNrZWRfYXQYESABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCm1vbml0b3JfaWQYEiABKAkSGQoRcm9sZV9kaXNhZ3JlZW1lbnQYEyABKAkiPAoFU3RhdGUSFQoRU1RBVEVfVU5TUEVDSUZJRUQQABIMCghTVEFURV9VUBABEg4KClNUQVRFX0RPV04QAiJACgRSb2xlEhQKEFJPTEVfVU5TUEVDSUZJRUQQABIQCgxST0xFX1BSSU1BUlkQARIQCgxST0xFX1JFUExJQ0EQAmIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("Ch5teXNxbGd3L2NvbmZpZy92MS9jb25maWcucHJvdG8SEW15c3FsZ3cuY29uZmlnLnYxIr4BCgdDbHVzdGVyEgwKBG5hbWUYASABKAkSLAoIYmFja2VuZHMYAiADKAsyGi5teXNxbGd3LmNvbmZpZy52MS5CYWNrZW5kEioKA3RscxgDIAEoCzIdLm15c3FsZ3cuY29uZmlnLnYxLkJhY2tlbmRUbHMSGwoTc2VuZF9wcm94eV9wcm90b2NvbBgEIAEoCBIuCgZoZWFsdGgYBSABKAsyHi5teXNxbGd3LmNvbmZpZy52MS5IZWFsdGhDaGVjayL1AQoLSGVhbHRoQ2hlY2sSKwoIaW50ZXJ2YWwYASABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SKgoHdGltZW91dBgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIZChFmYWlsdXJlX3RocmVzaG9sZBgDIAEoDRI2ChNtYXhfcmVwbGljYXRpb25fbGFnGAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjoKC2NyZWRlbnRpYWxzGAUgASgLMiUubXlzcWxndy5jb25maWcudjEuQmFja2VuZENyZWRlbnRpYWxzItYBCgpCYWNrZW5kVGxzEjAKBG1vZGUYASABKA4yIi5teXNxbGd3LmNvbmZpZy52MS5CYWNrZW5kVGxzLk1vZGUSDwoHY2FfZmlsZRgCIAEoCRITCgtzZXJ2ZXJfbmFtZRgDIAEoCSJwCgRNb2RlEhQKEE1PREVfVU5TUEVDSUZJRUQQABIRCg1NT0RFX0RJU0FCTEVEEAESEQoNTU9ERV9SRVFVSVJFRBACEhIKDk1PREVfVkVSSUZZX0NBEAMSGAoUTU9ERV9WRVJJRllfSURFTlRJVFkQBCJRCgdCYWNrZW5kEgwKBG5hbWUYASABKAkSDwoHYWRkcmVzcxgCIAEoCRIOCgZ3ZWlnaHQYAyABKA0SFwoPbWF4X2Nvbm5lY3Rpb25zGAQgASgNIrACCghMaXN0ZW5lchIMCgRuYW1lGAEgASgJEhQKDGJpbmRfYWRkcmVzcxgCIAEoCRIMCgRwb3J0GAMgASgNEg8KB2NsdXN0ZXIYBCABKAkSOAoOcHJveHlfcHJvdG9jb2wYBSABKAsyIC5teXNxbGd3LmNvbmZpZy52MS5Qcm94eVByb3RvY29sEhMKC2FsbG93X2NpZHJzGAYgAygJEhIKCmRlbnlfY2lkcnMYByADKAkSFwoPbWF4X2Nvbm5lY3Rpb25zGAggASgNEjQKEWhhbmRzaGFrZV90aW1lb3V0GAkgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEi8KDGlkbGVfdGltZW91dBgKIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiI4Cg1Qcm94eVByb3RvY29sEhUKDXRydXN0ZWRfY2lkcnMYASADKAkSEAoIcmVxdWlyZWQYAiABKAgiiQIKBFVzZXISDAoEbmFtZRgBIAEoCRIVCg1wYXNzd29yZF9oYXNoGAIgASgJEkIKE2JhY2tlbmRfY3JlZGVudGlhbHMYAyABKAsyJS5teXNxbGd3LmNvbmZpZy52MS5CYWNrZW5kQ3JlZGVudGlhbHMSEwoLcmVxdWlyZV90bHMYBCABKAgSIgoaY2FjaGluZ19zaGEyX3Bhc3N3b3JkX2hhc2gYBSABKAkSHQoVYWxsb3dfbG9hZF9kYXRhX2xvY2FsGAYgASgIEhMKC2FsbG93X2NpZHJzGAcgAygJEhIKCmRlbnlfY2lkcnMYCCADKAkSFwoPbWF4X2Nvbm5lY3Rpb25zGAkgASgNIksKB0dhdGV3YXkSEwoLYWxsb3dfY2lkcnMYASADKAkSEgoKZGVueV9jaWRycxgCIAMoCRIXCg9tYXhfY29ubmVjdGlvbnMYAyABKA0iNgoSQmFja2VuZENyZWRlbnRpYWxzEgwKBHVzZXIYASABKAkSEgoKc2VjcmV0X3JlZhgCIAEoCSK7AQoGUG9saWN5EiwKCGNsdXN0ZXJzGAEgAygLMhoubXlzcWxndy5jb25maWcudjEuQ2x1c3RlchIuCglsaXN0ZW5lcnMYAiADKAsyGy5teXNxbGd3LmNvbmZpZy52MS5MaXN0ZW5lchImCgV1c2VycxgDIAMoCzIXLm15c3FsZ3cuY29uZmlnLnYxLlVzZXISKwoHZ2F0ZXdheRgEIAEoCzIaLm15c3FsZ3cuY29uZmlnLnYxLkdhdGV3YXkinwEKDUNvbmZpZ1ZlcnNpb24SDwoHdmVyc2lvbhgBIAEoBBIpCgZwb2xpY3kYAiABKAsyGS5teXNxbGd3LmNvbmZpZy52MS5Qb2xpY3kSDgoGZGlnZXN0GAMgASgJEi4KCmFwcGxpZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCmFwcGxpZWRfYnkYBSABKAkigAIKCURhdGFQbGFuZRIKCgJpZBgBIAEoCRIQCghob3N0bmFtZRgCIAEoCRILCgNwaWQYAyABKA0SDwoHd29ya2VycxgEIAEoDRIWCg5jb25maWdfdmVyc2lvbhgFIAEoBBIRCglsaXN0ZW5lcnMYBiADKAkSLgoKc3RhcnRlZF9hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKdXBkYXRlZF9hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFQoNY29uZmlnX3NvdXJjZRgJIAEoCRIVCg1idWlsZF92ZXJzaW9uGAogASgJIrUFCg1CYWNrZW5kSGVhbHRoEg8KB2NsdXN0ZXIYASABKAkSDwoHYmFja2VuZBgCIAEoCRIPCgdhZGRyZXNzGAMgASgJEjUKBXN0YXRlGAQgASgOMiYubXlzcWxndy5jb25maWcudjEuQmFja2VuZEhlYWx0aC5TdGF0ZRIzCgRyb2xlGAUgASgOMiUubXlzcWxndy5jb25maWcudjEuQmFja2VuZEhlYWx0aC5Sb2xlEhEKCXJlYWRfb25seRgGIAEoCBIRCglzZXJ2ZXJfaWQYByABKA0SFwoPZ3RpZF9iaW5sb2dfcG9zGAggASgJEhgKEGd0aWRfY3VycmVudF9wb3MYCSABKAkSFgoOZ3RpZF9zbGF2ZV9wb3MYCiABKAkSGgoScmVwbGljYV9pb19ydW5uaW5nGAsgASgIEhsKE3JlcGxpY2Ffc3FsX3J1bm5pbmcYDCABKAgSMgoPcmVwbGljYXRpb25fbGFnGA0gASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhYKDnNvdXJjZV9hZGRyZXNzGA4gASgJEhwKFGNvbnNlY3V0aXZlX2ZhaWx1cmVzGA8gASgNEhIKCmxhc3RfZXJyb3IYECABKAkSLgoKY2hlY2tlZF9hdBgRIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKbW9uaXRvcl9pZBgSIAEoCRIZChFyb2xlX2Rpc2FncmVlbWVudBgTIAEoCSI8CgVTdGF0ZRIVChFTVEFURV9VTlNQRUNJRklFRBAAEgwKCFNUQVRFX1VQEAESDgoKU1RBVEVfRE9XThACIkAKBFJvbGUSFAoQUk9MRV9VTlNQRUNJRklFRBAAEhAKDFJPTEVfUFJJTUFSWRABEhAKDFJPTEVfUkVQTElDQRACYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * A set of MySQL/MariaDB servers that serve one dataset: a primary and its
@@ -53,6 +53,14 @@ export type Cluster = Message<"mysqlgw.config.v1.Cluster"> & {
    * @generated from field: bool send_proxy_protocol = 4;
    */
   sendProxyProtocol: boolean;
+
+  /**
+   * How the control plane's monitor probes this cluster's backends; absent
+   * means defaults, but the monitor skips a cluster without credentials.
+   *
+   * @generated from field: mysqlgw.config.v1.HealthCheck health = 5;
+   */
+  health?: HealthCheck | undefined;
 };
 
 /**
@@ -61,6 +69,56 @@ export type Cluster = Message<"mysqlgw.config.v1.Cluster"> & {
  */
 export const ClusterSchema: GenMessage<Cluster> = /*@__PURE__*/
   messageDesc(file_mysqlgw_config_v1_config, 0);
+
+/**
+ * Health checking of a cluster's backends by the monitor (the leading control plane).
+ *
+ * @generated from message mysqlgw.config.v1.HealthCheck
+ */
+export type HealthCheck = Message<"mysqlgw.config.v1.HealthCheck"> & {
+  /**
+   * Between two probes of one backend; default 1s.
+   *
+   * @generated from field: google.protobuf.Duration interval = 1;
+   */
+  interval?: Duration | undefined;
+
+  /**
+   * Bound on one probe (connect + queries); default 1s.
+   *
+   * @generated from field: google.protobuf.Duration timeout = 2;
+   */
+  timeout?: Duration | undefined;
+
+  /**
+   * Consecutive failed probes after which a backend is down; 0 means 3.
+   *
+   * @generated from field: uint32 failure_threshold = 3;
+   */
+  failureThreshold: number;
+
+  /**
+   * A replica lagging more than this is reported as lagging; absent: no bound.
+   *
+   * @generated from field: google.protobuf.Duration max_replication_lag = 4;
+   */
+  maxReplicationLag?: Duration | undefined;
+
+  /**
+   * The account the monitor probes with (needs REPLICATION CLIENT / SLAVE
+   * MONITOR); its secret_ref is resolved in the control plane's environment.
+   *
+   * @generated from field: mysqlgw.config.v1.BackendCredentials credentials = 5;
+   */
+  credentials?: BackendCredentials | undefined;
+};
+
+/**
+ * Describes the message mysqlgw.config.v1.HealthCheck.
+ * Use `create(HealthCheckSchema)` to create a new message.
+ */
+export const HealthCheckSchema: GenMessage<HealthCheck> = /*@__PURE__*/
+  messageDesc(file_mysqlgw_config_v1_config, 1);
 
 /**
  * How data planes use TLS toward a cluster's backends.
@@ -93,7 +151,7 @@ export type BackendTls = Message<"mysqlgw.config.v1.BackendTls"> & {
  * Use `create(BackendTlsSchema)` to create a new message.
  */
 export const BackendTlsSchema: GenMessage<BackendTls> = /*@__PURE__*/
-  messageDesc(file_mysqlgw_config_v1_config, 1);
+  messageDesc(file_mysqlgw_config_v1_config, 2);
 
 /**
  * @generated from enum mysqlgw.config.v1.BackendTls.Mode
@@ -137,7 +195,7 @@ export enum BackendTls_Mode {
  * Describes the enum mysqlgw.config.v1.BackendTls.Mode.
  */
 export const BackendTls_ModeSchema: GenEnum<BackendTls_Mode> = /*@__PURE__*/
-  enumDesc(file_mysqlgw_config_v1_config, 1, 0);
+  enumDesc(file_mysqlgw_config_v1_config, 2, 0);
 
 /**
  * One MySQL/MariaDB server of a cluster.
@@ -179,7 +237,7 @@ export type Backend = Message<"mysqlgw.config.v1.Backend"> & {
  * Use `create(BackendSchema)` to create a new message.
  */
 export const BackendSchema: GenMessage<Backend> = /*@__PURE__*/
-  messageDesc(file_mysqlgw_config_v1_config, 2);
+  messageDesc(file_mysqlgw_config_v1_config, 3);
 
 /**
  * A MySQL protocol endpoint on every data plane that forwards to one cluster.
@@ -263,7 +321,7 @@ export type Listener = Message<"mysqlgw.config.v1.Listener"> & {
  * Use `create(ListenerSchema)` to create a new message.
  */
 export const ListenerSchema: GenMessage<Listener> = /*@__PURE__*/
-  messageDesc(file_mysqlgw_config_v1_config, 3);
+  messageDesc(file_mysqlgw_config_v1_config, 4);
 
 /**
  * Which peers may tell the data plane the real client address.
@@ -292,7 +350,7 @@ export type ProxyProtocol = Message<"mysqlgw.config.v1.ProxyProtocol"> & {
  * Use `create(ProxyProtocolSchema)` to create a new message.
  */
 export const ProxyProtocolSchema: GenMessage<ProxyProtocol> = /*@__PURE__*/
-  messageDesc(file_mysqlgw_config_v1_config, 4);
+  messageDesc(file_mysqlgw_config_v1_config, 5);
 
 /**
  * A mysqlgw user: who may connect to the gateway, and with which backend
@@ -373,7 +431,7 @@ export type User = Message<"mysqlgw.config.v1.User"> & {
  * Use `create(UserSchema)` to create a new message.
  */
 export const UserSchema: GenMessage<User> = /*@__PURE__*/
-  messageDesc(file_mysqlgw_config_v1_config, 5);
+  messageDesc(file_mysqlgw_config_v1_config, 6);
 
 /**
  * Settings for the whole gateway, at most one per policy.
@@ -406,7 +464,7 @@ export type Gateway = Message<"mysqlgw.config.v1.Gateway"> & {
  * Use `create(GatewaySchema)` to create a new message.
  */
 export const GatewaySchema: GenMessage<Gateway> = /*@__PURE__*/
-  messageDesc(file_mysqlgw_config_v1_config, 6);
+  messageDesc(file_mysqlgw_config_v1_config, 7);
 
 /**
  * Backend account of a user. The secret is a reference resolved by each data
@@ -437,7 +495,7 @@ export type BackendCredentials = Message<"mysqlgw.config.v1.BackendCredentials">
  * Use `create(BackendCredentialsSchema)` to create a new message.
  */
 export const BackendCredentialsSchema: GenMessage<BackendCredentials> = /*@__PURE__*/
-  messageDesc(file_mysqlgw_config_v1_config, 7);
+  messageDesc(file_mysqlgw_config_v1_config, 8);
 
 /**
  * The whole desired configuration. Applying a policy replaces the previous one.
@@ -473,7 +531,7 @@ export type Policy = Message<"mysqlgw.config.v1.Policy"> & {
  * Use `create(PolicySchema)` to create a new message.
  */
 export const PolicySchema: GenMessage<Policy> = /*@__PURE__*/
-  messageDesc(file_mysqlgw_config_v1_config, 8);
+  messageDesc(file_mysqlgw_config_v1_config, 9);
 
 /**
  * One immutable, numbered version of the configuration as stored in etcd.
@@ -518,7 +576,7 @@ export type ConfigVersion = Message<"mysqlgw.config.v1.ConfigVersion"> & {
  * Use `create(ConfigVersionSchema)` to create a new message.
  */
 export const ConfigVersionSchema: GenMessage<ConfigVersion> = /*@__PURE__*/
-  messageDesc(file_mysqlgw_config_v1_config, 9);
+  messageDesc(file_mysqlgw_config_v1_config, 10);
 
 /**
  * A live data plane as registered in etcd under a lease.
@@ -594,7 +652,7 @@ export type DataPlane = Message<"mysqlgw.config.v1.DataPlane"> & {
  * Use `create(DataPlaneSchema)` to create a new message.
  */
 export const DataPlaneSchema: GenMessage<DataPlane> = /*@__PURE__*/
-  messageDesc(file_mysqlgw_config_v1_config, 10);
+  messageDesc(file_mysqlgw_config_v1_config, 11);
 
 /**
  * One backend's health and role as the monitor last saw it; stored in etcd
@@ -714,7 +772,7 @@ export type BackendHealth = Message<"mysqlgw.config.v1.BackendHealth"> & {
  * Use `create(BackendHealthSchema)` to create a new message.
  */
 export const BackendHealthSchema: GenMessage<BackendHealth> = /*@__PURE__*/
-  messageDesc(file_mysqlgw_config_v1_config, 11);
+  messageDesc(file_mysqlgw_config_v1_config, 12);
 
 /**
  * @generated from enum mysqlgw.config.v1.BackendHealth.State
@@ -744,7 +802,7 @@ export enum BackendHealth_State {
  * Describes the enum mysqlgw.config.v1.BackendHealth.State.
  */
 export const BackendHealth_StateSchema: GenEnum<BackendHealth_State> = /*@__PURE__*/
-  enumDesc(file_mysqlgw_config_v1_config, 11, 0);
+  enumDesc(file_mysqlgw_config_v1_config, 12, 0);
 
 /**
  * @generated from enum mysqlgw.config.v1.BackendHealth.Role
@@ -774,5 +832,5 @@ export enum BackendHealth_Role {
  * Describes the enum mysqlgw.config.v1.BackendHealth.Role.
  */
 export const BackendHealth_RoleSchema: GenEnum<BackendHealth_Role> = /*@__PURE__*/
-  enumDesc(file_mysqlgw_config_v1_config, 11, 1);
+  enumDesc(file_mysqlgw_config_v1_config, 12, 1);
 
