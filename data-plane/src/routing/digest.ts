@@ -1,0 +1,248 @@
+/**
+ * Statement digests: a normalised fingerprint of a statement and a 64-bit
+ * FNV-1a hash of it, so that statements differing only in literal values,
+ * spacing, keyword case or comments share one digest.
+ *
+ * Normalisation: literals (strings, numbers, hex/bit, with a unary sign) become
+ * `?`; `NULL`, TRUE/FALSE and `?` placeholders stay; `IN (…)` of literals only
+ * becomes `IN (...)`; `VALUES (…), (…)` keeps its first row; comments (and so
+ * hints) are dropped, executable-comment content is kept; keywords are
+ * upper-cased, identifiers kept as written; tokens are separated by one space
+ * (none after `(` or `.`, none before `)`, `,`, `.`); a trailing `;` is dropped.
+ *
+ * Pure and never throws. Separate from `classify()` so classification stays
+ * cheap; call it only when a digest is needed (rules, caches, metrics).
+ */
+import { Kw } from "./keywords";
+import { Ch, Lexer, Token } from "./lexer";
+
+export interface DigestOptions {
+  /** Longest digest text kept (bytes); the hash still covers the whole normalised text. Default 4096. */
+  maxTextBytes?: number;
+}
+
+export interface Digest {
+  /** The normalised text (possibly truncated, see `truncated`). */
+  text: string;
+  /** FNV-1a 64 of the whole normalised text, 16 lower-case hex digits. */
+  hash: string;
+  truncated: boolean;
+}
+
+export const DEFAULT_DIGEST_MAX_TEXT_BYTES = 4096;
+
+const lexer = new Lexer();
+
+/** Writes normalised bytes into a reused buffer while hashing them (FNV-1a 64 in four 16-bit limbs). */
+class DigestWriter {
+  out = Buffer.allocUnsafe(256);
+  len = 0;
+  max = DEFAULT_DIGEST_MAX_TEXT_BYTES;
+  truncated = false;
+  h0 = 0x2325;
+  h1 = 0x8422;
+  h2 = 0x9ce4;
+  h3 = 0xcbf2;
+  keep = true;
+
+  reset(max: number, keep: boolean): void {
+    this.len = 0;
+    this.max = max;
+    this.keep = keep;
+    this.truncated = false;
+    this.h0 = 0x2325;
+    this.h1 = 0x8422;
+    this.h2 = 0x9ce4;
+    this.h3 = 0xcbf2;
+  }
+
+  byte(b: number): void {
+    // FNV-1a 64: h ^= b; h *= 0x100000001b3 (= 2^40 + 0x1b3), all mod 2^64
+    const x = this.h0 ^ b;
+    const t0 = x * 0x1b3;
+    let t1 = this.h1 * 0x1b3;
+    let t2 = this.h2 * 0x1b3 + (x << 8);
+    const t3 = this.h3 * 0x1b3 + (this.h1 << 8);
+    t1 += t0 >>> 16;
+    this.h0 = t0 & 0xffff;
+    t2 += t1 >>> 16;
+    this.h1 = t1 & 0xffff;
+    this.h3 = (t3 + (t2 >>> 16)) & 0xffff;
+    this.h2 = t2 & 0xffff;
+    if (!this.keep) return;
+    if (this.len >= this.max) {
+      this.truncated = true;
+      return;
+    }
+    if (this.len === this.out.length) {
+      const bigger = Buffer.allocUnsafe(Math.min(this.out.length * 2, Math.max(this.max, 256)));
+      this.out.copy(bigger, 0, 0, this.len);
+      this.out = bigger;
+    }
+    this.out[this.len++] = b;
+  }
+
+  hex(): string {
+    const hi = ((this.h3 << 16) | this.h2) >>> 0;
+    const lo = ((this.h1 << 16) | this.h0) >>> 0;
+    return hi.toString(16).padStart(8, "0") + lo.toString(16).padStart(8, "0");
+  }
+}
+
+const writer = new DigestWriter();
+const ELLIPSIS_LIST = [0x28, 0x2e, 0x2e, 0x2e, 0x29]; // "(...)"
+
+function isLiteral(t: Token): boolean {
+  return t === Token.String || t === Token.Number || t === Token.HexBit || t === Token.Placeholder;
+}
+
+/**
+ * After IN, with the lexer on `(`: whether a list of literals only follows,
+ * up to its `)`, which is then the current token. On false the caller
+ * restores the lexer.
+ */
+function skipLiteralList(lx: Lexer, limit: number): boolean {
+  for (let i = 0; i < limit; i++) {
+    let t = lx.next();
+    if (t === Token.Punct && (lx.ch === Ch.Minus || lx.ch === Ch.Plus)) t = lx.next();
+    if (!isLiteral(t) && !(t === Token.Word && lx.kw === Kw.Null)) break;
+    t = lx.next();
+    if (t === Token.Punct && lx.ch === Ch.RParen) return true;
+    if (!(t === Token.Punct && lx.ch === Ch.Comma)) break;
+  }
+  return false;
+}
+
+function nextIsPunct(lx: Lexer, ch: Ch): boolean {
+  return lx.next() === Token.Punct && lx.ch === ch;
+}
+
+/** With the lexer on the `)` that ends a VALUES row: skips `, (…)` rows after it. */
+function skipMoreRows(lx: Lexer, limit: number): void {
+  for (let i = 0; i < limit; i++) {
+    lx.mark();
+    if (!nextIsPunct(lx, Ch.Comma) || !nextIsPunct(lx, Ch.LParen)) {
+      lx.restore();
+      return;
+    }
+    let depth = 1;
+    while (depth > 0 && i < limit) {
+      const t = lx.next();
+      i++;
+      if (t === Token.End) return;
+      if (t === Token.Punct) {
+        if (lx.ch === Ch.LParen) depth++;
+        else if (lx.ch === Ch.RParen) depth--;
+      }
+    }
+  }
+}
+
+function run(bytes: Uint8Array, start: number, end: number, max: number, keep: boolean): void {
+  const lx = lexer;
+  const w = writer;
+  lx.reset(bytes, start, end, null);
+  w.reset(max, keep);
+  const limit = end - start + 2;
+  let spaceBefore = false; // a space goes before the next token (unless it is ) , . ;)
+  let prevValue = false; // the previous token ends an operand: a following - or + is binary
+  let pendingSemicolon = false;
+  let valuesDepth = -1; // depth of a VALUES row list, or -1
+  let depth = 0;
+  for (let guard = 0; guard < limit; guard++) {
+    const t = lx.next();
+    if (t === Token.End) break;
+    const ch = lx.ch;
+    if (t === Token.Punct && ch === Ch.Semicolon) {
+      pendingSemicolon = true;
+      continue;
+    }
+    if (pendingSemicolon) {
+      w.byte(Ch.Semicolon);
+      spaceBefore = true;
+      pendingSemicolon = false;
+      prevValue = false;
+      valuesDepth = -1;
+      depth = 0;
+    }
+    const closer = t === Token.Punct && (ch === Ch.RParen || ch === Ch.Comma || ch === Ch.Dot);
+    if (spaceBefore && !closer) w.byte(Ch.Space);
+    spaceBefore = true;
+    if (isLiteral(t)) {
+      w.byte(Ch.Question);
+      prevValue = true;
+      continue;
+    }
+    if (t === Token.Punct) {
+      if ((ch === Ch.Minus || ch === Ch.Plus) && !prevValue) {
+        lx.mark();
+        const n = lx.next();
+        if (n === Token.Number || n === Token.HexBit) {
+          w.byte(Ch.Question); // a signed literal
+          prevValue = true;
+          continue;
+        }
+        lx.restore();
+      }
+      w.byte(ch);
+      if (ch === Ch.LParen) {
+        depth++;
+        spaceBefore = false;
+        prevValue = false;
+      } else if (ch === Ch.RParen) {
+        if (depth > 0) depth--;
+        prevValue = true;
+        if (depth === valuesDepth) {
+          skipMoreRows(lx, limit);
+          valuesDepth = -1;
+        }
+      } else {
+        prevValue = false;
+        if (ch === Ch.Dot) spaceBefore = false;
+      }
+      continue;
+    }
+    const s = lx.start;
+    const e = lx.stop;
+    const buf = lx.buf;
+    if (t === Token.Word && lx.kw !== Kw.None) {
+      for (let i = s; i < e; i++) {
+        const c = buf[i];
+        w.byte(c >= 0x61 && c <= 0x7a ? c - 0x20 : c);
+      }
+      const kw = lx.kw;
+      prevValue = kw === Kw.Null || kw === Kw.True || kw === Kw.False;
+      if (kw === Kw.In) {
+        lx.mark();
+        if (lx.next() === Token.Punct && lx.ch === Ch.LParen && skipLiteralList(lx, limit)) {
+          w.byte(Ch.Space);
+          for (const b of ELLIPSIS_LIST) w.byte(b);
+          prevValue = true;
+        } else {
+          lx.restore();
+        }
+      } else if ((kw === Kw.Values || kw === Kw.Value) && valuesDepth < 0) {
+        lx.mark();
+        const isRow = lx.next() === Token.Punct && lx.ch === Ch.LParen;
+        lx.restore();
+        if (isRow) valuesDepth = depth;
+      }
+      continue;
+    }
+    for (let i = s; i < e; i++) w.byte(buf[i]);
+    prevValue = t === Token.Word || t === Token.QuotedIdent || t === Token.UserVar || t === Token.SysVar;
+  }
+  lx.release();
+}
+
+/** The digest text and hash of bytes[start, end). */
+export function digest(bytes: Uint8Array, start = 0, end = bytes.length, options?: DigestOptions): Digest {
+  run(bytes, start, end, options?.maxTextBytes ?? DEFAULT_DIGEST_MAX_TEXT_BYTES, true);
+  return { text: writer.out.toString("utf8", 0, writer.len), hash: writer.hex(), truncated: writer.truncated };
+}
+
+/** Only the digest hash of bytes[start, end) (no text is kept or decoded). */
+export function digestHash(bytes: Uint8Array, start = 0, end = bytes.length): string {
+  run(bytes, start, end, 0, false);
+  return writer.hex();
+}
