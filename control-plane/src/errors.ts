@@ -20,7 +20,11 @@ export type MgwErrorCode =
   /** A requested config version does not exist. */
   | "MGW_ERR_POLICY_NOT_FOUND"
   /** A request that cannot be understood (REST body, query string). */
-  | "MGW_ERR_API_BAD_REQUEST";
+  | "MGW_ERR_API_BAD_REQUEST"
+  /** The monitor cannot resolve a cluster's health.credentials.secret_ref. */
+  | "MGW_ERR_MONITOR_SECRET"
+  /** A health probe failed (connect, query, or its timeout). */
+  | "MGW_ERR_MONITOR_PROBE";
 
 export class MgwError extends Error {
   readonly code: MgwErrorCode;

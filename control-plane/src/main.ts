@@ -1,10 +1,12 @@
 #!/usr/bin/env node
+import * as os from "node:os";
 import { parseArgs } from "node:util";
 import pino from "pino";
-import { DEFAULT_ETCD_PREFIX, descriptorSetPath } from "@mysqlgw/proto";
+import { DEFAULT_ETCD_PREFIX, descriptorSetPath, etcdKeys as etcdKeysFor } from "@mysqlgw/proto";
 import { createAdminService } from "./api/admin-service";
 import { startControlPlaneServer } from "./api/server";
 import { isMgwError } from "./errors";
+import { createMonitor, createMonitorEtcdClient, monitorElection, readMonitorLeader, type Monitor } from "./monitor/monitor";
 import { createEtcdConfigStore, DEFAULT_ETCD_CALL_TIMEOUT_MS } from "./store/etcd-config-store";
 
 const USAGE = `usage: mysqlgw-control-plane [options]
@@ -15,6 +17,11 @@ const USAGE = `usage: mysqlgw-control-plane [options]
   --etcd-prefix PREFIX    key prefix in etcd (default ${DEFAULT_ETCD_PREFIX}, env MYSQLGW_ETCD_PREFIX)
   --etcd-timeout-ms N     bound on each etcd call (default ${DEFAULT_ETCD_CALL_TIMEOUT_MS})
   --log-level LEVEL       pino level (default info, env MYSQLGW_LOG_LEVEL)
+  --id ID                 this control plane's id in the monitor election
+                          (default <hostname>-<pid>, env MYSQLGW_CONTROL_PLANE_ID)
+  --monitor / --no-monitor
+                          take part in the backend health monitor (default on;
+                          exactly one control plane leads it, elected in etcd)
   -h, --help
 `;
 
@@ -42,6 +49,9 @@ async function main(): Promise<void> {
         "etcd-prefix": { type: "string", default: process.env.MYSQLGW_ETCD_PREFIX ?? DEFAULT_ETCD_PREFIX },
         "etcd-timeout-ms": { type: "string", default: String(DEFAULT_ETCD_CALL_TIMEOUT_MS) },
         "log-level": { type: "string", default: process.env.MYSQLGW_LOG_LEVEL ?? "info" },
+        id: { type: "string", default: process.env.MYSQLGW_CONTROL_PLANE_ID ?? `${os.hostname()}-${process.pid}` },
+        monitor: { type: "boolean", default: false },
+        "no-monitor": { type: "boolean", default: false },
         help: { type: "boolean", short: "h", default: false },
       },
       strict: true,
@@ -63,6 +73,10 @@ async function main(): Promise<void> {
   const timeoutMs = Number(values["etcd-timeout-ms"]);
   if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) usageError("--etcd-timeout-ms must be a positive integer");
 
+  if (values.monitor && values["no-monitor"]) usageError("--monitor and --no-monitor contradict each other; pass one");
+  if (!/^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$/.test(values.id)) usageError(`--id ${JSON.stringify(values.id)} must be 1-128 characters of letters, digits and . _ : @ -`);
+  const monitorEnabled = !values["no-monitor"];
+
   const log = pino({ level: values["log-level"], base: { pid: process.pid, component: "control-plane" } });
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const buildVersion = (require("../package.json") as { version: string }).version;
@@ -72,7 +86,12 @@ async function main(): Promise<void> {
     callTimeoutMs: timeoutMs,
     onWarning: (msg, details) => log.warn(details, msg),
   });
-  const service = createAdminService({ store, buildVersion, logger: log });
+  // The monitor's own etcd client also answers "who leads the monitor" for
+  // ListBackendHealth, with or without --no-monitor.
+  const electionClient = createMonitorEtcdClient(endpoints, timeoutMs);
+  const election = monitorElection(electionClient, etcdKeysFor(values["etcd-prefix"]));
+  const service = createAdminService({ store, buildVersion, logger: log, monitorLeader: () => readMonitorLeader(election, timeoutMs) });
+  let monitor: Monitor | null = null;
   let server;
   try {
     server = await startControlPlaneServer({ service, host, port, descriptorSetPath });
@@ -80,10 +99,19 @@ async function main(): Promise<void> {
     log.fatal({ err }, "cannot listen");
     process.stderr.write(`error: cannot listen on ${values.listen} (${(err as Error).message}) — pick another --listen address\n`);
     await store.close();
+    electionClient.close();
     process.exit(1);
   }
   const hostText = server.address.host.includes(":") ? `[${server.address.host}]` : server.address.host;
   log.info({ address: `${hostText}:${server.address.port}`, etcd: endpoints, prefix: values["etcd-prefix"], version: buildVersion }, "control plane listening");
+
+  if (monitorEnabled) {
+    monitor = createMonitor({ endpoints, prefix: values["etcd-prefix"], id: values.id, logger: log.child({ component: "monitor" }), callTimeoutMs: timeoutMs });
+    monitor.start();
+    log.info({ monitorId: values.id }, "monitor campaigning");
+  } else {
+    log.info({}, "monitor disabled (--no-monitor)");
+  }
 
   store.getCurrent().then(
     (cur) => log.info({ currentVersion: (cur?.version ?? 0n).toString() }, "etcd reachable"),
@@ -97,7 +125,11 @@ async function main(): Promise<void> {
     log.info({ signal }, "control plane stopping");
     const force = setTimeout(() => process.exit(1), 5000);
     force.unref();
-    void server.close().then(() => store.close()).then(() => process.exit(0));
+    void (monitor?.stop() ?? Promise.resolve())
+      .then(() => server.close())
+      .then(() => store.close())
+      .then(() => electionClient.close())
+      .then(() => process.exit(0));
   };
   process.on("SIGTERM", () => stop("SIGTERM"));
   process.on("SIGINT", () => stop("SIGINT"));

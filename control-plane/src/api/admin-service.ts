@@ -19,6 +19,8 @@ export interface AdminServiceOptions {
   /** Reported by GetHealth. */
   buildVersion?: string;
   logger?: ServiceLogger;
+  /** The id of the control plane leading the monitor ("" if none); ListBackendHealth reports it. */
+  monitorLeader?: () => Promise<string>;
 }
 
 export type AdminServiceImpl = ServiceImpl<typeof AdminService>;
@@ -31,6 +33,17 @@ export function createAdminService(options: AdminServiceOptions): AdminServiceIm
   const { store } = options;
   const buildVersion = options.buildVersion ?? "0.0.0";
   const log = options.logger;
+
+  /** The leader is advisory: a failed read leaves it empty rather than failing the call. */
+  async function leaderOrEmpty(): Promise<string> {
+    if (options.monitorLeader === undefined) return "";
+    try {
+      return await options.monitorLeader();
+    } catch (err) {
+      log?.error({ err: (err as Error).message }, "cannot read the monitor leader");
+      return "";
+    }
+  }
 
   function guard<A extends unknown[], R>(method: string, fn: (...args: A) => Promise<R>): (...args: A) => Promise<R> {
     return async (...args: A) => {
@@ -113,8 +126,8 @@ export function createAdminService(options: AdminServiceOptions): AdminServiceIm
       return { dataPlanes, currentVersion: cur?.version ?? 0n };
     }),
     listBackendHealth: guard("ListBackendHealth", async (req) => {
-      // monitorLeader is filled in once the monitor runs in the control plane.
-      return { backends: await store.listBackendHealth(req.cluster), monitorLeader: "" };
+      const [backends, monitorLeader] = await Promise.all([store.listBackendHealth(req.cluster), leaderOrEmpty()]);
+      return { backends, monitorLeader };
     }),
     getHealth: guard("GetHealth", async () => {
       try {

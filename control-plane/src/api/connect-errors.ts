@@ -16,6 +16,8 @@ export const CONNECT_CODE_OF = {
   MGW_ERR_POLICY_INVALID: Code.InvalidArgument,
   MGW_ERR_POLICY_NOT_FOUND: Code.NotFound,
   MGW_ERR_API_BAD_REQUEST: Code.InvalidArgument,
+  MGW_ERR_MONITOR_SECRET: Code.FailedPrecondition,
+  MGW_ERR_MONITOR_PROBE: Code.Unavailable,
 } as const satisfies Record<MgwErrorCode, Code>;
 
 /**
