@@ -2,6 +2,7 @@ import { Command, CommanderError, Option } from "commander";
 import { createAdminClient, DEFAULT_TIMEOUT_MS, type AdminClient } from "./client";
 import { CliError } from "./cli-error";
 import { applyPolicyCommand } from "./commands/apply-policy";
+import { backendsCommand } from "./commands/backends";
 import type { CommandContext } from "./commands/context";
 import { registerDemo } from "./commands/demo";
 import { diffPolicyCommand } from "./commands/diff-policy";
@@ -84,6 +85,12 @@ export function buildProgram(io: ProgramIo): Command {
     .command("status")
     .description("data planes and the config version each serves")
     .action(() => statusCommand(ctx()));
+
+  program
+    .command("backends")
+    .description("backend state (UP/DOWN) and role (PRIMARY/REPLICA) as the monitor sees them, and the monitor's leader")
+    .option("--cluster <name>", "only this cluster's backends")
+    .action((opts: { cluster?: string }) => backendsCommand(ctx(), opts));
 
   program
     .command("hash-password")
