@@ -111,6 +111,8 @@ const CASES: Array<[string, K, number, number?]> = [
   ["DESC t", K.Explain, 0],
   ["describe t", K.Explain, 0],
   ["FLUSH TABLES", K.Other, 0],
+  ["BEGIN NOT ATOMIC SELECT 1; END", K.Other, F.MultiStatement],
+  ["SELECT .5, t.a FROM t", K.Select, 0],
   ["TABLE t", K.Select, 0],
   ["", K.Other, 0],
   ["  /* only a comment */ ", K.Other, 0],

@@ -292,6 +292,8 @@ export function classify(bytes: Uint8Array, start = 0, end = bytes.length, out: 
               break;
             default:
               if (intoState === 1 && kw === Kw.None) flags |= F.SelectInto; // INTO a stored-program variable
+              // MariaDB's BEGIN NOT ATOMIC … END is a compound statement, not a transaction
+              if (firstKw === Kw.Begin && index === 1 && equalsCi(lx.buf, lx.start, lx.stop, "not")) kind = setKind(out, stmt, K.Other);
           }
         }
         break;

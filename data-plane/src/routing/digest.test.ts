@@ -31,6 +31,8 @@ describe("digest", () => {
     ["SELECT a.b, t.`c` FROM db.t", "SELECT a.b, t.`c` FROM db.t"],
     ["SELECT @a := 1, @@session.sql_mode", "SELECT @a := ?, @@session.sql_mode"],
     ["SELECT 1;", "SELECT ?"],
+    ["SELECT .5, t.a, `t`.`b` FROM t", "SELECT ?, t.a, `t`.`b` FROM t"],
+    ["SELECT * FROM t WHERE MATCH (a) AGAINST ('x' IN BOOLEAN MODE)", "SELECT * FROM t WHERE MATCH (a) AGAINST (? IN BOOLEAN MODE)"],
     ["SELECT 1; SELECT 'x'", "SELECT ?; SELECT ?"],
     ["SELECT 'unterminated", "SELECT ?"],
     ["", ""],

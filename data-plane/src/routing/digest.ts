@@ -83,12 +83,13 @@ class DigestWriter {
   }
 
   hex(): string {
-    const hi = ((this.h3 << 16) | this.h2) >>> 0;
-    const lo = ((this.h1 << 16) | this.h0) >>> 0;
-    return hi.toString(16).padStart(8, "0") + lo.toString(16).padStart(8, "0");
+    // a table per byte: Number#toString(16) was the largest cost of a short digest
+    const h3 = this.h3, h2 = this.h2, h1 = this.h1, h0 = this.h0;
+    return HEX[h3 >>> 8] + HEX[h3 & 0xff] + HEX[h2 >>> 8] + HEX[h2 & 0xff] + HEX[h1 >>> 8] + HEX[h1 & 0xff] + HEX[h0 >>> 8] + HEX[h0 & 0xff];
   }
 }
 
+const HEX: string[] = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
 const writer = new DigestWriter();
 const ELLIPSIS_LIST = [0x28, 0x2e, 0x2e, 0x2e, 0x29]; // "(...)"
 

@@ -132,6 +132,7 @@ export class Lexer {
     const end = this.end;
     let p = this.pos;
     const prev = this.type;
+    const prevIsName = (prev === Token.Word && this.kw === Kw.None) || prev === Token.QuotedIdent; // t.5 vs SELECT .5
     this.kw = Kw.None;
     // skip space and comments (bounded: each round consumes bytes)
     while (p < end) {
@@ -172,7 +173,7 @@ export class Lexer {
         p = this.word(p);
         t = Token.Word;
       }
-    } else if (cls === Cls.Digit || (c === Ch.Dot && p + 1 < end && CLASS[buf[p + 1]] === Cls.Digit && prev !== Token.Word && prev !== Token.QuotedIdent)) {
+    } else if (cls === Cls.Digit || (c === Ch.Dot && p + 1 < end && CLASS[buf[p + 1]] === Cls.Digit && !prevIsName)) {
       const r = this.number(p);
       if (r < 0) {
         p = this.word(p); // 1abc, 0xg, 1e: an identifier that starts with digits
@@ -258,17 +259,25 @@ export class Lexer {
   private quoted(p: number, q: number): number {
     const buf = this.buf;
     const end = this.end;
+    const open = p;
     p++;
-    while (p < end) {
-      const c = buf[p];
-      if (c === Ch.Backslash && q !== Ch.Backtick) {
-        p += 2;
-      } else if (c === q) {
-        if (p + 1 < end && buf[p + 1] === q) p += 2;
-        else return p + 1;
-      } else {
-        p++;
+    // jump from quote to quote (native indexOf); a quote after an odd run of backslashes is escaped
+    for (let guard = 0; guard < end && p < end; guard++) {
+      const at = buf.indexOf(q, p);
+      if (at < 0 || at >= end) return end;
+      if (q !== Ch.Backtick) {
+        let k = at - 1;
+        while (k > open && buf[k] === Ch.Backslash) k--;
+        if (((at - 1 - k) & 1) === 1) {
+          p = at + 1;
+          continue;
+        }
       }
+      if (at + 1 < end && buf[at + 1] === q) {
+        p = at + 2; // doubled quote
+        continue;
+      }
+      return at + 1;
     }
     return end;
   }
