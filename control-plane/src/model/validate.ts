@@ -2,6 +2,7 @@ import { isIP, isIPv4, isIPv6 } from "node:net";
 import type { Cluster, Listener, Policy, User } from "@mysqlgw/proto";
 import type { PolicyViolationInit } from "../errors";
 import { DEFAULT_BIND_ADDRESS } from "./normalize";
+import { checkClusterHealth } from "./validate-health";
 
 /** Names of clusters, listeners and backends. */
 export const RESOURCE_NAME_RE = /^[a-z0-9][a-z0-9_-]{0,62}$/;
@@ -54,6 +55,7 @@ export function validatePolicy(policy: Policy): PolicyViolationInit[] {
       if (problem !== null) add("Cluster", c.name, i, `${f}.address`, problem);
     });
     checkBackendTls(c, i, add);
+    checkClusterHealth(c, i, out);
   });
 
   // Listeners
