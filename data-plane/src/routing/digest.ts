@@ -17,7 +17,7 @@ import { Kw } from "./keywords";
 import { Ch, Lexer, Token } from "./lexer";
 
 export interface DigestOptions {
-  /** Longest digest text kept (bytes); the hash still covers the whole normalised text. Default 4096. */
+  /** Longest digest text returned (bytes); the hash still covers the whole normalised text. Default 4096. */
   maxTextBytes?: number;
 }
 
@@ -32,54 +32,60 @@ export interface Digest {
 export const DEFAULT_DIGEST_MAX_TEXT_BYTES = 4096;
 
 const lexer = new Lexer();
+const RETAINED_BYTES = 64 * 1024;
 
-/** Writes normalised bytes into a reused buffer while hashing them (FNV-1a 64 in four 16-bit limbs). */
+/**
+ * Collects the normalised bytes in a reused buffer (grown as needed: at most
+ * about twice the statement), then hashes them all in one tight loop
+ * (FNV-1a 64 in four 16-bit limbs, no BigInt).
+ */
 class DigestWriter {
   out = Buffer.allocUnsafe(256);
   len = 0;
-  max = DEFAULT_DIGEST_MAX_TEXT_BYTES;
-  truncated = false;
-  h0 = 0x2325;
-  h1 = 0x8422;
-  h2 = 0x9ce4;
-  h3 = 0xcbf2;
-  keep = true;
+  h0 = 0;
+  h1 = 0;
+  h2 = 0;
+  h3 = 0;
 
-  reset(max: number, keep: boolean): void {
+  reset(): void {
     this.len = 0;
-    this.max = max;
-    this.keep = keep;
-    this.truncated = false;
-    this.h0 = 0x2325;
-    this.h1 = 0x8422;
-    this.h2 = 0x9ce4;
-    this.h3 = 0xcbf2;
   }
 
   byte(b: number): void {
-    // FNV-1a 64: h ^= b; h *= 0x100000001b3 (= 2^40 + 0x1b3), all mod 2^64
-    const x = this.h0 ^ b;
-    const t0 = x * 0x1b3;
-    let t1 = this.h1 * 0x1b3;
-    let t2 = this.h2 * 0x1b3 + (x << 8);
-    const t3 = this.h3 * 0x1b3 + (this.h1 << 8);
-    t1 += t0 >>> 16;
-    this.h0 = t0 & 0xffff;
-    t2 += t1 >>> 16;
-    this.h1 = t1 & 0xffff;
-    this.h3 = (t3 + (t2 >>> 16)) & 0xffff;
-    this.h2 = t2 & 0xffff;
-    if (!this.keep) return;
-    if (this.len >= this.max) {
-      this.truncated = true;
-      return;
-    }
     if (this.len === this.out.length) {
-      const bigger = Buffer.allocUnsafe(Math.min(this.out.length * 2, Math.max(this.max, 256)));
+      const bigger = Buffer.allocUnsafe(this.out.length * 2);
       this.out.copy(bigger, 0, 0, this.len);
       this.out = bigger;
     }
     this.out[this.len++] = b;
+  }
+
+  /** Drops a buffer grown by a huge statement, so a module-level writer does not keep it. */
+  shrink(): void {
+    if (this.out.length > RETAINED_BYTES) this.out = Buffer.allocUnsafe(256);
+  }
+
+  hash(): void {
+    // FNV-1a 64: h ^= b; h *= 0x100000001b3 (= 2^40 + 0x1b3), all mod 2^64
+    let h0 = 0x2325, h1 = 0x8422, h2 = 0x9ce4, h3 = 0xcbf2;
+    const out = this.out;
+    for (let i = 0; i < this.len; i++) {
+      const x = h0 ^ out[i];
+      const t0 = x * 0x1b3;
+      let t1 = h1 * 0x1b3;
+      let t2 = h2 * 0x1b3 + (x << 8);
+      const t3 = h3 * 0x1b3 + (h1 << 8);
+      t1 += t0 >>> 16;
+      h0 = t0 & 0xffff;
+      t2 += t1 >>> 16;
+      h1 = t1 & 0xffff;
+      h3 = (t3 + (t2 >>> 16)) & 0xffff;
+      h2 = t2 & 0xffff;
+    }
+    this.h0 = h0;
+    this.h1 = h1;
+    this.h2 = h2;
+    this.h3 = h3;
   }
 
   hex(): string {
@@ -139,11 +145,11 @@ function skipMoreRows(lx: Lexer, limit: number): void {
   }
 }
 
-function run(bytes: Uint8Array, start: number, end: number, max: number, keep: boolean): void {
+function run(bytes: Uint8Array, start: number, end: number): void {
   const lx = lexer;
   const w = writer;
   lx.reset(bytes, start, end, null);
-  w.reset(max, keep);
+  w.reset();
   const limit = end - start + 2;
   let spaceBefore = false; // a space goes before the next token (unless it is ) , . ;)
   let prevValue = false; // the previous token ends an operand: a following - or + is binary
@@ -234,16 +240,23 @@ function run(bytes: Uint8Array, start: number, end: number, max: number, keep: b
     prevValue = t === Token.Word || t === Token.QuotedIdent || t === Token.UserVar || t === Token.SysVar;
   }
   lx.release();
+  w.hash();
 }
 
 /** The digest text and hash of bytes[start, end). */
 export function digest(bytes: Uint8Array, start = 0, end = bytes.length, options?: DigestOptions): Digest {
-  run(bytes, start, end, options?.maxTextBytes ?? DEFAULT_DIGEST_MAX_TEXT_BYTES, true);
-  return { text: writer.out.toString("utf8", 0, writer.len), hash: writer.hex(), truncated: writer.truncated };
+  run(bytes, start, end);
+  let max = options?.maxTextBytes ?? DEFAULT_DIGEST_MAX_TEXT_BYTES;
+  const truncated = writer.len > max;
+  if (truncated) while (max > 0 && (writer.out[max] & 0xc0) === 0x80) max--; // cut on a UTF-8 character boundary
+  const result = { text: writer.out.toString("utf8", 0, truncated ? max : writer.len), hash: writer.hex(), truncated };
+  writer.shrink();
+  return result;
 }
 
 /** Only the digest hash of bytes[start, end) (no text is kept or decoded). */
 export function digestHash(bytes: Uint8Array, start = 0, end = bytes.length): string {
-  run(bytes, start, end, 0, false);
+  run(bytes, start, end);
+  writer.shrink();
   return writer.hex();
 }
