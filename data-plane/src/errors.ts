@@ -29,6 +29,9 @@ export type MgwErrorCode =
   | "MGW_ERR_KILL_NO_SUCH_THREAD"
   | "MGW_ERR_KILL_DENIED"
   | "MGW_ERR_CHANGE_USER_REFUSED"
+  | "MGW_ERR_HOST_NOT_ALLOWED"
+  | "MGW_ERR_TOO_MANY_CONNECTIONS"
+  | "MGW_ERR_USER_TOO_MANY_CONNECTIONS"
   // process side (flags, etcd link, supervisor ↔ worker IPC); never sent to a client
   | "MGW_ERR_FLAGS_INVALID"
   | "MGW_ERR_ETCD_TIMEOUT"
@@ -218,6 +221,27 @@ export class ChangeUserRefusedError extends MgwError {
   }
 }
 
+/** The client's address is refused by the gateway's or the listener's IP lists. Message as MariaDB's. */
+export class HostNotAllowedError extends MgwError {
+  constructor(host: string) {
+    super("MGW_ERR_HOST_NOT_ALLOWED", `Host '${host}' is not allowed to connect to this MariaDB server`);
+  }
+}
+
+/** A gateway-wide, listener or cluster connection limit is reached. MariaDB's text unless `message` says more. */
+export class TooManyConnectionsError extends MgwError {
+  constructor(message = "Too many connections") {
+    super("MGW_ERR_TOO_MANY_CONNECTIONS", message);
+  }
+}
+
+/** The user's max_connections is reached. Message as MariaDB's (max_user_connections). */
+export class UserTooManyConnectionsError extends MgwError {
+  constructor(user: string) {
+    super("MGW_ERR_USER_TOO_MANY_CONNECTIONS", `User ${user} already has more than 'max_user_connections' active connections`);
+  }
+}
+
 export interface SqlErrorMapping {
   readonly errno: number;
   readonly sqlState: string;
@@ -256,6 +280,9 @@ export const SQL_ERRORS = {
   MGW_ERR_KILL_NO_SUCH_THREAD: { errno: 1094, sqlState: "HY000" }, // ER_NO_SUCH_THREAD
   MGW_ERR_KILL_DENIED: { errno: 1095, sqlState: "HY000" }, // ER_KILL_DENIED_ERROR
   MGW_ERR_CHANGE_USER_REFUSED: { errno: 1105, sqlState: "HY000" }, // ER_UNKNOWN_ERROR
+  MGW_ERR_HOST_NOT_ALLOWED: { errno: 1130, sqlState: "HY000" }, // ER_HOST_NOT_PRIVILEGED
+  MGW_ERR_TOO_MANY_CONNECTIONS: { errno: 1040, sqlState: "08004" }, // ER_CON_COUNT_ERROR
+  MGW_ERR_USER_TOO_MANY_CONNECTIONS: { errno: 1203, sqlState: "42000" }, // ER_TOO_MANY_USER_CONNECTIONS
   MGW_ERR_FLAGS_INVALID: { errno: 1105, sqlState: "HY000" }, // never sent
   MGW_ERR_ETCD_TIMEOUT: { errno: 1105, sqlState: "HY000" }, // never sent
   MGW_ERR_WORKER_APPLY_FAILED: { errno: 1105, sqlState: "HY000" }, // never sent

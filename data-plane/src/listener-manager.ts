@@ -1,7 +1,7 @@
 import * as net from "node:net";
 import type { Logger } from "pino";
 import type { ConfigVersion } from "@mysqlgw/proto";
-import { ListenerBindError } from "./errors";
+import { HostNotAllowedError, ListenerBindError, TooManyConnectionsError, toSqlError, type MgwError } from "./errors";
 import type { ApplyResult, DataPlaneOptions, KillRequest, KillResult, ListenerManager } from "./types";
 import { KillDeniedError, NoSuchThreadError } from "./errors";
 import { killBackendThread, killResultOf } from "./session/kill";
@@ -10,6 +10,8 @@ import { learnClusterGreeting } from "./session/backend-probe";
 import { FrontendSession, type SessionHost, type SessionOptions } from "./session/frontend-session";
 import { CachingSha2Cache } from "./session/client-auth";
 import { loadClientTls, loadRsaKeyPair } from "./session/tls";
+import { ConnectionLimits, SessionSlots, type AccessCounters } from "./session/access";
+import { buildErr } from "./protocol/packets/err";
 
 /** Defaults of every DataPlaneOptions field. */
 export const DEFAULT_DATA_PLANE_OPTIONS: Required<Omit<DataPlaneOptions, "remoteKill">> = {
@@ -17,6 +19,7 @@ export const DEFAULT_DATA_PLANE_OPTIONS: Required<Omit<DataPlaneOptions, "remote
   backendConnectTimeoutMs: 5_000,
   maxPacketSize: 64 * 1024 * 1024,
   workerIndex: 0,
+  workerCount: 1,
   maxHandshakePacketSize: 128 * 1024,
   tlsCertFile: "",
   tlsKeyFile: "",
@@ -61,6 +64,8 @@ class ListenerManagerImpl implements ListenerManager, SessionHost {
   private readonly remoteKill: ((req: KillRequest) => Promise<KillResult>) | null;
   private readonly runtimes = new Map<string, ClusterRuntime>();
   private counter = 0;
+  /** Connection counts and refusal counters of this worker (see session/access.ts). */
+  private readonly limits: ConnectionLimits;
   private draining = false;
   private drained: (() => void) | null = null;
 
@@ -76,6 +81,7 @@ class ListenerManagerImpl implements ListenerManager, SessionHost {
       auth: { rsa: loadRsaKeyPair(options), cache: new CachingSha2Cache(options.sha2CacheSize || d.sha2CacheSize) },
     };
     this.remoteKill = options.remoteKill ?? null;
+    this.limits = new ConnectionLimits(options.workerCount ?? d.workerCount);
     const w = options.workerIndex ?? 0;
     if (w >= 1 << WORKER_BITS) this.logger.warn({ workerIndex: w }, "worker index above 255: connection ids may collide across workers");
     this.workerBits = ((w & ((1 << WORKER_BITS) - 1)) << (32 - WORKER_BITS)) >>> 0;
@@ -176,7 +182,19 @@ class ListenerManagerImpl implements ListenerManager, SessionHost {
     return this.sessions.size;
   }
 
+  /** Refusals by reason since start (a copy). */
+  accessCounters(): AccessCounters {
+    return { ...this.limits.counters };
+  }
+
+  /** Connection-limit slots held now (see session/access.ts). */
+  slotsInUse(): ReturnType<ConnectionLimits["inUse"]> {
+    return this.limits.inUse();
+  }
+
   sessionClosed(session: FrontendSession): void {
+    session.slots?.release();
+    session.slots = null;
     this.sessions.delete(session);
     if (this.byId.get(session.connectionId) === session) this.byId.delete(session.connectionId);
     if (this.sessions.size === 0 && this.drained !== null) this.drained();
@@ -210,10 +228,40 @@ class ListenerManagerImpl implements ListenerManager, SessionHost {
       socket.destroy();
       return;
     }
+    const slots = this.admit(entry.snapshot, socket);
+    if (slots === null) return;
     const session = new FrontendSession(socket, entry.snapshot, this.nextConnectionId(), this.sessionOptions, this);
+    session.slots = slots;
     this.sessions.add(session);
     this.byId.set(session.connectionId, session);
     session.start();
+  }
+
+  /**
+   * The gateway's and the listener's IP lists, then their connection limits,
+   * before any handshake byte. The address checked is the TCP peer's: a PROXY
+   * header (if any) has not been read yet, so behind a load balancer these
+   * lists see the balancer (the user's lists, at auth, see the real client).
+   * A refused client gets one ERR packet (sequence id 0, as MariaDB sends it)
+   * and the connection is closed.
+   */
+  private admit(snap: ListenerSnapshot, socket: net.Socket): SessionSlots | null {
+    const peer = socket.remoteAddress ?? "";
+    const g = snap.gateway;
+    let err: MgwError;
+    if ((g.access !== null && !g.access.permits(peer)) || (snap.access !== null && !snap.access.permits(peer))) {
+      this.limits.counters.hostNotAllowed++;
+      err = new HostNotAllowedError(peer.startsWith("::ffff:") ? peer.slice(7) : peer);
+    } else {
+      const r = SessionSlots.admit(this.limits, g.maxConnections, snap.name, snap.maxConnections);
+      if (typeof r !== "string") return r;
+      err = new TooManyConnectionsError();
+    }
+    this.logger.info({ listener: snap.name, peer, err: err.message, refusals: this.limits.counters }, "connection refused at accept");
+    socket.on("error", noop);
+    socket.end(buildErr(toSqlError(err), 0), () => socket.destroy());
+    setTimeout(destroySocket, this.sessionOptions.handshakeTimeoutMs, socket).unref();
+    return null;
   }
 
   private open(snap: ListenerSnapshot): Promise<ListenerEntry> {
@@ -235,4 +283,10 @@ class ListenerManagerImpl implements ListenerManager, SessionHost {
       server.listen({ host: snap.bindAddress, port: snap.port, backlog: 511 });
     });
   }
+}
+
+function noop(): void {}
+
+function destroySocket(s: net.Socket): void {
+  s.destroy();
 }

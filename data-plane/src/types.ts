@@ -63,6 +63,11 @@ export interface DataPlaneOptions {
   maxPacketSize: number;
   /** Worker index within this host (0-based), used to make connection ids unique per host. */
   workerIndex: number;
+  /**
+   * Worker processes of this data plane (default 1). Connection limits are
+   * counted per process; each worker keeps to ceil(limit / workerCount).
+   */
+  workerCount?: number;
   /** Largest packet accepted during a handshake, from clients or backends; default 128 KiB. */
   maxHandshakePacketSize?: number;
   /** PEM files of TLS toward clients (--tls-cert, --tls-key, optional --tls-ca); none: no TLS. */

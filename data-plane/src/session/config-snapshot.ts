@@ -4,6 +4,7 @@ import { parseNativePasswordHash } from "../protocol/auth/mysql-native-password"
 import { parseCachingSha2Verifier, type CachingSha2Verifier } from "../protocol/auth/sha256-crypt";
 import { compileBackendTls, type BackendTlsSettings } from "./tls";
 import { compileProxyProtocol, type ProxyProtocolSettings } from "./proxy-intake";
+import { NO_GATEWAY, compileCidrAccess, durationMs, type CidrAccess, type GatewaySnapshot } from "./access";
 
 /**
  * Immutable per-config-version views that sessions keep for their whole life:
@@ -17,6 +18,8 @@ export interface BackendTarget {
   readonly host: string;
   readonly port: number;
   readonly weight: number;
+  /** Sessions one data plane holds on it (see access.ts); 0 or absent: no limit. */
+  readonly maxConnections?: number;
 }
 
 /**
@@ -60,6 +63,10 @@ export interface UserSnapshot {
   readonly secretRef: string;
   /** LOAD DATA LOCAL INFILE allowed (else CLIENT_LOCAL_FILES is cleared toward the backend). */
   readonly allowLoadDataLocal: boolean;
+  /** IP lists checked at authentication (see access.ts); null: all addresses. */
+  readonly access: CidrAccess | null;
+  /** Concurrent sessions of this user per data plane; 0: no limit. */
+  readonly maxConnections: number;
 }
 
 export interface ListenerSnapshot {
@@ -73,6 +80,16 @@ export interface ListenerSnapshot {
   readonly users: ReadonlyMap<string, UserSnapshot>;
   /** Peers whose PROXY header is believed; null: no peer is trusted. */
   readonly proxyProtocol: ProxyProtocolSettings | null;
+  /** IP lists checked at accept after the gateway's; null: all addresses. */
+  readonly access: CidrAccess | null;
+  /** Client connections per data plane on this listener; 0: no limit. */
+  readonly maxConnections: number;
+  /** Overrides the data plane's --handshake-timeout when > 0. */
+  readonly handshakeTimeoutMs: number;
+  /** A session idle between commands this long is closed; 0: never. */
+  readonly idleTimeoutMs: number;
+  /** The gateway-wide lists and limit of the same config version. */
+  readonly gateway: GatewaySnapshot;
 }
 
 /** Weights above this are clamped (keeps the ring small). */
@@ -167,6 +184,8 @@ export function compileConfig(config: ConfigVersion, runtimes: Map<string, Clust
       backendUser: u.backendCredentials?.user || u.name,
       secretRef: u.backendCredentials?.secretRef ?? "",
       allowLoadDataLocal: u.allowLoadDataLocal,
+      access: compileCidrAccess(u.allowCidrs, u.denyCidrs),
+      maxConnections: u.maxConnections,
     });
   }
   const clusters = new Map<string, ClusterSnapshot>();
@@ -176,9 +195,11 @@ export function compileConfig(config: ConfigVersion, runtimes: Map<string, Clust
       runtime = { rr: 0, serverVersion: null, capabilities: null, mariadbCapabilities: null, characterSet: null };
       runtimes.set(c.name, runtime);
     }
-    const backends = c.backends.map((b) => ({ name: b.name, ...parseBackendAddress(b.address), weight: b.weight || 1 }));
+    const backends = c.backends.map((b) => ({ name: b.name, ...parseBackendAddress(b.address), weight: b.weight || 1, maxConnections: b.maxConnections }));
     clusters.set(c.name, { name: c.name, backends, ring: buildRing(backends.map((b) => b.weight)), runtime, tls: compileBackendTls(c.tls), sendProxyProtocol: c.sendProxyProtocol });
   }
+  const g = policy?.gateway;
+  const gateway: GatewaySnapshot = g === undefined ? NO_GATEWAY : { access: compileCidrAccess(g.allowCidrs, g.denyCidrs), maxConnections: g.maxConnections };
   const listeners = (policy?.listeners ?? []).map(
     (l): ListenerSnapshot => ({
       configVersion: config.version,
@@ -189,6 +210,11 @@ export function compileConfig(config: ConfigVersion, runtimes: Map<string, Clust
       cluster: clusters.get(l.cluster) ?? null,
       users,
       proxyProtocol: compileProxyProtocol(l.proxyProtocol),
+      access: compileCidrAccess(l.allowCidrs, l.denyCidrs),
+      maxConnections: l.maxConnections,
+      handshakeTimeoutMs: durationMs(l.handshakeTimeout),
+      idleTimeoutMs: durationMs(l.idleTimeout),
+      gateway,
     }),
   );
   return { version: config.version, listeners, invalidUsers };

@@ -11,7 +11,9 @@ import {
   NoBackendAvailableError,
   PacketTooLargeError,
   ServerShutdownError,
+  TooManyConnectionsError,
   UnknownClusterError,
+  UserTooManyConnectionsError,
   toSqlError,
 } from "../errors";
 import { resolveSecretRef } from "../secrets";
@@ -30,6 +32,7 @@ import { ProxyIntake, proxyHeaderFor } from "./proxy-intake";
 import { CompressedSocket } from "./compressed-socket";
 import { INTERCEPTED_COMMANDS, SessionCommands, type CommandHost } from "./session-commands";
 import type { KillTarget } from "./kill";
+import { IdleWatch, type SessionSlots } from "./access";
 import type { KillRequest, KillResult } from "../types";
 import { backendOrder, type ClusterRuntime, type ListenerSnapshot, type UserSnapshot } from "./config-snapshot";
 
@@ -190,6 +193,10 @@ export class FrontendSession {
   private intercepting: boolean;
   /** Client bytes of a packet start (≤ 4) held back until its command byte is known. */
   private held: Buffer | null;
+  /** Connection-limit slots (see access.ts); set by the listener manager before start(), released by it. */
+  slots: SessionSlots | null = null;
+  /** The listener's idle_timeout while forwarding; null without one. */
+  private idle: IdleWatch | null = null;
 
   constructor(client: net.Socket, listener: ListenerSnapshot, connectionId: number, options: SessionOptions, host: SessionHost) {
     this.connectionId = connectionId;
@@ -236,7 +243,7 @@ export class FrontendSession {
     c.on("data", this.onHandshakeData);
     c.on("error", this.onClientError);
     c.on("close", this.onClientClose);
-    this.handshakeTimer = setTimeout(this.onHandshakeTimeout, this.options.handshakeTimeoutMs);
+    this.handshakeTimer = setTimeout(this.onHandshakeTimeout, this.handshakeTimeoutMs());
     // a trusted peer that must send a PROXY header: greet once it has (see onIntakeData)
     if (this.intake !== null && this.intake.waitsBeforeGreeting) return;
     this.sendGreeting();
@@ -290,8 +297,13 @@ export class FrontendSession {
     this.handshakeTimer = null;
     if (this.state === State.Closed || this.state === State.Forwarding) return;
     this.host.logger.info({ conn: this.connectionId, client: this.clientAddress, listener: this.listener.name }, "handshake timeout, closing");
-    this.failHandshake(new HandshakeTimeoutError(this.options.handshakeTimeoutMs), false);
+    this.failHandshake(new HandshakeTimeoutError(this.handshakeTimeoutMs()), false);
   };
+
+  /** The listener's handshake_timeout, else the data plane's --handshake-timeout. */
+  private handshakeTimeoutMs(): number {
+    return this.listener.handshakeTimeoutMs > 0 ? this.listener.handshakeTimeoutMs : this.options.handshakeTimeoutMs;
+  }
 
   private readonly onHandshakeData = (chunk: Buffer): void => {
     if (this.intake !== null) return this.onIntakeData(chunk);
@@ -397,6 +409,18 @@ export class FrontendSession {
     }
     const user = step.user;
     this.auth = null;
+    // the user's IP lists (on the PROXY header's address when one was given) and connection limit
+    if (user.access !== null && !user.access.permits(this.clientHost)) {
+      if (this.slots !== null) this.slots.counters.userHostDenied++;
+      this.host.logger.info({ conn: this.connectionId, client: this.clientAddress, listener: this.listener.name, user: user.name }, "access denied: address not allowed for this user");
+      this.failHandshake(new AccessDeniedError(resp.username, this.clientHost, resp.authResponse.length > 0), true);
+      return;
+    }
+    if (this.slots !== null && !this.slots.takeUser(user.name, user.maxConnections)) {
+      this.host.logger.info({ conn: this.connectionId, client: this.clientAddress, user: user.name, max: user.maxConnections }, "user connection limit reached");
+      this.failHandshake(new UserTooManyConnectionsError(user.name), true);
+      return;
+    }
     if (step.payload !== null) {
       this.lastSeq += 1;
       this.client.write(framePayload(step.payload, this.lastSeq));
@@ -428,7 +452,13 @@ export class FrontendSession {
     }
     if (this.state !== State.ConnectingBackend) return;
     const failures: string[] = [];
+    let full = 0;
     for (const target of backendOrder(cluster)) {
+      if (this.slots !== null && !this.slots.takeBackend(`${cluster.name}/${target.name}`, target.maxConnections ?? 0)) {
+        log.debug({ conn: this.connectionId, cluster: cluster.name, backend: target.name }, "backend at its connection limit, trying the next one");
+        full++;
+        continue;
+      }
       const hs = new BackendHandshake(target, {
         user: user.backendUser,
         password,
@@ -453,6 +483,7 @@ export class FrontendSession {
         link = await hs.result;
       } catch (err) {
         this.pendingBackend = null;
+        this.slots?.releaseBackend();
         if (this.state !== State.ConnectingBackend) return;
         if (err instanceof BackendRejectedError && CLIENT_FACING_BACKEND_ERRNOS.has(err.errno)) {
           this.sendErrAndClose(buildErr({ errno: err.errno, sqlState: err.sqlState, message: err.serverMessage }, this.lastSeq + 1));
@@ -492,6 +523,11 @@ export class FrontendSession {
       });
       this.startForwarding(link, hs.takeLeftover());
       return;
+    }
+    if (full > 0 && failures.length === 0) {
+      if (this.slots !== null) this.slots.counters.clusterFull++;
+      log.warn({ conn: this.connectionId, cluster: cluster.name, listener: this.listener.name }, "every backend of the cluster is at its connection limit");
+      return this.failHandshake(new TooManyConnectionsError(`Too many connections: every backend of cluster '${cluster.name}' is at its max_connections`), true);
     }
     const err = new NoBackendAvailableError(
       `mysqlgw: no backend of cluster '${cluster.name}' accepted the connection` +
@@ -550,6 +586,9 @@ export class FrontendSession {
     c.on("data", this.onClientData);
     this.up.interceptMask = INTERCEPTED_COMMANDS;
     this.state = State.Forwarding;
+    // the server spoke last (the login OK): the session is idle until the client sends a command
+    this.lastFromBackend = true;
+    if (this.listener.idleTimeoutMs > 0) this.idle = new IdleWatch(this.listener.idleTimeoutMs, this.idleProbe, this.onIdleTimeout);
     if (!this.compressed) c.write(framePayload(link.okPayload, this.lastSeq + 1));
     if (backendLeftover !== null) this.onBackendData(backendLeftover);
     if (clientLeftover !== null) this.onClientData(clientLeftover);
@@ -708,6 +747,23 @@ export class FrontendSession {
     return false;
   }
 
+  // ---- idle timeout (checked a few times per period; nothing on the hot path) ----
+
+  /** -1: busy (a command or response under way); else a figure that changes with any traffic. */
+  private readonly idleProbe = (): number => {
+    const b = this.backend;
+    if (this.state !== State.Forwarding || b === null) return -1;
+    if (this.intercepting || !this.lastFromBackend || !this.up.atBoundary() || !this.down.atBoundary()) return -1;
+    return this.up.commandCount + b.bytesRead;
+  };
+
+  /** As MariaDB's wait_timeout: the connection is closed without a packet. */
+  private readonly onIdleTimeout = (): void => {
+    if (this.slots !== null) this.slots.counters.idleClosed++;
+    this.host.logger.info({ conn: this.connectionId, client: this.clientAddress, listener: this.listener.name, idleTimeoutMs: this.listener.idleTimeoutMs }, "idle timeout, closing");
+    this.close();
+  };
+
   // ---- closing --------------------------------------------------------------
 
   private readonly onClientError = (err: NodeJS.ErrnoException): void => {
@@ -752,6 +808,8 @@ export class FrontendSession {
       clearTimeout(this.handshakeTimer);
       this.handshakeTimer = null;
     }
+    this.idle?.stop();
+    this.idle = null;
     this.framer = null;
     this.pendingBackend?.abort();
     this.pendingBackend = null;

@@ -33,6 +33,7 @@ function dataPlaneOptions(flags: DataPlaneFlags, workerIndex: number): DataPlane
     backendConnectTimeoutMs: flags.backendConnectTimeoutMs,
     maxPacketSize: flags.maxPacketSize,
     workerIndex,
+    workerCount: Math.max(1, flags.workers),
     tlsCertFile: flags.tlsCertFile,
     tlsKeyFile: flags.tlsKeyFile,
     tlsCaFile: flags.tlsCaFile,
