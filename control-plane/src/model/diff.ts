@@ -1,6 +1,7 @@
 import { create, toJson, toJsonString, type DescMessage, type JsonValue, type MessageShape } from "@bufbuild/protobuf";
 import {
   ClusterSchema,
+  GatewaySchema,
   ListenerSchema,
   ResourceChange_Action,
   ResourceChangeSchema,
@@ -14,7 +15,7 @@ import {
  * normalised (normalizePolicy), so that defaults and ordering do not show up as
  * changes. `before` undefined means nothing is applied yet.
  *
- * Order: clusters, listeners, users; within a kind by name. Updates carry the
+ * Order: clusters, listeners, users, gateway; within a kind by name. Updates carry the
  * JSON paths of the leaves that differ (e.g. "backends[1].address").
  */
 export function diffPolicies(before: Policy | undefined, after: Policy): ResourceChange[] {
@@ -22,6 +23,9 @@ export function diffPolicies(before: Policy | undefined, after: Policy): Resourc
   diffKind("Cluster", ClusterSchema, before?.clusters ?? [], after.clusters, changes);
   diffKind("Listener", ListenerSchema, before?.listeners ?? [], after.listeners, changes);
   diffKind("User", UserSchema, before?.users ?? [], after.users, changes);
+  // the singleton Gateway, named "gateway"
+  const gw = (p: Policy | undefined) => (p?.gateway === undefined ? [] : [{ ...p.gateway, name: "gateway" }]);
+  diffKind("Gateway", GatewaySchema, gw(before), gw(after), changes);
   return changes;
 }
 

@@ -2,6 +2,7 @@ import { isIP, isIPv4, isIPv6 } from "node:net";
 import type { Cluster, Listener, Policy, User } from "@mysqlgw/proto";
 import type { PolicyViolationInit } from "../errors";
 import { DEFAULT_BIND_ADDRESS } from "./normalize";
+import { checkGateway, checkListenerAccess, checkMaxConnections, checkUserAccess } from "./validate-access";
 import { checkClusterHealth } from "./validate-health";
 
 /** Names of clusters, listeners and backends. */
@@ -16,12 +17,12 @@ const HOST_LABEL = "[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?";
 const HOSTNAME_RE = new RegExp(`^(?=.{1,253}$)${HOST_LABEL}(?:\\.${HOST_LABEL})*\\.?$`);
 const HASH_HOWTO = "use `mysqlgw hash-password` or SELECT PASSWORD('…') in MariaDB to get it";
 
-type Kind = "Cluster" | "Listener" | "User";
+type Kind = "Cluster" | "Listener" | "User" | "Gateway";
 
 /**
  * Checks a policy as the caller sent it (before normalisation, so indexes point
  * into the caller's lists) and returns every problem found, in a stable order:
- * clusters, then listeners, then users. An empty result means valid.
+ * clusters, then listeners, then users, then the gateway. An empty result means valid.
  *
  * Descriptions say what is wrong and what to do. They never repeat a value that
  * might be a secret (password_hash, secret_ref that is not a reference).
@@ -53,6 +54,7 @@ export function validatePolicy(policy: Policy): PolicyViolationInit[] {
       }
       const problem = checkAddress(b.address);
       if (problem !== null) add("Cluster", c.name, i, `${f}.address`, problem);
+      checkMaxConnections(add, "Cluster", c.name, i, `${f}.maxConnections`, b.maxConnections);
     });
     checkBackendTls(c, i, add);
     checkClusterHealth(c, i, out);
@@ -85,11 +87,18 @@ export function validatePolicy(policy: Policy): PolicyViolationInit[] {
         (defined.length > 0 ? ` (defined: ${defined.join(", ")})` : " (the policy defines no clusters)"));
     }
     checkProxyProtocol(l, i, add);
+    checkListenerAccess(add, l, i);
   });
 
   // Users
   const userNames = new Map<string, number>();
-  policy.users.forEach((u, i) => checkUser(u, i, userNames, add));
+  policy.users.forEach((u, i) => {
+    checkUser(u, i, userNames, add);
+    checkUserAccess(add, u, i);
+  });
+
+  // Gateway (a singleton: the CLI refuses a second Gateway document)
+  if (policy.gateway !== undefined) checkGateway(add, policy.gateway);
   return out;
 }
 
