@@ -1,7 +1,7 @@
 import { toJson, type JsonValue } from "@bufbuild/protobuf";
 import { stringify } from "yaml";
 import { ResourceChange_Action, type Policy, type ResourceChange } from "@mysqlgw/proto";
-import { SCHEMA_OF, splitFieldPath, type Kind } from "./policy-files";
+import { GATEWAY_NAME, SCHEMA_OF, splitFieldPath, type Kind } from "./policy-files";
 
 const SIGN: Record<ResourceChange_Action, string> = {
   [ResourceChange_Action.UNSPECIFIED]: "?",
@@ -83,6 +83,7 @@ export function policyDocuments(policy: Policy, filter?: { kind?: Kind; name?: s
   add("Cluster", policy.clusters);
   add("Listener", policy.listeners);
   add("User", policy.users);
+  if (policy.gateway !== undefined) add("Gateway", [{ ...policy.gateway, name: GATEWAY_NAME }]);
   return out;
 }
 

@@ -2,12 +2,15 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { create, fromJson, ScalarType, type DescField, type DescMessage, type JsonValue } from "@bufbuild/protobuf";
 import { isMap, isPair, isScalar, isSeq, LineCounter, parseAllDocuments, type Document } from "yaml";
-import { ClusterSchema, ListenerSchema, PolicySchema, UserSchema, type Cluster, type Listener, type Policy, type PolicyViolation, type User } from "@mysqlgw/proto";
+import { ClusterSchema, GatewaySchema, ListenerSchema, PolicySchema, UserSchema, type Cluster, type Gateway, type Listener, type Policy, type PolicyViolation, type User } from "@mysqlgw/proto";
 import { CliError } from "./cli-error";
 
-export type Kind = "Cluster" | "Listener" | "User";
-export const KINDS: readonly Kind[] = ["Cluster", "Listener", "User"];
-export const SCHEMA_OF = { Cluster: ClusterSchema, Listener: ListenerSchema, User: UserSchema } as const;
+/** Gateway is a singleton (Policy.gateway): at most one document, named "gateway". */
+export type Kind = "Cluster" | "Listener" | "User" | "Gateway";
+export const KINDS: readonly Kind[] = ["Cluster", "Listener", "User", "Gateway"];
+export const SCHEMA_OF = { Cluster: ClusterSchema, Listener: ListenerSchema, User: UserSchema, Gateway: GatewaySchema } as const;
+/** The name a Gateway resource goes by (in diffs, violations, `get gateway`). */
+export const GATEWAY_NAME = "gateway";
 const LIST_OF = { Cluster: "clusters", Listener: "listeners", User: "users" } as const;
 
 /** Where one resource of a loaded policy was written. */
@@ -73,7 +76,7 @@ function display(file: string, cwd: string): string {
 /** @internal Exposed for tests: parse texts as if they were files. */
 export function createPolicyBuilder() {
   const policy = create(PolicySchema);
-  const sources: Record<Kind, ResourceSource[]> = { Cluster: [], Listener: [], User: [] };
+  const sources: Record<Kind, ResourceSource[]> = { Cluster: [], Listener: [], User: [], Gateway: [] };
   const problems: string[] = [];
   const files: string[] = [];
 
@@ -125,18 +128,28 @@ export function createPolicyBuilder() {
     if (typeof kind !== "string" || !(KINDS as readonly string[]).includes(kind)) {
       const k = typeof kind === "string" ? kind : JSON.stringify(kind);
       const near = KINDS.find((x) => editDistance(x.toLowerCase(), String(kind).toLowerCase()) <= 2);
-      problems.push(`${where}, line ${lineOf("kind")}: unknown kind ${JSON.stringify(k)} — ${near !== undefined ? `did you mean ${near}? (` : "use one of "}Cluster, Listener, User${near !== undefined ? ")" : ""}`);
+      problems.push(`${where}, line ${lineOf("kind")}: unknown kind ${JSON.stringify(k)} — ${near !== undefined ? `did you mean ${near}? (` : "use one of "}Cluster, Listener, User, Gateway${near !== undefined ? ")" : ""}`);
       return;
     }
     const k = kind as Kind;
-    const name = typeof rest.name === "string" ? rest.name : "";
+    if (k === "Gateway" && sources.Gateway.length > 0) {
+      const first = sources.Gateway[0]!;
+      problems.push(`${where} (Gateway): a second Gateway document; the first is ${first.file} document ${first.document} — a policy has at most one Gateway: merge the two`);
+      return;
+    }
+    if (k === "Gateway" && "name" in rest) {
+      // optional, and only ever "gateway"
+      if (rest.name !== GATEWAY_NAME) problems.push(`${where} (Gateway), line ${lineOf("name")}: a Gateway is named ${GATEWAY_NAME} — drop name or write name: ${GATEWAY_NAME}`);
+      delete rest.name;
+    }
+    const name = k === "Gateway" ? GATEWAY_NAME : typeof rest.name === "string" ? rest.name : "";
     const label = `${where} (${k}${name === "" ? "" : ` ${name}`})`;
     const before = problems.length;
     checkShape(rest, SCHEMA_OF[k], "", (field, what, todo) => {
       problems.push(`${label}: field ${field}: ${what} (line ${lineOf(field)}) — ${todo}`);
     });
     if (problems.length > before) return;
-    let msg: Cluster | Listener | User;
+    let msg: Cluster | Listener | User | Gateway;
     try {
       msg = fromJson(SCHEMA_OF[k], rest as JsonValue, { ignoreUnknownFields: false });
     } catch (err) {
@@ -145,14 +158,15 @@ export function createPolicyBuilder() {
     }
     const source: ResourceSource = { file, document: n, kind: k, name, lineOf };
     sources[k].push(source);
-    (policy[LIST_OF[k]] as (Cluster | Listener | User)[]).push(msg);
+    if (k === "Gateway") policy.gateway = msg as Gateway;
+    else (policy[LIST_OF[k]] as (Cluster | Listener | User)[]).push(msg as Cluster | Listener | User);
   }
 
   function finish(target: string): LoadedPolicy {
     if (problems.length > 0) {
       throw new CliError("MGW_ERR_CLI_FILE", problems[0]!, "", { lines: problems });
     }
-    if (sources.Cluster.length + sources.Listener.length + sources.User.length === 0) {
+    if (sources.Cluster.length + sources.Listener.length + sources.User.length + sources.Gateway.length === 0) {
       throw new CliError("MGW_ERR_CLI_FILE", `${target} holds no policy documents`,
         "add Cluster, Listener and User documents (an empty policy would delete every resource)");
     }
@@ -187,6 +201,8 @@ function checkShape(obj: Record<string, unknown>, desc: DescMessage, prefix: str
 function checkValue(field: DescField, value: unknown, p: string, report: Report): void {
   switch (field.fieldKind) {
     case "message":
+      // google.protobuf.Duration and friends: their JSON form is a string such as "10s"
+      if (field.message.typeName.startsWith("google.protobuf.") && typeof value === "string") return;
       if (!isPlainObject(value)) return report(p, `expected a mapping, got ${describe(value)}`, `write it as ${field.jsonName}: {…} with fields of ${field.message.name}`);
       return checkShape(value, field.message, p, report);
     case "list":

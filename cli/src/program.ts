@@ -74,7 +74,7 @@ export function buildProgram(io: ProgramIo): Command {
 
   program
     .command("get")
-    .description("print the current resources as policy YAML (KIND: clusters, listeners, users or policy)")
+    .description("print the current resources as policy YAML (KIND: clusters, listeners, users, gateway or policy)")
     .argument("<kind>", "clusters | listeners | users | policy (singular accepted)")
     .argument("[name]", "only the resource with this name")
     .option("-o, --output <format>", "yaml or json", "yaml")
