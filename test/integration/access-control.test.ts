@@ -2,6 +2,7 @@
 // auth), connection limits (listener, user, backend) and the listener's idle
 // timeout, through the real data-plane binary to a real MariaDB, with mysql2
 // and the mariadb CLI. One worker, so the configured figures apply as such.
+import * as net from "node:net";
 import type * as mysql from "mysql2/promise";
 import {
   applyPolicy,
@@ -58,6 +59,8 @@ beforeAll(async () => {
       user("onlyv6", { allowCidrs: ["::1/128"] }),
       user("two", { maxConnections: 2 }),
     ],
+    // gateway-wide: 127.0.0.2 may not connect to any listener
+    gateway: { denyCidrs: ["127.0.0.2/32"], maxConnections: 1000 },
   });
   await startDataPlane({ etcd, workers: 1, env: { APP_PW }, waitForConfig: version });
 }, 120_000);
@@ -68,8 +71,10 @@ interface SqlErr {
   message: string;
 }
 
-function gw(port: number, user = "app", host = "127.0.0.1"): Promise<mysql.Connection> {
-  return connect({ host, port, user, password: PW });
+function gw(port: number, user = "app", host = "127.0.0.1", localAddress?: string): Promise<mysql.Connection> {
+  // mysql2 does not pass its localAddress option on: give it the socket
+  const stream = localAddress === undefined ? undefined : net.connect({ port, host, localAddress });
+  return connect({ host, port, user, password: PW, extra: stream === undefined ? undefined : { stream } });
 }
 
 async function refusal(p: Promise<mysql.Connection>): Promise<SqlErr> {
@@ -102,6 +107,21 @@ describe("IP lists", () => {
     const c = await gw(v6Port, "app", "::1");
     try {
       expect(Number(await one(c, "SELECT 41 + 1"))).toBe(42);
+    } finally {
+      await c.end();
+    }
+  });
+
+  test("gateway denyCidrs [127.0.0.2/32] refuses that address on every listener with 1130; 127.0.0.3 is served", async () => {
+    for (const port of [cappedPort, idlePort, tinyPort]) {
+      expect(await refusal(gw(port, "app", "127.0.0.1", "127.0.0.2"))).toMatchObject({
+        errno: 1130,
+        message: "Host '127.0.0.2' is not allowed to connect to this MariaDB server",
+      });
+    }
+    const c = await gw(cappedPort, "app", "127.0.0.1", "127.0.0.3");
+    try {
+      expect(Number(await one(c, "SELECT 3"))).toBe(3);
     } finally {
       await c.end();
     }
