@@ -2,18 +2,23 @@
 // auth), connection limits (listener, user, backend) and the listener's idle
 // timeout, through the real data-plane binary to a real MariaDB, with mysql2
 // and the mariadb CLI. One worker, so the configured figures apply as such.
+import * as fs from "node:fs";
 import * as net from "node:net";
+import * as os from "node:os";
+import * as path from "node:path";
 import type * as mysql from "mysql2/promise";
 import {
   applyPolicy,
   connect,
   freePort,
   nativePasswordHash,
+  runCli,
   runMariadbCli,
   startControlPlane,
   startDataPlane,
   startEtcd,
   startMariaDB,
+  type ControlPlane,
   type MariaDBServer,
 } from "../helpers";
 
@@ -22,6 +27,9 @@ const PW = "gw-user-pw-1";
 const IDLE_MS = 1500;
 
 let db: MariaDBServer;
+let cp: ControlPlane;
+/** proxyProtocol from 127.0.0.1 required: the user "lbonly" may come from 127.0.0.99 only. */
+let lbPort: number;
 /** On "::", allowCidrs [::1/128]: 127.0.0.1 is refused at accept. */
 let v6Port: number;
 /** maxConnections 3. */
@@ -34,8 +42,8 @@ let tinyPort: number;
 beforeAll(async () => {
   const [etcd, server] = await Promise.all([startEtcd(), startMariaDB({ accounts: [{ user: "app", password: APP_PW }] })]);
   db = server;
-  const cp = await startControlPlane({ etcd });
-  [v6Port, cappedPort, idlePort, tinyPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
+  cp = await startControlPlane({ etcd });
+  [v6Port, cappedPort, idlePort, tinyPort, lbPort] = [await freePort(), await freePort(), await freePort(), await freePort(), await freePort()];
   const user = (name: string, extra: Record<string, unknown> = {}) => ({
     name,
     passwordHash: nativePasswordHash(PW),
@@ -52,12 +60,14 @@ beforeAll(async () => {
       { name: "capped", bindAddress: "127.0.0.1", port: cappedPort, cluster: "main", maxConnections: 3 },
       { name: "idle", bindAddress: "127.0.0.1", port: idlePort, cluster: "main", idleTimeout: `${IDLE_MS / 1000}s`, handshakeTimeout: "3s" },
       { name: "tiny", bindAddress: "127.0.0.1", port: tinyPort, cluster: "tiny" },
+      { name: "lb", bindAddress: "127.0.0.1", port: lbPort, cluster: "main", proxyProtocol: { trustedCidrs: ["127.0.0.1/32"], required: true } },
     ],
     users: [
       user("app"),
       user("denied", { denyCidrs: ["127.0.0.0/8", "::1/128"] }),
       user("onlyv6", { allowCidrs: ["::1/128"] }),
       user("two", { maxConnections: 2 }),
+      user("lbonly", { allowCidrs: ["127.0.0.99/32"] }),
     ],
     // gateway-wide: 127.0.0.2 may not connect to any listener
     gateway: { denyCidrs: ["127.0.0.2/32"], maxConnections: 1000 },
@@ -136,6 +146,20 @@ describe("IP lists", () => {
     expect(await refusal(gw(cappedPort, "onlyv6"))).toMatchObject({ errno: 1045, sqlState: "28000" });
     const c = await gw(v6Port, "onlyv6", "::1");
     await c.end();
+  });
+});
+
+describe("behind a load balancer (PROXY header)", () => {
+  const viaLb = (claimed: string): Promise<mysql.Connection> => {
+    const stream = net.connect({ port: lbPort, host: "127.0.0.1" });
+    stream.write(`PROXY TCP4 ${claimed} 127.0.0.1 40000 ${lbPort}\r\n`);
+    return connect({ port: lbPort, user: "lbonly", password: PW, extra: { stream } });
+  };
+
+  test("the user's lists see the header's address: 127.0.0.99 is served, 127.0.0.98 gets 1045 naming it", async () => {
+    const c = await viaLb("127.0.0.99");
+    await c.end();
+    expect(await refusal(viaLb("127.0.0.98"))).toMatchObject({ errno: 1045, message: "Access denied for user 'lbonly'@'127.0.0.98' (using password: YES)" });
   });
 });
 
@@ -220,4 +244,32 @@ describe("idle timeout", () => {
       idle.destroy();
     }
   }, 20_000);
+});
+
+describe("the Gateway through the CLI", () => {
+  test("get policy round-trips it; diff names Gateway gateway; apply; get gateway; a second Gateway document is refused", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "mgw-access-"));
+    try {
+      const got = await runCli(cp.url, ["get", "policy"]);
+      expect(got.code).toBe(0);
+      expect(got.stdout).toContain("kind: Gateway");
+      expect(got.stdout).toContain("idleTimeout: 1.500s");
+      const file = path.join(dir, "policy.yaml");
+      fs.writeFileSync(file, got.stdout.replace("maxConnections: 1000", "maxConnections: 999"));
+      const diff = await runCli(cp.url, ["diff", "-f", file]);
+      expect(diff.stdout + diff.stderr).toMatch(/Gateway gateway/);
+      expect(diff.stdout).toContain("maxConnections");
+      const applied = await runCli(cp.url, ["apply", "-f", file]);
+      expect(applied.code).toBe(0);
+      const gwOut = await runCli(cp.url, ["get", "gateway"]);
+      expect(gwOut.stdout).toContain("kind: Gateway");
+      expect(gwOut.stdout).toContain("maxConnections: 999");
+      fs.writeFileSync(path.join(dir, "second.yaml"), "kind: Gateway\nmaxConnections: 5\n");
+      const twice = await runCli(cp.url, ["diff", "-f", dir]);
+      expect(twice.code).toBe(1);
+      expect(twice.stderr).toContain("second.yaml document 1 (Gateway): a second Gateway document; the first is");
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
