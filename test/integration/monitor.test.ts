@@ -39,6 +39,7 @@ interface HealthJson {
   lastError?: string;
   checkedAt: string;
   monitorId: string;
+  roleDisagreement?: string;
 }
 
 let etcd: EtcdServer;
@@ -91,13 +92,18 @@ beforeAll(async () => {
     const cp = await startControlPlane({ etcd, env: { MONITOR_PW: MONITOR_PASSWORD, MYSQLGW_CONTROL_PLANE_ID: `cp-${i}` } });
     cps.push(cp);
   }
-  await applyPolicy(cps[0], {
+  await applyPolicy(cps[0], policy());
+}, 120_000);
+
+/** The policy; `db2Expected` sets db2's expectedRole. */
+function policy(db2Expected?: string): unknown {
+  return {
     clusters: [
       {
         name: "orders",
         backends: [
-          { name: "db1", address: cluster.primary.address },
-          { name: "db2", address: cluster.replicas[0].address },
+          { name: "db1", address: cluster.primary.address, expectedRole: "ROLE_PRIMARY" },
+          { name: "db2", address: cluster.replicas[0].address, ...(db2Expected !== undefined ? { expectedRole: db2Expected } : {}) },
         ],
         health: {
           interval: `${INTERVAL_MS / 1000}s`,
@@ -107,8 +113,8 @@ beforeAll(async () => {
         },
       },
     ],
-  });
-}, 120_000);
+  };
+}
 
 afterAll(async () => {
   await Promise.allSettled(cps.map((c) => c.stop()));
@@ -162,6 +168,16 @@ test("GET /v1/backends: db1 PRIMARY/UP, db2 REPLICA/UP with server ids, GTID pos
   // Only the leader probes: only it logs state changes.
   const changers = cps.filter((c) => c.logs.some((r) => r.msg === "monitor: backend state changed"));
   expect(changers.map((c) => c.logs.find((r) => r.msg === "monitor: elected leader; probing backends")?.monitorId)).toEqual([a.monitorLeader]);
+});
+
+test("a role written in policy is an expectation: a disagreement is reported, the discovered role kept", async () => {
+  await applyPolicy(cps[0], policy("ROLE_PRIMARY"));
+  const db2 = await waitForBackend(cps[0], "db2", (h) => (h.roleDisagreement ?? "") !== "", 10_000, "db2 disagreement reported");
+  expect(db2.role).toBe("ROLE_REPLICA");
+  expect(db2.roleDisagreement).toBe(`policy expects PRIMARY, the server is REPLICA: it replicates from ${cluster.primary.address} and is read_only; fix the server or the policy's expectedRole`);
+  expect(byName((await backends(cps[0])).backends, "db1")?.roleDisagreement ?? "").toBe("");
+  await applyPolicy(cps[0], policy("ROLE_REPLICA"));
+  await waitForBackend(cps[0], "db2", (h) => (h.roleDisagreement ?? "") === "" && h.state === "STATE_UP", 10_000, "db2 agreement");
 });
 
 test("the replica's server stopped → db2 DOWN within interval × threshold + slack; restarted → UP again", async () => {

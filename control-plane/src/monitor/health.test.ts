@@ -1,7 +1,7 @@
 import { create, fromJsonString, toJsonString } from "@bufbuild/protobuf";
 import { durationFromMs, durationMs, timestampMs } from "@bufbuild/protobuf/wkt";
-import { BackendHealth_Role, BackendHealth_State, BackendHealthSchema, HealthCheckSchema } from "@mysqlgw/proto";
-import { applyProbe, buildHealth, discoverRole, healthFingerprint, newTracker, observe, probeSettings, shouldWrite, type ProbeObservation } from "./health";
+import { Backend_Role, BackendHealth_Role, BackendHealth_State, BackendHealthSchema, HealthCheckSchema } from "@mysqlgw/proto";
+import { applyProbe, buildHealth, discoverRole, healthFingerprint, newTracker, observe, probeSettings, roleDisagreement, shouldWrite, type ProbeObservation } from "./health";
 import { resolveMonitorSecret } from "./secret";
 import { isMgwError } from "../errors";
 
@@ -156,5 +156,26 @@ describe("resolveMonitorSecret", () => {
       const err: unknown = await resolveMonitorSecret(ref, {}).catch((e: unknown) => e);
       expect(isMgwError(err, "MGW_ERR_MONITOR_SECRET")).toBe(true);
     }
+  });
+});
+
+describe("roleDisagreement: policy roles are expectations", () => {
+  it("empty without an expectation, before the first probe, or when they agree", () => {
+    expect(roleDisagreement(Backend_Role.UNSPECIFIED, obs(PRIMARY_VARS))).toBe("");
+    expect(roleDisagreement(Backend_Role.PRIMARY, null)).toBe("");
+    expect(roleDisagreement(Backend_Role.PRIMARY, obs(PRIMARY_VARS))).toBe("");
+    expect(roleDisagreement(Backend_Role.REPLICA, obs(REPLICA_VARS, SLAVE_ROW))).toBe("");
+  });
+
+  it("describes a disagreement, and buildHealth reports it without changing the discovered role", () => {
+    expect(roleDisagreement(Backend_Role.PRIMARY, obs(REPLICA_VARS, SLAVE_ROW))).toBe(
+      "policy expects PRIMARY, the server is REPLICA: it replicates from 127.0.0.1:3307 and is read_only; fix the server or the policy's expectedRole",
+    );
+    expect(roleDisagreement(Backend_Role.REPLICA, obs(PRIMARY_VARS))).toMatch(/^policy expects REPLICA, the server is PRIMARY: read_only is OFF/);
+    const t = newTracker();
+    applyProbe(t, { ok: true, observation: obs(PRIMARY_VARS) }, 3);
+    const h = buildHealth(t, ids, 0, Backend_Role.REPLICA);
+    expect(h.role).toBe(BackendHealth_Role.PRIMARY);
+    expect(h.roleDisagreement).toMatch(/^policy expects REPLICA/);
   });
 });

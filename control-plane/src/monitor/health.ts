@@ -1,6 +1,6 @@
 import { create, toJsonString } from "@bufbuild/protobuf";
 import { durationFromMs, durationMs, timestampFromMs } from "@bufbuild/protobuf/wkt";
-import { BackendHealth_Role, BackendHealth_State, BackendHealthSchema, type BackendHealth, type HealthCheck } from "@mysqlgw/proto";
+import { Backend_Role, BackendHealth_Role, BackendHealth_State, BackendHealthSchema, type BackendHealth, type HealthCheck } from "@mysqlgw/proto";
 
 /** Defaults of HealthCheck fields left unset. */
 export const DEFAULT_PROBE_INTERVAL_MS = 1000;
@@ -95,6 +95,24 @@ export function discoverRole(o: ProbeObservation): BackendHealth_Role {
   return !o.replicationConfigured && !o.readOnly ? BackendHealth_Role.PRIMARY : BackendHealth_Role.REPLICA;
 }
 
+/**
+ * Roles in policy are expectations: a discovered role that differs is
+ * described (for BackendHealth.role_disagreement), never applied. "" when
+ * there is no expectation, no discovered role yet, or they agree.
+ */
+export function roleDisagreement(expected: Backend_Role, o: ProbeObservation | null): string {
+  if (expected === Backend_Role.UNSPECIFIED || o === null) return "";
+  const found = discoverRole(o);
+  const want = expected === Backend_Role.PRIMARY ? BackendHealth_Role.PRIMARY : BackendHealth_Role.REPLICA;
+  if (found === want) return "";
+  const why = found === BackendHealth_Role.PRIMARY
+    ? "read_only is OFF and it replicates from no source"
+    : o.replicationConfigured
+      ? `it replicates from ${o.sourceAddress}${o.readOnly ? " and is read_only" : ""}`
+      : "it is read_only";
+  return `policy expects ${want === BackendHealth_Role.PRIMARY ? "PRIMARY" : "REPLICA"}, the server is ${found === BackendHealth_Role.PRIMARY ? "PRIMARY" : "REPLICA"}: ${why}; fix the server or the policy's expectedRole`;
+}
+
 /** Per-backend state the prober carries from one probe to the next. */
 export interface BackendTracker {
   consecutiveFailures: number;
@@ -132,6 +150,7 @@ export function buildHealth(
   t: BackendTracker,
   ids: { cluster: string; backend: string; address: string; monitorId: string },
   checkedAtMs: number,
+  expectedRole: Backend_Role = Backend_Role.UNSPECIFIED,
 ): BackendHealth {
   const o = t.last;
   return create(BackendHealthSchema, {
@@ -153,6 +172,7 @@ export function buildHealth(
     lastError: t.lastError,
     checkedAt: timestampFromMs(checkedAtMs),
     monitorId: ids.monitorId,
+    roleDisagreement: roleDisagreement(expectedRole, o),
   });
 }
 

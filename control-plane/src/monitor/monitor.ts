@@ -1,9 +1,9 @@
 import { fromJsonString, toJsonString } from "@bufbuild/protobuf";
 import { noop } from "cockatiel";
 import { Etcd3, type Campaign, type Election, type Lease, type Watcher } from "etcd3";
-import { BackendHealth_State, BackendHealthSchema, ConfigVersionSchema, etcdKeys, type Cluster, type ConfigVersion, type EtcdKeys } from "@mysqlgw/proto";
+import { Backend_Role, BackendHealth_State, BackendHealthSchema, ConfigVersionSchema, etcdKeys, type Cluster, type ConfigVersion, type EtcdKeys } from "@mysqlgw/proto";
 import { isMgwError } from "../errors";
-import { applyProbe, buildHealth, DEFAULT_REFRESH_MS, healthFingerprint, newTracker, probeSettings, shouldWrite, type BackendTracker, type ProbeObservation, type ProbeSettings } from "./health";
+import { applyProbe, buildHealth, DEFAULT_REFRESH_MS, healthFingerprint, newTracker, probeSettings, roleDisagreement, shouldWrite, type BackendTracker, type ProbeObservation, type ProbeSettings } from "./health";
 import { probeBackend, type ProbeTarget } from "./probe";
 import { resolveMonitorSecret } from "./secret";
 
@@ -205,6 +205,7 @@ interface ProberSpec {
   settings: ProbeSettings;
   user: string;
   secretRef: string;
+  expectedRole: Backend_Role;
 }
 
 /** One leadership term: from election to the loss of leadership or stop. */
@@ -316,6 +317,7 @@ class Term {
           settings,
           user: creds.user,
           secretRef: creds.secretRef,
+          expectedRole: b.expectedRole,
         });
       }
     }
@@ -366,6 +368,7 @@ class Prober {
   private stopped = false;
   private readonly tracker: BackendTracker = newTracker();
   private lastWrite: { fingerprint: string; atMs: number } | undefined;
+  private lastDisagreement = "";
   private readonly host: string;
   private readonly port: number;
 
@@ -413,6 +416,11 @@ class Prober {
     if (this.tracker.state !== before) {
       this.o.log.info({ cluster: this.spec.cluster, backend: this.spec.backend, from: BackendHealth_State[before], to: BackendHealth_State[this.tracker.state], err: this.tracker.lastError || undefined }, "monitor: backend state changed");
     }
+    const disagreement = roleDisagreement(this.spec.expectedRole, this.tracker.last);
+    if (disagreement !== this.lastDisagreement) {
+      this.lastDisagreement = disagreement;
+      if (disagreement !== "") this.o.log.warn({ cluster: this.spec.cluster, backend: this.spec.backend }, `monitor: ${this.spec.cluster}/${this.spec.backend}: ${disagreement}`);
+    }
     await this.publish();
     if (this.done) return;
     const delay = Math.max(0, settings.intervalMs - (Date.now() - started));
@@ -421,7 +429,7 @@ class Prober {
 
   private async publish(): Promise<void> {
     const now = Date.now();
-    const health = buildHealth(this.tracker, { cluster: this.spec.cluster, backend: this.spec.backend, address: this.spec.address, monitorId: this.o.monitorId }, now);
+    const health = buildHealth(this.tracker, { cluster: this.spec.cluster, backend: this.spec.backend, address: this.spec.address, monitorId: this.o.monitorId }, now, this.spec.expectedRole);
     const fp = healthFingerprint(health, this.spec.settings.failureThreshold);
     if (!shouldWrite(this.lastWrite, fp, now, this.o.refreshMs)) return;
     try {
