@@ -203,6 +203,32 @@ test("the replica's server stopped → db2 DOWN within interval × threshold + s
   expect(up.lastError ?? "").toBe("");
 });
 
+test("a frozen leader (SIGSTOP) is replaced; when it wakes (SIGCONT) it stops probing and never overwrites the new leader's keys", async () => {
+  const before = await backends(cps[0]);
+  const frozen = leaderOf(before.monitorLeader);
+  const other = cps.find((c) => c !== frozen)!;
+  const otherId = `cp-${cps.indexOf(other)}`;
+  const mark = frozen.mark();
+  frozen.signal("SIGSTOP");
+  try {
+    await waitFor(async () => (await backends(other)).monitorLeader === otherId, { timeoutMs: 10_000, intervalMs: 100, what: `${otherId} leading while ${before.monitorLeader} is frozen` });
+    await waitForBackend(other, "db1", (h) => h.monitorId === otherId, 8000, "db1 written by the new leader");
+  } finally {
+    frozen.signal("SIGCONT");
+  }
+  await frozen.waitForLog((r) => typeof r.msg === "string" && r.msg.includes("stopped probing"), 5000, mark);
+  // For three seconds after waking, every key stays the new leader's.
+  const until = Date.now() + 3000;
+  for (let i = 0; i < 100 && Date.now() < until; i++) {
+    const now = await backends(other);
+    expect(now.backends.map((h) => h.monitorId)).toEqual([otherId, otherId]);
+    expect(now.monitorLeader).toBe(otherId);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  // It campaigns again and answers with the new leader.
+  expect((await backends(frozen)).monitorLeader).toBe(otherId);
+});
+
 test("SIGKILL of the leading control plane → the other leads within a few seconds and keeps the keys fresh", async () => {
   const before = await backends(cps[0]);
   const leader = leaderOf(before.monitorLeader);

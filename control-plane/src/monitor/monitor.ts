@@ -144,9 +144,12 @@ export function createMonitor(options: MonitorOptions): Monitor {
 
   async function beginTerm(c: Campaign): Promise<void> {
     let lease: Lease;
+    let leaseId: string;
+    let campaignKey: string;
     try {
       lease = client.lease(ttl, { autoKeepAlive: true });
-      await withTimeout(lease.grant(), callTimeoutMs, "grant the health lease");
+      leaseId = await withTimeout(lease.grant(), callTimeoutMs, "grant the health lease");
+      campaignKey = await withTimeout(c.getCampaignKey(), callTimeoutMs, "read the campaign key");
     } catch (err) {
       endCampaign(c, "cannot grant the health lease", err);
       return;
@@ -155,7 +158,7 @@ export function createMonitor(options: MonitorOptions): Monitor {
       lease.release();
       return;
     }
-    const t = new Term({ client, keys, lease, ttl, callTimeoutMs, refreshMs, env, probe, log, monitorId: options.id, onFatal: (why, err) => endCampaign(c, why, err) });
+    const t = new Term({ client, keys, lease, leaseId, campaignKey, ttl, callTimeoutMs, refreshMs, env, probe, log, monitorId: options.id, onFatal: (why, err) => endCampaign(c, why, err) });
     term = t;
     t.start();
   }
@@ -188,6 +191,9 @@ interface TermOptions {
   client: Etcd3;
   keys: EtcdKeys;
   lease: Lease;
+  leaseId: string;
+  /** Our key in the election: every write is conditional on it existing, so a deposed leader cannot write. */
+  campaignKey: string;
   ttl: number;
   callTimeoutMs: number;
   refreshMs: number;
@@ -353,7 +359,15 @@ class Term {
       for (const key of existing) {
         if (this.stopped) return;
         if (keep.has(key)) continue;
-        await withTimeout(this.o.client.delete().key(key).exec(), this.o.callTimeoutMs, `delete ${key}`);
+        const res = await withTimeout(
+          this.o.client.if(this.o.campaignKey, "Create", ">", 0).then(this.o.client.delete().key(key)).commit(),
+          this.o.callTimeoutMs,
+          `delete ${key}`,
+        );
+        if (!res.succeeded) {
+          this.o.onFatal("no longer the leader (campaign key gone)");
+          return;
+        }
         this.o.log.info({ key }, "monitor: deleted the health of a backend no longer in the policy");
       }
     } catch (err) {
@@ -434,7 +448,16 @@ class Prober {
     if (!shouldWrite(this.lastWrite, fp, now, this.o.refreshMs)) return;
     try {
       const value = toJsonString(BackendHealthSchema, health);
-      await withTimeout(this.o.lease.put(this.key).value(value).exec(), this.o.callTimeoutMs, `write ${this.key}`);
+      const { client, campaignKey, leaseId } = this.o;
+      const res = await withTimeout(
+        client.if(campaignKey, "Create", ">", 0).then(client.put(this.key).value(value).lease(leaseId)).commit(),
+        this.o.callTimeoutMs,
+        `write ${this.key}`,
+      );
+      if (!res.succeeded) {
+        this.o.onFatal("no longer the leader (campaign key gone)");
+        return;
+      }
       this.lastWrite = { fingerprint: fp, atMs: now };
     } catch (err) {
       if (!this.done) this.o.log.warn({ key: this.key, err: errText(err) }, "monitor: cannot write backend health; retried at the next probe");
