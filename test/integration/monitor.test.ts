@@ -180,6 +180,29 @@ test("a role written in policy is an expectation: a disagreement is reported, th
   await waitForBackend(cps[0], "db2", (h) => (h.roleDisagreement ?? "") === "" && h.state === "STATE_UP", 10_000, "db2 agreement");
 });
 
+test("a backend leaving the policy loses its key; a cluster without health.credentials is skipped with one warning", async () => {
+  const leader = leaderOf((await backends(cps[0])).monitorLeader);
+  const mark = leader.mark();
+  const full = policy("ROLE_REPLICA") as { clusters: { backends: unknown[] }[] };
+  const reduced = {
+    clusters: [
+      { ...full.clusters[0], backends: full.clusters[0].backends.slice(0, 1) },
+      { name: "billing", backends: [{ name: "b1", address: "127.0.0.1:1" }] },
+    ],
+  };
+  await applyPolicy(cps[0], reduced);
+  await waitFor(async () => byName((await backends(cps[0])).backends, "db2") === undefined, { timeoutMs: 5000, intervalMs: 100, what: "db2 key deleted" });
+  const all = await fetch(`${cps[0].url}/v1/backends`).then((r) => r.json() as Promise<{ backends: HealthJson[] }>);
+  expect(all.backends.map((b) => `${b.cluster}/${b.backend}`)).toEqual(["orders/db1"]);
+  await leader.waitForLog((r) => r.cluster === "billing" && typeof r.msg === "string" && r.msg.includes("has no health.credentials"), 5000, mark);
+  // Once per cluster, not per config change or probe.
+  await applyPolicy(cps[0], { ...reduced, clusters: [...reduced.clusters, { name: "audit", backends: [{ name: "a1", address: "127.0.0.1:2" }] }] });
+  await leader.waitForLog((r) => r.cluster === "audit" && typeof r.msg === "string" && r.msg.includes("has no health.credentials"), 5000, mark);
+  expect(leader.logs.slice(mark).filter((r) => r.cluster === "billing" && typeof r.msg === "string" && r.msg.includes("has no health.credentials"))).toHaveLength(1);
+  await applyPolicy(cps[0], policy("ROLE_REPLICA"));
+  await waitForBackend(cps[0], "db2", (h) => h.state === "STATE_UP", 10_000, "db2 back");
+});
+
 test("the replica's server stopped → db2 DOWN within interval × threshold + slack; restarted → UP again", async () => {
   const replica = cluster.replicas[0];
   const t0 = Date.now();
