@@ -170,6 +170,26 @@ test("GET /v1/backends: db1 PRIMARY/UP, db2 REPLICA/UP with server ids, GTID pos
   expect(changers.map((c) => c.logs.find((r) => r.msg === "monitor: elected leader; probing backends")?.monitorId)).toEqual([a.monitorLeader]);
 });
 
+test("--no-monitor: a control plane stays out of the election and still reports the leader", async () => {
+  const passive = await startControlPlane({ etcd, args: ["--no-monitor", "--id", "cp-passive"] });
+  try {
+    await passive.waitForLog((r) => r.msg === "monitor disabled (--no-monitor)", 5000);
+    expect(passive.logs.some((r) => r.msg === "monitor campaigning")).toBe(false);
+    const [a, p] = await Promise.all([backends(cps[0]), backends(passive)]);
+    expect(p.monitorLeader).toBe(a.monitorLeader);
+    expect(p.backends.map((h) => h.backend)).toEqual(["db1", "db2"]);
+    const client = new Etcd3({ hosts: etcd.endpoint });
+    try {
+      const values = await client.getAll().prefix("/mysqlgw/v1/election/monitor/").strings();
+      expect(Object.values(values).sort()).toEqual(["cp-0", "cp-1"]);
+    } finally {
+      client.close();
+    }
+  } finally {
+    await passive.stop();
+  }
+});
+
 test("a role written in policy is an expectation: a disagreement is reported, the discovered role kept", async () => {
   await applyPolicy(cps[0], policy("ROLE_PRIMARY"));
   const db2 = await waitForBackend(cps[0], "db2", (h) => (h.roleDisagreement ?? "") !== "", 10_000, "db2 disagreement reported");
