@@ -293,3 +293,22 @@ test("SIGKILL of the leading control plane → the other leads within a few seco
   const after = await backends(other);
   expect(after.backends.map((b) => b.monitorId)).toEqual([otherId, otherId]);
 });
+
+test("etcd stopped → the leader stops probing; etcd back → it leads and writes again", async () => {
+  const survivor = cps.find((c) => c.running)!;
+  const id = `cp-${cps.indexOf(survivor)}`;
+  expect((await backends(survivor)).monitorLeader).toBe(id);
+  const mark = survivor.mark();
+  await etcd.stop();
+  const stoppedAt = Date.now();
+  await survivor.waitForLog((r) => typeof r.msg === "string" && r.msg.includes("stopped probing"), 8000, mark);
+  process.stderr.write(`monitor test: probing stopped ${Date.now() - stoppedAt} ms after etcd stopped\n`);
+  const quiet = survivor.mark();
+  await etcd.restart();
+  const restartedAt = Date.now();
+  await survivor.waitForLog((r) => r.msg === "monitor: elected leader; probing backends", 20_000, quiet);
+  process.stderr.write(`monitor test: leading again ${Date.now() - restartedAt} ms after etcd restarted\n`);
+  const first = await waitForBackend(survivor, "db1", (h) => h.monitorId === id && Date.parse(h.checkedAt) > restartedAt, 10_000, "db1 written after etcd restart");
+  expect(first).toMatchObject({ state: "STATE_UP", role: "ROLE_PRIMARY" });
+  expect((await backends(survivor)).monitorLeader).toBe(id);
+});
