@@ -52,9 +52,17 @@ export async function probeBackend(t: ProbeTarget): Promise<ProbeObservation> {
     clearTimeout(timer);
     const c = conn as mysql.Connection | undefined;
     if (c !== undefined) {
-      // end() waits for the server's answer to COM_QUIT; destroy() if the probe failed or timed out.
+      // end() sends COM_QUIT and waits for the close; a server that never
+      // closes is cut off after the probe timeout, so no socket outlives it.
       if (timedOut) c.destroy();
-      else c.end().catch(() => c.destroy());
+      else {
+        const cut = setTimeout(() => c.destroy(), t.timeoutMs);
+        cut.unref();
+        c.end().then(() => clearTimeout(cut), () => {
+          clearTimeout(cut);
+          c.destroy();
+        });
+      }
     }
   }
 }
