@@ -161,13 +161,14 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
       (c) => `primary port ${c.primary.port}, replica port ${c.replicas[0].port}`,
     );
     started.push({ stop: () => cluster.stop() });
+    // The data plane logs in to the backends, and the control plane's monitor probes them, with this.
+    const backendEnv = { [DEMO_BACKEND_PASSWORD_ENV]: cluster.app.password };
     const controlPlane = await step(
       "starting control plane",
-      () => startControlPlane({ etcd, port: apiPort }),
+      () => startControlPlane({ etcd, port: apiPort, env: backendEnv }),
       (cp) => cp.url,
     );
     started.push({ stop: () => controlPlane.stop("SIGTERM") });
-    const backendEnv = { [DEMO_BACKEND_PASSWORD_ENV]: cluster.app.password };
     const dataPlane = await step(
       "starting data plane (1 worker)",
       () => startDataPlane({ etcd, workers: 1, stateDir: path.join(dir, "data-plane-state"), env: backendEnv }),
@@ -209,6 +210,7 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
         "",
         "Try the CLI:",
         `    ${cliCmd} status`,
+        `    ${cliCmd} backends`,
         `    ${cliCmd} get clusters`,
         `    ${cliCmd} diff -f ${policyDir}`,
         `    ${cliCmd} apply --dry-run -f ${policyDir}`,
