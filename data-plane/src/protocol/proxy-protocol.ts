@@ -352,32 +352,28 @@ function toIPv6Bytes(address: string): Buffer | null {
 export function buildProxyV2Header(source: ProxyAddress, destination: ProxyAddress): Buffer {
   const s4 = parseIPv4(source.address);
   const d4 = parseIPv4(destination.address);
-  if (s4 !== null && d4 !== null) {
-    const out = Buffer.allocUnsafe(V2_FIXED + 12);
-    V2_SIGNATURE.copy(out, 0);
-    out[12] = V2Command.Proxy;
-    out[13] = V2Family.Tcp4;
-    out.writeUInt16BE(12, 14);
-    s4.copy(out, 16);
-    d4.copy(out, 20);
-    out.writeUInt16BE(source.port, 24);
-    out.writeUInt16BE(destination.port, 26);
-    return out;
-  }
+  if (s4 !== null && d4 !== null) return v2Header(V2Family.Tcp4, s4, d4, source.port, destination.port);
   const s6 = toIPv6Bytes(source.address);
   const d6 = toIPv6Bytes(destination.address);
   if (s6 === null || d6 === null) {
     throw new ProxyProtocolError(`cannot build a PROXY header from ${source.address} to ${destination.address}: not IP addresses`);
   }
-  const out = Buffer.allocUnsafe(V2_FIXED + 36);
+  return v2Header(V2Family.Tcp6, s6, d6, source.port, destination.port);
+}
+
+/** Signature, PROXY command, family, then both addresses (4 or 16 bytes each) and both ports. */
+function v2Header(family: V2Family, src: Buffer, dst: Buffer, srcPort: number, dstPort: number): Buffer {
+  const addrLen = src.length;
+  const bodyLen = 2 * addrLen + 4;
+  const out = Buffer.allocUnsafe(V2_FIXED + bodyLen);
   V2_SIGNATURE.copy(out, 0);
   out[12] = V2Command.Proxy;
-  out[13] = V2Family.Tcp6;
-  out.writeUInt16BE(36, 14);
-  s6.copy(out, 16);
-  d6.copy(out, 32);
-  out.writeUInt16BE(source.port, 48);
-  out.writeUInt16BE(destination.port, 50);
+  out[13] = family;
+  out.writeUInt16BE(bodyLen, 14);
+  src.copy(out, V2_FIXED);
+  dst.copy(out, V2_FIXED + addrLen);
+  out.writeUInt16BE(srcPort, V2_FIXED + 2 * addrLen);
+  out.writeUInt16BE(dstPort, V2_FIXED + 2 * addrLen + 2);
   return out;
 }
 
