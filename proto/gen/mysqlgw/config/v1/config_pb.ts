@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file mysqlgw/config/v1/config.proto.
  */
 export const file_mysqlgw_config_v1_config: GenFile = /*@__PURE__*/
-  fileDesc("Ch5teXNxbGd3L2NvbmZpZy92MS9jb25maWcucHJvdG8SEW15c3FsZ3cuY29uZmlnLnYxIr4BCgdDbHVzdGVyEgwKBG5hbWUYASABKAkSLAoIYmFja2VuZHMYAiADKAsyGi5teXNxbGd3LmNvbmZpZy52MS5CYWNrZW5kEioKA3RscxgDIAEoCzIdLm15c3FsZ3cuY29uZmlnLnYxLkJhY2tlbmRUbHMSGwoTc2VuZF9wcm94eV9wcm90b2NvbBgEIAEoCBIuCgZoZWFsdGgYBSABKAsyHi5teXNxbGd3LmNvbmZpZy52MS5IZWFsdGhDaGVjayL1AQoLSGVhbHRoQ2hlY2sSKwoIaW50ZXJ2YWwYASABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SKgoHdGltZW91dBgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIZChFmYWlsdXJlX3RocmVzaG9sZBgDIAEoDRI2ChNtYXhfcmVwbGljYXRpb25fbGFnGAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjoKC2NyZWRlbnRpYWxzGAUgASgLMiUubXlzcWxndy5jb25maWcudjEuQmFja2VuZENyZWRlbnRpYWxzItYBCgpCYWNrZW5kVGxzEjAKBG1vZGUYASABKA4yIi5teXNxbGd3LmNvbmZpZy52MS5CYWNrZW5kVGxzLk1vZGUSDwoHY2FfZmlsZRgCIAEoCRITCgtzZXJ2ZXJfbmFtZRgDIAEoCSJwCgRNb2RlEhQKEE1PREVfVU5TUEVDSUZJRUQQABIRCg1NT0RFX0RJU0FCTEVEEAESEQoNTU9ERV9SRVFVSVJFRBACEhIKDk1PREVfVkVSSUZZX0NBEAMSGAoUTU9ERV9WRVJJRllfSURFTlRJVFkQBCLLAQoHQmFja2VuZBIMCgRuYW1lGAEgASgJEg8KB2FkZHJlc3MYAiABKAkSDgoGd2VpZ2h0GAMgASgNEhcKD21heF9jb25uZWN0aW9ucxgEIAEoDRI2Cg1leHBlY3RlZF9yb2xlGAUgASgOMh8ubXlzcWxndy5jb25maWcudjEuQmFja2VuZC5Sb2xlIkAKBFJvbGUSFAoQUk9MRV9VTlNQRUNJRklFRBAAEhAKDFJPTEVfUFJJTUFSWRABEhAKDFJPTEVfUkVQTElDQRACIrACCghMaXN0ZW5lchIMCgRuYW1lGAEgASgJEhQKDGJpbmRfYWRkcmVzcxgCIAEoCRIMCgRwb3J0GAMgASgNEg8KB2NsdXN0ZXIYBCABKAkSOAoOcHJveHlfcHJvdG9jb2wYBSABKAsyIC5teXNxbGd3LmNvbmZpZy52MS5Qcm94eVByb3RvY29sEhMKC2FsbG93X2NpZHJzGAYgAygJEhIKCmRlbnlfY2lkcnMYByADKAkSFwoPbWF4X2Nvbm5lY3Rpb25zGAggASgNEjQKEWhhbmRzaGFrZV90aW1lb3V0GAkgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEi8KDGlkbGVfdGltZW91dBgKIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiI4Cg1Qcm94eVByb3RvY29sEhUKDXRydXN0ZWRfY2lkcnMYASADKAkSEAoIcmVxdWlyZWQYAiABKAgiiQIKBFVzZXISDAoEbmFtZRgBIAEoCRIVCg1wYXNzd29yZF9oYXNoGAIgASgJEkIKE2JhY2tlbmRfY3JlZGVudGlhbHMYAyABKAsyJS5teXNxbGd3LmNvbmZpZy52MS5CYWNrZW5kQ3JlZGVudGlhbHMSEwoLcmVxdWlyZV90bHMYBCABKAgSIgoaY2FjaGluZ19zaGEyX3Bhc3N3b3JkX2hhc2gYBSABKAkSHQoVYWxsb3dfbG9hZF9kYXRhX2xvY2FsGAYgASgIEhMKC2FsbG93X2NpZHJzGAcgAygJEhIKCmRlbnlfY2lkcnMYCCADKAkSFwoPbWF4X2Nvbm5lY3Rpb25zGAkgASgNIksKB0dhdGV3YXkSEwoLYWxsb3dfY2lkcnMYASADKAkSEgoKZGVueV9jaWRycxgCIAMoCRIXCg9tYXhfY29ubmVjdGlvbnMYAyABKA0iNgoSQmFja2VuZENyZWRlbnRpYWxzEgwKBHVzZXIYASABKAkSEgoKc2VjcmV0X3JlZhgCIAEoCSK7AQoGUG9saWN5EiwKCGNsdXN0ZXJzGAEgAygLMhoubXlzcWxndy5jb25maWcudjEuQ2x1c3RlchIuCglsaXN0ZW5lcnMYAiADKAsyGy5teXNxbGd3LmNvbmZpZy52MS5MaXN0ZW5lchImCgV1c2VycxgDIAMoCzIXLm15c3FsZ3cuY29uZmlnLnYxLlVzZXISKwoHZ2F0ZXdheRgEIAEoCzIaLm15c3FsZ3cuY29uZmlnLnYxLkdhdGV3YXkinwEKDUNvbmZpZ1ZlcnNpb24SDwoHdmVyc2lvbhgBIAEoBBIpCgZwb2xpY3kYAiABKAsyGS5teXNxbGd3LmNvbmZpZy52MS5Qb2xpY3kSDgoGZGlnZXN0GAMgASgJEi4KCmFwcGxpZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCmFwcGxpZWRfYnkYBSABKAkigAIKCURhdGFQbGFuZRIKCgJpZBgBIAEoCRIQCghob3N0bmFtZRgCIAEoCRILCgNwaWQYAyABKA0SDwoHd29ya2VycxgEIAEoDRIWCg5jb25maWdfdmVyc2lvbhgFIAEoBBIRCglsaXN0ZW5lcnMYBiADKAkSLgoKc3RhcnRlZF9hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKdXBkYXRlZF9hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFQoNY29uZmlnX3NvdXJjZRgJIAEoCRIVCg1idWlsZF92ZXJzaW9uGAogASgJIrUFCg1CYWNrZW5kSGVhbHRoEg8KB2NsdXN0ZXIYASABKAkSDwoHYmFja2VuZBgCIAEoCRIPCgdhZGRyZXNzGAMgASgJEjUKBXN0YXRlGAQgASgOMiYubXlzcWxndy5jb25maWcudjEuQmFja2VuZEhlYWx0aC5TdGF0ZRIzCgRyb2xlGAUgASgOMiUubXlzcWxndy5jb25maWcudjEuQmFja2VuZEhlYWx0aC5Sb2xlEhEKCXJlYWRfb25seRgGIAEoCBIRCglzZXJ2ZXJfaWQYByABKA0SFwoPZ3RpZF9iaW5sb2dfcG9zGAggASgJEhgKEGd0aWRfY3VycmVudF9wb3MYCSABKAkSFgoOZ3RpZF9zbGF2ZV9wb3MYCiABKAkSGgoScmVwbGljYV9pb19ydW5uaW5nGAsgASgIEhsKE3JlcGxpY2Ffc3FsX3J1bm5pbmcYDCABKAgSMgoPcmVwbGljYXRpb25fbGFnGA0gASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhYKDnNvdXJjZV9hZGRyZXNzGA4gASgJEhwKFGNvbnNlY3V0aXZlX2ZhaWx1cmVzGA8gASgNEhIKCmxhc3RfZXJyb3IYECABKAkSLgoKY2hlY2tlZF9hdBgRIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKbW9uaXRvcl9pZBgSIAEoCRIZChFyb2xlX2Rpc2FncmVlbWVudBgTIAEoCSI8CgVTdGF0ZRIVChFTVEFURV9VTlNQRUNJRklFRBAAEgwKCFNUQVRFX1VQEAESDgoKU1RBVEVfRE9XThACIkAKBFJvbGUSFAoQUk9MRV9VTlNQRUNJRklFRBAAEhAKDFJPTEVfUFJJTUFSWRABEhAKDFJPTEVfUkVQTElDQRACYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("Ch5teXNxbGd3L2NvbmZpZy92MS9jb25maWcucHJvdG8SEW15c3FsZ3cuY29uZmlnLnYxIqYCCgdDbHVzdGVyEgwKBG5hbWUYASABKAkSLAoIYmFja2VuZHMYAiADKAsyGi5teXNxbGd3LmNvbmZpZy52MS5CYWNrZW5kEioKA3RscxgDIAEoCzIdLm15c3FsZ3cuY29uZmlnLnYxLkJhY2tlbmRUbHMSGwoTc2VuZF9wcm94eV9wcm90b2NvbBgEIAEoCBIuCgZoZWFsdGgYBSABKAsyHi5teXNxbGd3LmNvbmZpZy52MS5IZWFsdGhDaGVjaxI4Cg5sb2FkX2JhbGFuY2luZxgGIAEoDjIgLm15c3FsZ3cuY29uZmlnLnYxLkxvYWRCYWxhbmNpbmcSLAoEcG9vbBgHIAEoCzIeLm15c3FsZ3cuY29uZmlnLnYxLkJhY2tlbmRQb29sIoMCCgtCYWNrZW5kUG9vbBIQCghtaW5faWRsZRgBIAEoDRIXCg9tYXhfY29ubmVjdGlvbnMYAiABKA0SLwoMbWF4X2xpZmV0aW1lGAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEi8KDGlkbGVfdGltZW91dBgEIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIzChBjaGVja19hZnRlcl9pZGxlGAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjIKD2FjcXVpcmVfdGltZW91dBgGIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiL1AQoLSGVhbHRoQ2hlY2sSKwoIaW50ZXJ2YWwYASABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SKgoHdGltZW91dBgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIZChFmYWlsdXJlX3RocmVzaG9sZBgDIAEoDRI2ChNtYXhfcmVwbGljYXRpb25fbGFnGAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjoKC2NyZWRlbnRpYWxzGAUgASgLMiUubXlzcWxndy5jb25maWcudjEuQmFja2VuZENyZWRlbnRpYWxzItYBCgpCYWNrZW5kVGxzEjAKBG1vZGUYASABKA4yIi5teXNxbGd3LmNvbmZpZy52MS5CYWNrZW5kVGxzLk1vZGUSDwoHY2FfZmlsZRgCIAEoCRITCgtzZXJ2ZXJfbmFtZRgDIAEoCSJwCgRNb2RlEhQKEE1PREVfVU5TUEVDSUZJRUQQABIRCg1NT0RFX0RJU0FCTEVEEAESEQoNTU9ERV9SRVFVSVJFRBACEhIKDk1PREVfVkVSSUZZX0NBEAMSGAoUTU9ERV9WRVJJRllfSURFTlRJVFkQBCLLAQoHQmFja2VuZBIMCgRuYW1lGAEgASgJEg8KB2FkZHJlc3MYAiABKAkSDgoGd2VpZ2h0GAMgASgNEhcKD21heF9jb25uZWN0aW9ucxgEIAEoDRI2Cg1leHBlY3RlZF9yb2xlGAUgASgOMh8ubXlzcWxndy5jb25maWcudjEuQmFja2VuZC5Sb2xlIkAKBFJvbGUSFAoQUk9MRV9VTlNQRUNJRklFRBAAEhAKDFJPTEVfUFJJTUFSWRABEhAKDFJPTEVfUkVQTElDQRACIr4ECghMaXN0ZW5lchIMCgRuYW1lGAEgASgJEhQKDGJpbmRfYWRkcmVzcxgCIAEoCRIMCgRwb3J0GAMgASgNEg8KB2NsdXN0ZXIYBCABKAkSOAoOcHJveHlfcHJvdG9jb2wYBSABKAsyIC5teXNxbGd3LmNvbmZpZy52MS5Qcm94eVByb3RvY29sEhMKC2FsbG93X2NpZHJzGAYgAygJEhIKCmRlbnlfY2lkcnMYByADKAkSFwoPbWF4X2Nvbm5lY3Rpb25zGAggASgNEjQKEWhhbmRzaGFrZV90aW1lb3V0GAkgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEi8KDGlkbGVfdGltZW91dBgKIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhItCgRyb2xlGAsgASgOMh8ubXlzcWxndy5jb25maWcudjEuTGlzdGVuZXJSb2xlEjwKEHJlcGxpY2FfZmFsbGJhY2sYDCABKA4yIi5teXNxbGd3LmNvbmZpZy52MS5SZXBsaWNhRmFsbGJhY2sSOwoQcmVhZF95b3VyX3dyaXRlcxgNIAEoDjIhLm15c3FsZ3cuY29uZmlnLnYxLlJlYWRZb3VyV3JpdGVzEjYKE2NhdXNhbF9yZWFkX3RpbWVvdXQYDiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SGQoMbXVsdGlwbGV4aW5nGA8gASgISACIAQFCDwoNX211bHRpcGxleGluZyI4Cg1Qcm94eVByb3RvY29sEhUKDXRydXN0ZWRfY2lkcnMYASADKAkSEAoIcmVxdWlyZWQYAiABKAgiiQIKBFVzZXISDAoEbmFtZRgBIAEoCRIVCg1wYXNzd29yZF9oYXNoGAIgASgJEkIKE2JhY2tlbmRfY3JlZGVudGlhbHMYAyABKAsyJS5teXNxbGd3LmNvbmZpZy52MS5CYWNrZW5kQ3JlZGVudGlhbHMSEwoLcmVxdWlyZV90bHMYBCABKAgSIgoaY2FjaGluZ19zaGEyX3Bhc3N3b3JkX2hhc2gYBSABKAkSHQoVYWxsb3dfbG9hZF9kYXRhX2xvY2FsGAYgASgIEhMKC2FsbG93X2NpZHJzGAcgAygJEhIKCmRlbnlfY2lkcnMYCCADKAkSFwoPbWF4X2Nvbm5lY3Rpb25zGAkgASgNIksKB0dhdGV3YXkSEwoLYWxsb3dfY2lkcnMYASADKAkSEgoKZGVueV9jaWRycxgCIAMoCRIXCg9tYXhfY29ubmVjdGlvbnMYAyABKA0iNgoSQmFja2VuZENyZWRlbnRpYWxzEgwKBHVzZXIYASABKAkSEgoKc2VjcmV0X3JlZhgCIAEoCSLoAQoGUG9saWN5EiwKCGNsdXN0ZXJzGAEgAygLMhoubXlzcWxndy5jb25maWcudjEuQ2x1c3RlchIuCglsaXN0ZW5lcnMYAiADKAsyGy5teXNxbGd3LmNvbmZpZy52MS5MaXN0ZW5lchImCgV1c2VycxgDIAMoCzIXLm15c3FsZ3cuY29uZmlnLnYxLlVzZXISKwoHZ2F0ZXdheRgEIAEoCzIaLm15c3FsZ3cuY29uZmlnLnYxLkdhdGV3YXkSKwoFcnVsZXMYBSADKAsyHC5teXNxbGd3LmNvbmZpZy52MS5RdWVyeVJ1bGUitQIKCVF1ZXJ5UnVsZRIMCgRuYW1lGAEgASgJEisKBW1hdGNoGAIgASgLMhwubXlzcWxndy5jb25maWcudjEuUnVsZU1hdGNoEi0KBXJvdXRlGAMgASgLMh4ubXlzcWxndy5jb25maWcudjEuUm91dGVBY3Rpb24SKwoEZGVueRgEIAEoCzIdLm15c3FsZ3cuY29uZmlnLnYxLkRlbnlBY3Rpb24SMQoHcmV3cml0ZRgFIAEoCzIgLm15c3FsZ3cuY29uZmlnLnYxLlJld3JpdGVBY3Rpb24SLwoGbWlycm9yGAYgASgLMh8ubXlzcWxndy5jb25maWcudjEuTWlycm9yQWN0aW9uEi0KBWNhY2hlGAcgASgLMh4ubXlzcWxndy5jb25maWcudjEuQ2FjaGVBY3Rpb24ifwoJUnVsZU1hdGNoEg0KBXVzZXJzGAEgAygJEg8KB3NjaGVtYXMYAiADKAkSEQoJbGlzdGVuZXJzGAMgAygJEg0KBWtpbmRzGAQgAygJEg8KB2RpZ2VzdHMYBSADKAkSDwoHcGF0dGVybhgGIAEoCRIOCgZ0YWJsZXMYByADKAkinwEKC1JvdXRlQWN0aW9uEg8KB2NsdXN0ZXIYASABKAkSNQoGdGFyZ2V0GAIgASgOMiUubXlzcWxndy5jb25maWcudjEuUm91dGVBY3Rpb24uVGFyZ2V0IkgKBlRhcmdldBIWChJUQVJHRVRfVU5TUEVDSUZJRUQQABISCg5UQVJHRVRfUFJJTUFSWRABEhIKDlRBUkdFVF9SRVBMSUNBEAIiPQoKRGVueUFjdGlvbhIMCgRjb2RlGAEgASgNEhAKCHNxbHN0YXRlGAIgASgJEg8KB21lc3NhZ2UYAyABKAkiNQoNUmV3cml0ZUFjdGlvbhIPCgdwYXR0ZXJuGAEgASgJEhMKC3JlcGxhY2VtZW50GAIgASgJIi4KDE1pcnJvckFjdGlvbhIPCgdjbHVzdGVyGAEgASgJEg0KBXJhdGlvGAIgASgBImIKC0NhY2hlQWN0aW9uEiYKA3R0bBgBIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIYChBtYXhfcmVzdWx0X2J5dGVzGAIgASgNEhEKCW1heF9ieXRlcxgDIAEoBCKfAQoNQ29uZmlnVmVyc2lvbhIPCgd2ZXJzaW9uGAEgASgEEikKBnBvbGljeRgCIAEoCzIZLm15c3FsZ3cuY29uZmlnLnYxLlBvbGljeRIOCgZkaWdlc3QYAyABKAkSLgoKYXBwbGllZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKYXBwbGllZF9ieRgFIAEoCSKAAgoJRGF0YVBsYW5lEgoKAmlkGAEgASgJEhAKCGhvc3RuYW1lGAIgASgJEgsKA3BpZBgDIAEoDRIPCgd3b3JrZXJzGAQgASgNEhYKDmNvbmZpZ192ZXJzaW9uGAUgASgEEhEKCWxpc3RlbmVycxgGIAMoCRIuCgpzdGFydGVkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp1cGRhdGVkX2F0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIVCg1jb25maWdfc291cmNlGAkgASgJEhUKDWJ1aWxkX3ZlcnNpb24YCiABKAkitQUKDUJhY2tlbmRIZWFsdGgSDwoHY2x1c3RlchgBIAEoCRIPCgdiYWNrZW5kGAIgASgJEg8KB2FkZHJlc3MYAyABKAkSNQoFc3RhdGUYBCABKA4yJi5teXNxbGd3LmNvbmZpZy52MS5CYWNrZW5kSGVhbHRoLlN0YXRlEjMKBHJvbGUYBSABKA4yJS5teXNxbGd3LmNvbmZpZy52MS5CYWNrZW5kSGVhbHRoLlJvbGUSEQoJcmVhZF9vbmx5GAYgASgIEhEKCXNlcnZlcl9pZBgHIAEoDRIXCg9ndGlkX2JpbmxvZ19wb3MYCCABKAkSGAoQZ3RpZF9jdXJyZW50X3BvcxgJIAEoCRIWCg5ndGlkX3NsYXZlX3BvcxgKIAEoCRIaChJyZXBsaWNhX2lvX3J1bm5pbmcYCyABKAgSGwoTcmVwbGljYV9zcWxfcnVubmluZxgMIAEoCBIyCg9yZXBsaWNhdGlvbl9sYWcYDSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SFgoOc291cmNlX2FkZHJlc3MYDiABKAkSHAoUY29uc2VjdXRpdmVfZmFpbHVyZXMYDyABKA0SEgoKbGFzdF9lcnJvchgQIAEoCRIuCgpjaGVja2VkX2F0GBEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgptb25pdG9yX2lkGBIgASgJEhkKEXJvbGVfZGlzYWdyZWVtZW50GBMgASgJIjwKBVN0YXRlEhUKEVNUQVRFX1VOU1BFQ0lGSUVEEAASDAoIU1RBVEVfVVAQARIOCgpTVEFURV9ET1dOEAIiQAoEUm9sZRIUChBST0xFX1VOU1BFQ0lGSUVEEAASEAoMUk9MRV9QUklNQVJZEAESEAoMUk9MRV9SRVBMSUNBEAIqngEKDUxvYWRCYWxhbmNpbmcSHgoaTE9BRF9CQUxBTkNJTkdfVU5TUEVDSUZJRUQQABIeChpMT0FEX0JBTEFOQ0lOR19ST1VORF9ST0JJThABEiQKIExPQURfQkFMQU5DSU5HX0xFQVNUX09VVFNUQU5ESU5HEAISJwojTE9BRF9CQUxBTkNJTkdfUE9XRVJfT0ZfVFdPX0xBVEVOQ1kQAyqBAQoMTGlzdGVuZXJSb2xlEh0KGUxJU1RFTkVSX1JPTEVfVU5TUEVDSUZJRUQQABIcChhMSVNURU5FUl9ST0xFX1JFQURfV1JJVEUQARIbChdMSVNURU5FUl9ST0xFX1JFQURfT05MWRACEhcKE0xJU1RFTkVSX1JPTEVfU1BMSVQQAypsCg9SZXBsaWNhRmFsbGJhY2sSIAocUkVQTElDQV9GQUxMQkFDS19VTlNQRUNJRklFRBAAEhwKGFJFUExJQ0FfRkFMTEJBQ0tfUFJJTUFSWRABEhkKFVJFUExJQ0FfRkFMTEJBQ0tfTk9ORRACKogBCg5SZWFkWW91cldyaXRlcxIgChxSRUFEX1lPVVJfV1JJVEVTX1VOU1BFQ0lGSUVEEAASGQoVUkVBRF9ZT1VSX1dSSVRFU19OT05FEAESHAoYUkVBRF9ZT1VSX1dSSVRFU19TRVNTSU9OEAISGwoXUkVBRF9ZT1VSX1dSSVRFU19HTE9CQUwQA2IGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * A set of MySQL/MariaDB servers that serve one dataset: a primary and its
@@ -61,6 +61,22 @@ export type Cluster = Message<"mysqlgw.config.v1.Cluster"> & {
    * @generated from field: mysqlgw.config.v1.HealthCheck health = 5;
    */
   health?: HealthCheck | undefined;
+
+  /**
+   * How reads are spread over the usable replicas (and connections over
+   * backends of a READ_WRITE listener without a known primary).
+   *
+   * @generated from field: mysqlgw.config.v1.LoadBalancing load_balancing = 6;
+   */
+  loadBalancing: LoadBalancing;
+
+  /**
+   * Backend connection pools of this cluster (one per backend and backend
+   * user in each data-plane worker); absent means defaults.
+   *
+   * @generated from field: mysqlgw.config.v1.BackendPool pool = 7;
+   */
+  pool?: BackendPool | undefined;
 };
 
 /**
@@ -69,6 +85,64 @@ export type Cluster = Message<"mysqlgw.config.v1.Cluster"> & {
  */
 export const ClusterSchema: GenMessage<Cluster> = /*@__PURE__*/
   messageDesc(file_mysqlgw_config_v1_config, 0);
+
+/**
+ * Connections from one data-plane worker to one backend as one backend user.
+ *
+ * @generated from message mysqlgw.config.v1.BackendPool
+ */
+export type BackendPool = Message<"mysqlgw.config.v1.BackendPool"> & {
+  /**
+   * Connections kept open even when unused; default 0.
+   *
+   * @generated from field: uint32 min_idle = 1;
+   */
+  minIdle: number;
+
+  /**
+   * Most connections, idle and in use; 0 means 100.
+   *
+   * @generated from field: uint32 max_connections = 2;
+   */
+  maxConnections: number;
+
+  /**
+   * A connection older than this is closed when it is next released; absent: 1h.
+   *
+   * @generated from field: google.protobuf.Duration max_lifetime = 3;
+   */
+  maxLifetime?: Duration | undefined;
+
+  /**
+   * An idle connection unused this long is closed (down to min_idle); absent: 5m.
+   *
+   * @generated from field: google.protobuf.Duration idle_timeout = 4;
+   */
+  idleTimeout?: Duration | undefined;
+
+  /**
+   * A connection idle longer than this is checked (COM_PING) before it is
+   * lent out; absent: 5s.
+   *
+   * @generated from field: google.protobuf.Duration check_after_idle = 5;
+   */
+  checkAfterIdle?: Duration | undefined;
+
+  /**
+   * Longest a statement waits for a connection when all are in use, after
+   * which it fails with ERR 1040; absent: 2s.
+   *
+   * @generated from field: google.protobuf.Duration acquire_timeout = 6;
+   */
+  acquireTimeout?: Duration | undefined;
+};
+
+/**
+ * Describes the message mysqlgw.config.v1.BackendPool.
+ * Use `create(BackendPoolSchema)` to create a new message.
+ */
+export const BackendPoolSchema: GenMessage<BackendPool> = /*@__PURE__*/
+  messageDesc(file_mysqlgw_config_v1_config, 1);
 
 /**
  * Health checking of a cluster's backends by the monitor (the leading control plane).
@@ -118,7 +192,7 @@ export type HealthCheck = Message<"mysqlgw.config.v1.HealthCheck"> & {
  * Use `create(HealthCheckSchema)` to create a new message.
  */
 export const HealthCheckSchema: GenMessage<HealthCheck> = /*@__PURE__*/
-  messageDesc(file_mysqlgw_config_v1_config, 1);
+  messageDesc(file_mysqlgw_config_v1_config, 2);
 
 /**
  * How data planes use TLS toward a cluster's backends.
@@ -151,7 +225,7 @@ export type BackendTls = Message<"mysqlgw.config.v1.BackendTls"> & {
  * Use `create(BackendTlsSchema)` to create a new message.
  */
 export const BackendTlsSchema: GenMessage<BackendTls> = /*@__PURE__*/
-  messageDesc(file_mysqlgw_config_v1_config, 2);
+  messageDesc(file_mysqlgw_config_v1_config, 3);
 
 /**
  * @generated from enum mysqlgw.config.v1.BackendTls.Mode
@@ -195,7 +269,7 @@ export enum BackendTls_Mode {
  * Describes the enum mysqlgw.config.v1.BackendTls.Mode.
  */
 export const BackendTls_ModeSchema: GenEnum<BackendTls_Mode> = /*@__PURE__*/
-  enumDesc(file_mysqlgw_config_v1_config, 2, 0);
+  enumDesc(file_mysqlgw_config_v1_config, 3, 0);
 
 /**
  * One MySQL/MariaDB server of a cluster.
@@ -242,7 +316,7 @@ export type Backend = Message<"mysqlgw.config.v1.Backend"> & {
  * Use `create(BackendSchema)` to create a new message.
  */
 export const BackendSchema: GenMessage<Backend> = /*@__PURE__*/
-  messageDesc(file_mysqlgw_config_v1_config, 3);
+  messageDesc(file_mysqlgw_config_v1_config, 4);
 
 /**
  * The role this backend is expected to have. An expectation only: roles are
@@ -272,7 +346,7 @@ export enum Backend_Role {
  * Describes the enum mysqlgw.config.v1.Backend.Role.
  */
 export const Backend_RoleSchema: GenEnum<Backend_Role> = /*@__PURE__*/
-  enumDesc(file_mysqlgw_config_v1_config, 3, 0);
+  enumDesc(file_mysqlgw_config_v1_config, 4, 0);
 
 /**
  * A MySQL protocol endpoint on every data plane that forwards to one cluster.
@@ -349,6 +423,46 @@ export type Listener = Message<"mysqlgw.config.v1.Listener"> & {
    * @generated from field: google.protobuf.Duration idle_timeout = 10;
    */
   idleTimeout?: Duration | undefined;
+
+  /**
+   * Where statements go; default READ_WRITE.
+   *
+   * @generated from field: mysqlgw.config.v1.ListenerRole role = 11;
+   */
+  role: ListenerRole;
+
+  /**
+   * READ_ONLY and SPLIT: where reads go when no replica is usable.
+   *
+   * @generated from field: mysqlgw.config.v1.ReplicaFallback replica_fallback = 12;
+   */
+  replicaFallback: ReplicaFallback;
+
+  /**
+   * SPLIT: whether a read after a write sees it; default NONE.
+   *
+   * @generated from field: mysqlgw.config.v1.ReadYourWrites read_your_writes = 13;
+   */
+  readYourWrites: ReadYourWrites;
+
+  /**
+   * Read-your-writes: how long a replica may take (MASTER_GTID_WAIT) to apply
+   * the GTID a read must see before the read goes to the primary; default 0:
+   * only replicas known to have applied it are used.
+   *
+   * @generated from field: google.protobuf.Duration causal_read_timeout = 14;
+   */
+  causalReadTimeout?: Duration | undefined;
+
+  /**
+   * Multiplexing: a client holds a backend connection only while it must (in
+   * a transaction, or while session state pins it); between such stretches
+   * its statements run on pooled connections shared with other clients.
+   * Absent: on.
+   *
+   * @generated from field: optional bool multiplexing = 15;
+   */
+  multiplexing?: boolean | undefined;
 };
 
 /**
@@ -356,7 +470,7 @@ export type Listener = Message<"mysqlgw.config.v1.Listener"> & {
  * Use `create(ListenerSchema)` to create a new message.
  */
 export const ListenerSchema: GenMessage<Listener> = /*@__PURE__*/
-  messageDesc(file_mysqlgw_config_v1_config, 4);
+  messageDesc(file_mysqlgw_config_v1_config, 5);
 
 /**
  * Which peers may tell the data plane the real client address.
@@ -385,7 +499,7 @@ export type ProxyProtocol = Message<"mysqlgw.config.v1.ProxyProtocol"> & {
  * Use `create(ProxyProtocolSchema)` to create a new message.
  */
 export const ProxyProtocolSchema: GenMessage<ProxyProtocol> = /*@__PURE__*/
-  messageDesc(file_mysqlgw_config_v1_config, 5);
+  messageDesc(file_mysqlgw_config_v1_config, 6);
 
 /**
  * A mysqlgw user: who may connect to the gateway, and with which backend
@@ -466,7 +580,7 @@ export type User = Message<"mysqlgw.config.v1.User"> & {
  * Use `create(UserSchema)` to create a new message.
  */
 export const UserSchema: GenMessage<User> = /*@__PURE__*/
-  messageDesc(file_mysqlgw_config_v1_config, 6);
+  messageDesc(file_mysqlgw_config_v1_config, 7);
 
 /**
  * Settings for the whole gateway, at most one per policy.
@@ -499,7 +613,7 @@ export type Gateway = Message<"mysqlgw.config.v1.Gateway"> & {
  * Use `create(GatewaySchema)` to create a new message.
  */
 export const GatewaySchema: GenMessage<Gateway> = /*@__PURE__*/
-  messageDesc(file_mysqlgw_config_v1_config, 7);
+  messageDesc(file_mysqlgw_config_v1_config, 8);
 
 /**
  * Backend account of a user. The secret is a reference resolved by each data
@@ -530,7 +644,7 @@ export type BackendCredentials = Message<"mysqlgw.config.v1.BackendCredentials">
  * Use `create(BackendCredentialsSchema)` to create a new message.
  */
 export const BackendCredentialsSchema: GenMessage<BackendCredentials> = /*@__PURE__*/
-  messageDesc(file_mysqlgw_config_v1_config, 8);
+  messageDesc(file_mysqlgw_config_v1_config, 9);
 
 /**
  * The whole desired configuration. Applying a policy replaces the previous one.
@@ -559,6 +673,13 @@ export type Policy = Message<"mysqlgw.config.v1.Policy"> & {
    * @generated from field: mysqlgw.config.v1.Gateway gateway = 4;
    */
   gateway?: Gateway | undefined;
+
+  /**
+   * Query rules, in order: the first rule whose match holds decides.
+   *
+   * @generated from field: repeated mysqlgw.config.v1.QueryRule rules = 5;
+   */
+  rules: QueryRule[];
 };
 
 /**
@@ -566,7 +687,304 @@ export type Policy = Message<"mysqlgw.config.v1.Policy"> & {
  * Use `create(PolicySchema)` to create a new message.
  */
 export const PolicySchema: GenMessage<Policy> = /*@__PURE__*/
-  messageDesc(file_mysqlgw_config_v1_config, 9);
+  messageDesc(file_mysqlgw_config_v1_config, 10);
+
+/**
+ * A rule applied to each statement: when every given match condition holds,
+ * its actions apply. A rule with deny has no other action.
+ *
+ * @generated from message mysqlgw.config.v1.QueryRule
+ */
+export type QueryRule = Message<"mysqlgw.config.v1.QueryRule"> & {
+  /**
+   * Unique among rules; [a-z0-9][a-z0-9_-]{0,62}. Shown by explain, traces and logs.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * @generated from field: mysqlgw.config.v1.RuleMatch match = 2;
+   */
+  match?: RuleMatch | undefined;
+
+  /**
+   * Send the statement to this cluster and/or role.
+   *
+   * @generated from field: mysqlgw.config.v1.RouteAction route = 3;
+   */
+  route?: RouteAction | undefined;
+
+  /**
+   * Refuse the statement with an error packet.
+   *
+   * @generated from field: mysqlgw.config.v1.DenyAction deny = 4;
+   */
+  deny?: DenyAction | undefined;
+
+  /**
+   * Replace text matching a regular expression before the statement is sent.
+   *
+   * @generated from field: mysqlgw.config.v1.RewriteAction rewrite = 5;
+   */
+  rewrite?: RewriteAction | undefined;
+
+  /**
+   * Also send the statement to another cluster; its result is discarded.
+   *
+   * @generated from field: mysqlgw.config.v1.MirrorAction mirror = 6;
+   */
+  mirror?: MirrorAction | undefined;
+
+  /**
+   * Answer identical reads from a cache in each data-plane worker.
+   *
+   * @generated from field: mysqlgw.config.v1.CacheAction cache = 7;
+   */
+  cache?: CacheAction | undefined;
+};
+
+/**
+ * Describes the message mysqlgw.config.v1.QueryRule.
+ * Use `create(QueryRuleSchema)` to create a new message.
+ */
+export const QueryRuleSchema: GenMessage<QueryRule> = /*@__PURE__*/
+  messageDesc(file_mysqlgw_config_v1_config, 11);
+
+/**
+ * Conditions of a query rule; absent or empty ones match everything.
+ *
+ * @generated from message mysqlgw.config.v1.RuleMatch
+ */
+export type RuleMatch = Message<"mysqlgw.config.v1.RuleMatch"> & {
+  /**
+   * mysqlgw user names.
+   *
+   * @generated from field: repeated string users = 1;
+   */
+  users: string[];
+
+  /**
+   * Current schema (database) of the session.
+   *
+   * @generated from field: repeated string schemas = 2;
+   */
+  schemas: string[];
+
+  /**
+   * Listener names.
+   *
+   * @generated from field: repeated string listeners = 3;
+   */
+  listeners: string[];
+
+  /**
+   * Statement kinds as `mysqlgw explain` prints them: SELECT, INSERT, UPDATE,
+   * DELETE, REPLACE, BEGIN, COMMIT, ROLLBACK, SET, SHOW, CALL, CREATE, ALTER,
+   * DROP, TRUNCATE, …
+   *
+   * @generated from field: repeated string kinds = 4;
+   */
+  kinds: string[];
+
+  /**
+   * Statement digests (16 hex digits) as `mysqlgw explain` prints them.
+   *
+   * @generated from field: repeated string digests = 5;
+   */
+  digests: string[];
+
+  /**
+   * A regular expression (JavaScript syntax, case-insensitive) searched in the statement text.
+   *
+   * @generated from field: string pattern = 6;
+   */
+  pattern: string;
+
+  /**
+   * Tables the statement reads or writes: "table" or "schema.table".
+   *
+   * @generated from field: repeated string tables = 7;
+   */
+  tables: string[];
+};
+
+/**
+ * Describes the message mysqlgw.config.v1.RuleMatch.
+ * Use `create(RuleMatchSchema)` to create a new message.
+ */
+export const RuleMatchSchema: GenMessage<RuleMatch> = /*@__PURE__*/
+  messageDesc(file_mysqlgw_config_v1_config, 12);
+
+/**
+ * @generated from message mysqlgw.config.v1.RouteAction
+ */
+export type RouteAction = Message<"mysqlgw.config.v1.RouteAction"> & {
+  /**
+   * Another cluster to send the statement to; empty: the listener's cluster.
+   *
+   * @generated from field: string cluster = 1;
+   */
+  cluster: string;
+
+  /**
+   * @generated from field: mysqlgw.config.v1.RouteAction.Target target = 2;
+   */
+  target: RouteAction_Target;
+};
+
+/**
+ * Describes the message mysqlgw.config.v1.RouteAction.
+ * Use `create(RouteActionSchema)` to create a new message.
+ */
+export const RouteActionSchema: GenMessage<RouteAction> = /*@__PURE__*/
+  messageDesc(file_mysqlgw_config_v1_config, 13);
+
+/**
+ * @generated from enum mysqlgw.config.v1.RouteAction.Target
+ */
+export enum RouteAction_Target {
+  /**
+   * The listener's own choice.
+   *
+   * @generated from enum value: TARGET_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * @generated from enum value: TARGET_PRIMARY = 1;
+   */
+  PRIMARY = 1,
+
+  /**
+   * @generated from enum value: TARGET_REPLICA = 2;
+   */
+  REPLICA = 2,
+}
+
+/**
+ * Describes the enum mysqlgw.config.v1.RouteAction.Target.
+ */
+export const RouteAction_TargetSchema: GenEnum<RouteAction_Target> = /*@__PURE__*/
+  enumDesc(file_mysqlgw_config_v1_config, 13, 0);
+
+/**
+ * @generated from message mysqlgw.config.v1.DenyAction
+ */
+export type DenyAction = Message<"mysqlgw.config.v1.DenyAction"> & {
+  /**
+   * MySQL error number; 0 means 1142 (ER_TABLEACCESS_DENIED_ERROR, "command denied").
+   *
+   * @generated from field: uint32 code = 1;
+   */
+  code: number;
+
+  /**
+   * Five-character SQLSTATE; empty means 42000.
+   *
+   * @generated from field: string sqlstate = 2;
+   */
+  sqlstate: string;
+
+  /**
+   * The message the client sees; empty means "statement refused by mysqlgw rule <name>".
+   *
+   * @generated from field: string message = 3;
+   */
+  message: string;
+};
+
+/**
+ * Describes the message mysqlgw.config.v1.DenyAction.
+ * Use `create(DenyActionSchema)` to create a new message.
+ */
+export const DenyActionSchema: GenMessage<DenyAction> = /*@__PURE__*/
+  messageDesc(file_mysqlgw_config_v1_config, 14);
+
+/**
+ * @generated from message mysqlgw.config.v1.RewriteAction
+ */
+export type RewriteAction = Message<"mysqlgw.config.v1.RewriteAction"> & {
+  /**
+   * Regular expression (JavaScript syntax) searched in the statement text.
+   *
+   * @generated from field: string pattern = 1;
+   */
+  pattern: string;
+
+  /**
+   * Replacement; $1… refer to groups.
+   *
+   * @generated from field: string replacement = 2;
+   */
+  replacement: string;
+};
+
+/**
+ * Describes the message mysqlgw.config.v1.RewriteAction.
+ * Use `create(RewriteActionSchema)` to create a new message.
+ */
+export const RewriteActionSchema: GenMessage<RewriteAction> = /*@__PURE__*/
+  messageDesc(file_mysqlgw_config_v1_config, 15);
+
+/**
+ * @generated from message mysqlgw.config.v1.MirrorAction
+ */
+export type MirrorAction = Message<"mysqlgw.config.v1.MirrorAction"> & {
+  /**
+   * Cluster that also runs the statement (as the same backend user).
+   *
+   * @generated from field: string cluster = 1;
+   */
+  cluster: string;
+
+  /**
+   * Share of matching statements mirrored, 0..1; 0 means 1.
+   *
+   * @generated from field: double ratio = 2;
+   */
+  ratio: number;
+};
+
+/**
+ * Describes the message mysqlgw.config.v1.MirrorAction.
+ * Use `create(MirrorActionSchema)` to create a new message.
+ */
+export const MirrorActionSchema: GenMessage<MirrorAction> = /*@__PURE__*/
+  messageDesc(file_mysqlgw_config_v1_config, 16);
+
+/**
+ * @generated from message mysqlgw.config.v1.CacheAction
+ */
+export type CacheAction = Message<"mysqlgw.config.v1.CacheAction"> & {
+  /**
+   * How long a result stays; required.
+   *
+   * @generated from field: google.protobuf.Duration ttl = 1;
+   */
+  ttl?: Duration | undefined;
+
+  /**
+   * Largest result kept, in bytes; 0 means 1 MiB.
+   *
+   * @generated from field: uint32 max_result_bytes = 2;
+   */
+  maxResultBytes: number;
+
+  /**
+   * Most bytes all cached results of this rule take in one worker; 0 means 64 MiB.
+   *
+   * @generated from field: uint64 max_bytes = 3;
+   */
+  maxBytes: bigint;
+};
+
+/**
+ * Describes the message mysqlgw.config.v1.CacheAction.
+ * Use `create(CacheActionSchema)` to create a new message.
+ */
+export const CacheActionSchema: GenMessage<CacheAction> = /*@__PURE__*/
+  messageDesc(file_mysqlgw_config_v1_config, 17);
 
 /**
  * One immutable, numbered version of the configuration as stored in etcd.
@@ -611,7 +1029,7 @@ export type ConfigVersion = Message<"mysqlgw.config.v1.ConfigVersion"> & {
  * Use `create(ConfigVersionSchema)` to create a new message.
  */
 export const ConfigVersionSchema: GenMessage<ConfigVersion> = /*@__PURE__*/
-  messageDesc(file_mysqlgw_config_v1_config, 10);
+  messageDesc(file_mysqlgw_config_v1_config, 18);
 
 /**
  * A live data plane as registered in etcd under a lease.
@@ -687,7 +1105,7 @@ export type DataPlane = Message<"mysqlgw.config.v1.DataPlane"> & {
  * Use `create(DataPlaneSchema)` to create a new message.
  */
 export const DataPlaneSchema: GenMessage<DataPlane> = /*@__PURE__*/
-  messageDesc(file_mysqlgw_config_v1_config, 11);
+  messageDesc(file_mysqlgw_config_v1_config, 19);
 
 /**
  * One backend's health and role as the monitor last saw it; stored in etcd
@@ -807,7 +1225,7 @@ export type BackendHealth = Message<"mysqlgw.config.v1.BackendHealth"> & {
  * Use `create(BackendHealthSchema)` to create a new message.
  */
 export const BackendHealthSchema: GenMessage<BackendHealth> = /*@__PURE__*/
-  messageDesc(file_mysqlgw_config_v1_config, 12);
+  messageDesc(file_mysqlgw_config_v1_config, 20);
 
 /**
  * @generated from enum mysqlgw.config.v1.BackendHealth.State
@@ -837,7 +1255,7 @@ export enum BackendHealth_State {
  * Describes the enum mysqlgw.config.v1.BackendHealth.State.
  */
 export const BackendHealth_StateSchema: GenEnum<BackendHealth_State> = /*@__PURE__*/
-  enumDesc(file_mysqlgw_config_v1_config, 12, 0);
+  enumDesc(file_mysqlgw_config_v1_config, 20, 0);
 
 /**
  * @generated from enum mysqlgw.config.v1.BackendHealth.Role
@@ -867,5 +1285,165 @@ export enum BackendHealth_Role {
  * Describes the enum mysqlgw.config.v1.BackendHealth.Role.
  */
 export const BackendHealth_RoleSchema: GenEnum<BackendHealth_Role> = /*@__PURE__*/
-  enumDesc(file_mysqlgw_config_v1_config, 12, 1);
+  enumDesc(file_mysqlgw_config_v1_config, 20, 1);
+
+/**
+ * How a data plane picks one of several usable backends.
+ *
+ * @generated from enum mysqlgw.config.v1.LoadBalancing
+ */
+export enum LoadBalancing {
+  /**
+   * Weighted round robin.
+   *
+   * @generated from enum value: LOAD_BALANCING_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Smooth weighted round robin over Backend.weight.
+   *
+   * @generated from enum value: LOAD_BALANCING_ROUND_ROBIN = 1;
+   */
+  ROUND_ROBIN = 1,
+
+  /**
+   * The backend with the fewest statements in flight from this worker (ties: weight).
+   *
+   * @generated from enum value: LOAD_BALANCING_LEAST_OUTSTANDING = 2;
+   */
+  LEAST_OUTSTANDING = 2,
+
+  /**
+   * Two backends drawn at random (by weight); the one with the lower observed
+   * latency (moving average of statement round trips) wins.
+   *
+   * @generated from enum value: LOAD_BALANCING_POWER_OF_TWO_LATENCY = 3;
+   */
+  POWER_OF_TWO_LATENCY = 3,
+}
+
+/**
+ * Describes the enum mysqlgw.config.v1.LoadBalancing.
+ */
+export const LoadBalancingSchema: GenEnum<LoadBalancing> = /*@__PURE__*/
+  enumDesc(file_mysqlgw_config_v1_config, 0);
+
+/**
+ * What a listener sends where.
+ *
+ * @generated from enum mysqlgw.config.v1.ListenerRole
+ */
+export enum ListenerRole {
+  /**
+   * READ_WRITE.
+   *
+   * @generated from enum value: LISTENER_ROLE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Every statement to the cluster's primary.
+   *
+   * @generated from enum value: LISTENER_ROLE_READ_WRITE = 1;
+   */
+  READ_WRITE = 1,
+
+  /**
+   * Every statement to a replica (see replica_fallback).
+   *
+   * @generated from enum value: LISTENER_ROLE_READ_ONLY = 2;
+   */
+  READ_ONLY = 2,
+
+  /**
+   * Each statement classified: reads to replicas; writes, transactions and
+   * whatever needs session state to the primary.
+   *
+   * @generated from enum value: LISTENER_ROLE_SPLIT = 3;
+   */
+  SPLIT = 3,
+}
+
+/**
+ * Describes the enum mysqlgw.config.v1.ListenerRole.
+ */
+export const ListenerRoleSchema: GenEnum<ListenerRole> = /*@__PURE__*/
+  enumDesc(file_mysqlgw_config_v1_config, 1);
+
+/**
+ * Where a listener sends reads when none of its cluster's replicas is usable.
+ *
+ * @generated from enum mysqlgw.config.v1.ReplicaFallback
+ */
+export enum ReplicaFallback {
+  /**
+   * PRIMARY.
+   *
+   * @generated from enum value: REPLICA_FALLBACK_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * To the primary.
+   *
+   * @generated from enum value: REPLICA_FALLBACK_PRIMARY = 1;
+   */
+  PRIMARY = 1,
+
+  /**
+   * Nowhere: the statement fails (ERR 2002-class "no backend").
+   *
+   * @generated from enum value: REPLICA_FALLBACK_NONE = 2;
+   */
+  NONE = 2,
+}
+
+/**
+ * Describes the enum mysqlgw.config.v1.ReplicaFallback.
+ */
+export const ReplicaFallbackSchema: GenEnum<ReplicaFallback> = /*@__PURE__*/
+  enumDesc(file_mysqlgw_config_v1_config, 2);
+
+/**
+ * Causal reads on a SPLIT listener.
+ *
+ * @generated from enum mysqlgw.config.v1.ReadYourWrites
+ */
+export enum ReadYourWrites {
+  /**
+   * NONE.
+   *
+   * @generated from enum value: READ_YOUR_WRITES_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Reads may go to a replica that has not applied a session's writes yet.
+   *
+   * @generated from enum value: READ_YOUR_WRITES_NONE = 1;
+   */
+  NONE = 1,
+
+  /**
+   * After a write, a session's reads go to a replica that has applied the
+   * session's last GTID (or the primary).
+   *
+   * @generated from enum value: READ_YOUR_WRITES_SESSION = 2;
+   */
+  SESSION = 2,
+
+  /**
+   * As SESSION, with the last GTID written through this data-plane worker by any session.
+   *
+   * @generated from enum value: READ_YOUR_WRITES_GLOBAL = 3;
+   */
+  GLOBAL = 3,
+}
+
+/**
+ * Describes the enum mysqlgw.config.v1.ReadYourWrites.
+ */
+export const ReadYourWritesSchema: GenEnum<ReadYourWrites> = /*@__PURE__*/
+  enumDesc(file_mysqlgw_config_v1_config, 3);
 
