@@ -69,7 +69,10 @@ function isDmlVerb(kw: Kw): boolean {
 /** Whether buf[start, end) equals the lower-case ASCII `name`, case-insensitively. */
 function equalsCi(buf: Uint8Array, start: number, end: number, name: string): boolean {
   if (end - start !== name.length) return false;
-  for (let i = 0; i < name.length; i++) if ((buf[start + i] | 0x20) !== name.charCodeAt(i)) return false;
+  for (let i = 0; i < name.length; i++) {
+    const c = buf[start + i];
+    if ((c >= 0x41 && c <= 0x5a ? c | 0x20 : c) !== name.charCodeAt(i)) return false; // only letters fold: '_' | 0x20 is DEL
+  }
   return true;
 }
 
@@ -110,6 +113,7 @@ export function classify(bytes: Uint8Array, start = 0, end = bytes.length, out: 
   let setState = SetState.Off;
   let setAutocommit = false; // the current SET target is autocommit
   let setStatement = false; // MariaDB SET STATEMENT … FOR <statement>
+  let showCount = false; // SHOW COUNT(*) …: WARNINGS/ERRORS may follow the parenthesis
   const limit = end - start + 2;
   for (let guard = 0; guard < limit; guard++) {
     const t = lx.next();
@@ -141,6 +145,7 @@ export function classify(bytes: Uint8Array, start = 0, end = bytes.length, out: 
         intoState = 0;
         setState = SetState.Off;
         setStatement = false;
+        showCount = false;
         prevKw = prev2Kw = Kw.None;
         continue;
       }
@@ -292,6 +297,11 @@ export function classify(bytes: Uint8Array, start = 0, end = bytes.length, out: 
               break;
             default:
               if (intoState === 1 && kw === Kw.None) flags |= F.SelectInto; // INTO a stored-program variable
+              if (firstKw === Kw.Show && depth === 0 && (index === 1 || (index === 5 && showCount))) {
+                // SHOW WARNINGS / SHOW ERRORS / SHOW COUNT(*) WARNINGS: they read the previous statement's diagnostics
+                if (equalsCi(lx.buf, lx.start, lx.stop, "warnings") || equalsCi(lx.buf, lx.start, lx.stop, "errors")) flags |= F.ReadsDiagnostics;
+                else if (index === 1) showCount = equalsCi(lx.buf, lx.start, lx.stop, "count");
+              }
               // MariaDB's BEGIN NOT ATOMIC … END is a compound statement, not a transaction
               if (firstKw === Kw.Begin && index === 1 && equalsCi(lx.buf, lx.start, lx.stop, "not")) kind = setKind(out, stmt, K.Other);
           }
@@ -311,6 +321,7 @@ export function classify(bytes: Uint8Array, start = 0, end = bytes.length, out: 
       case Token.SysVar: {
         const s = sysVarNameStart(lx.buf, lx.start, lx.stop);
         if (equalsCi(lx.buf, s, lx.stop, "last_insert_id") || equalsCi(lx.buf, s, lx.stop, "identity")) flags |= F.UsesLastInsertId;
+        else if (equalsCi(lx.buf, s, lx.stop, "warning_count") || equalsCi(lx.buf, s, lx.stop, "error_count")) flags |= F.ReadsDiagnostics;
         break;
       }
     }

@@ -61,6 +61,7 @@ export const enum StatementFlags {
   HasLimit = 0x8000, // a LIMIT outside parentheses
   ReadOnlyTransaction = 0x10000, // START TRANSACTION READ ONLY
   SetOther = 0x20000, // SET of a variable none of the above covers (session state the gateway does not track)
+  ReadsDiagnostics = 0x40000, // SHOW WARNINGS|ERRORS, SHOW COUNT(*) WARNINGS|ERRORS, @@warning_count, @@error_count: the previous statement's diagnostics
 }
 
 /** A routing hint found in a comment. */
