@@ -5,6 +5,7 @@ import { parseCachingSha2Verifier, type CachingSha2Verifier } from "../protocol/
 import { compileBackendTls, type BackendTlsSettings } from "./tls";
 import { compileProxyProtocol, type ProxyProtocolSettings } from "./proxy-intake";
 import { NO_GATEWAY, compileCidrAccess, durationMs, type CidrAccess, type GatewaySnapshot } from "./access";
+import { ClusterState, backendRoleOf, type BackendRole, type ClusterStateOptions } from "../routing/backend-state";
 
 /**
  * Immutable per-config-version views that sessions keep for their whole life:
@@ -20,6 +21,8 @@ export interface BackendTarget {
   readonly weight: number;
   /** Sessions one data plane holds on it (see access.ts); 0 or absent: no limit. */
   readonly maxConnections?: number;
+  /** The policy's Backend.expected_role (an expectation; the monitor's report wins, see routing/backend-state.ts); absent: Unknown. */
+  readonly expectedRole?: BackendRole;
 }
 
 /**
@@ -34,6 +37,13 @@ export interface ClusterRuntime {
   /** MariaDB extended capabilities of the last backend greeting (0: none, or not MariaDB). */
   mariadbCapabilities: number | null;
   characterSet: number | null;
+  /** Roles, health, local ejection and load of the cluster's backends (routing/backend-state.ts). */
+  readonly state: ClusterState;
+}
+
+/** A fresh ClusterRuntime for cluster `name` (before any config or health named it). */
+export function createClusterRuntime(name: string, stateOptions?: ClusterStateOptions): ClusterRuntime {
+  return { rr: 0, serverVersion: null, capabilities: null, mariadbCapabilities: null, characterSet: null, state: new ClusterState(name, stateOptions) };
 }
 
 export interface ClusterSnapshot {
@@ -136,7 +146,9 @@ export function buildRing(weights: readonly number[]): number[] {
 
 /**
  * Backends to try for one new connection, in order: starts at the next ring
- * position (advancing the shared cursor) and then every other backend once.
+ * position (advancing the shared cursor) and then every other backend once;
+ * those the monitor reports DOWN or this worker ejected come last (tried only
+ * if no other one logs us in).
  */
 export function backendOrder(cluster: ClusterSnapshot): BackendTarget[] {
   const ring = cluster.ring;
@@ -153,7 +165,10 @@ export function backendOrder(cluster: ClusterSnapshot): BackendTarget[] {
       out.push(cluster.backends[idx]);
     }
   }
-  return out;
+  const state = cluster.runtime.state;
+  const now = Date.now();
+  if (out.every((b) => state.available(b.name, now))) return out;
+  return [...out.filter((b) => state.available(b.name, now)), ...out.filter((b) => !state.available(b.name, now))];
 }
 
 export interface CompiledConfig {
@@ -164,7 +179,7 @@ export interface CompiledConfig {
 }
 
 /** Builds per-listener snapshots of `config`, reusing `runtimes` by cluster name. */
-export function compileConfig(config: ConfigVersion, runtimes: Map<string, ClusterRuntime>): CompiledConfig {
+export function compileConfig(config: ConfigVersion, runtimes: Map<string, ClusterRuntime>, stateOptions?: ClusterStateOptions): CompiledConfig {
   const policy = config.policy;
   const users = new Map<string, UserSnapshot>();
   const invalidUsers: string[] = [];
@@ -192,10 +207,11 @@ export function compileConfig(config: ConfigVersion, runtimes: Map<string, Clust
   for (const c of policy?.clusters ?? []) {
     let runtime = runtimes.get(c.name);
     if (runtime === undefined) {
-      runtime = { rr: 0, serverVersion: null, capabilities: null, mariadbCapabilities: null, characterSet: null };
+      runtime = createClusterRuntime(c.name, stateOptions);
       runtimes.set(c.name, runtime);
     }
-    const backends = c.backends.map((b) => ({ name: b.name, ...parseBackendAddress(b.address), weight: b.weight || 1, maxConnections: b.maxConnections }));
+    const backends = c.backends.map((b) => ({ name: b.name, ...parseBackendAddress(b.address), weight: b.weight || 1, maxConnections: b.maxConnections, expectedRole: backendRoleOf(b.expectedRole) }));
+    runtime.state.setBackends(backends, c.loadBalancing, durationMs(c.health?.maxReplicationLag) || null);
     clusters.set(c.name, { name: c.name, backends, ring: buildRing(backends.map((b) => b.weight)), runtime, tls: compileBackendTls(c.tls), sendProxyProtocol: c.sendProxyProtocol });
   }
   const g = policy?.gateway;
