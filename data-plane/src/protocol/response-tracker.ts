@@ -192,7 +192,7 @@ export class ResponseTracker {
         if (this.peekFill < this.peekWant) return -1;
         this.peeking = false;
         this.examine(this.peek, 0, this.peekFill);
-        if (this.phase === Phase.Idle || this.phase === Phase.Infile) this.finishing = true;
+        if (this.decided()) this.finishing = true;
         continue;
       }
       // a packet header
@@ -214,13 +214,18 @@ export class ResponseTracker {
       const want = len < PEEK ? len : PEEK;
       if (end - pos >= want) {
         this.examine(chunk, pos, want);
-        if (this.phase === Phase.Idle || this.phase === Phase.Infile) this.finishing = true;
+        if (this.decided()) this.finishing = true;
         continue;
       }
       this.peeking = true;
       this.peekFill = 0;
       this.peekWant = want;
     }
+  }
+
+  /** The response is complete (or paused for a LOCAL INFILE upload). */
+  private decided(): boolean {
+    return this.phase === Phase.Idle || this.phase === Phase.Infile;
   }
 
   /** The deciding packet of the response was read; its payload still passes. */

@@ -100,22 +100,22 @@ export function analyseSet(buf: Uint8Array, start = 0, end = buf.length): SetAna
   const lx = lexer;
   lx.reset(buf, start, end, null);
   try {
-    if (lx.next() !== Token.Word || lx.kw !== Kw.Set) return pin(out, "session-variable");
+    if (lx.next() !== Token.Word || kwOf(lx) !== Kw.Set) return pin(out, "session-variable");
     let t = lx.next();
-    if (t === Token.Word && lx.kw === Kw.Statement) return pin(out, "set-statement"); // SET STATEMENT … FOR: runs as one statement
+    if (t === Token.Word && kwOf(lx) === Kw.Statement) return pin(out, "set-statement"); // SET STATEMENT … FOR: runs as one statement
     const limit = end - start + 2;
     for (let guard = 0; guard < limit; guard++) {
       // one assignment: [scope] target [= value]
       let scope = Scope.Session;
-      if (t === Token.Word && (lx.kw === Kw.Global || lx.kw === Kw.Persist || lx.kw === Kw.PersistOnly)) {
+      if (t === Token.Word && (lx.kw === Kw.Global || kwOf(lx) === Kw.Persist || kwOf(lx) === Kw.PersistOnly)) {
         scope = Scope.Global;
         t = lx.next();
-      } else if (t === Token.Word && (lx.kw === Kw.Session || lx.kw === Kw.Local)) {
+      } else if (t === Token.Word && (lx.kw === Kw.Session || kwOf(lx) === Kw.Local)) {
         t = lx.next();
       }
       let name: string;
       if (t === Token.UserVar) return pin(out, "user-variable");
-      if (t === Token.Word && (lx.kw === Kw.Names || lx.kw === Kw.Charset || lx.kw === Kw.Character)) {
+      if (t === Token.Word && (lx.kw === Kw.Names || kwOf(lx) === Kw.Charset || kwOf(lx) === Kw.Character)) {
         // NAMES x [COLLATE y] / CHARACTER SET x / CHARSET x: replayed as written, up to a top-level comma
         const from = lx.start;
         const stop = skipValue(lx);
@@ -126,7 +126,7 @@ export function analyseSet(buf: Uint8Array, start = 0, end = buf.length): SetAna
         t = lx.next();
         continue;
       }
-      if (t === Token.Word && lx.kw === Kw.Transaction) return pin(out, "set-transaction");
+      if (t === Token.Word && kwOf(lx) === Kw.Transaction) return pin(out, "set-transaction");
       if (t === Token.SysVar) {
         const raw = text(buf, lx.start + 2, lx.stop).toLowerCase();
         const dot = raw.indexOf(".");
@@ -155,6 +155,11 @@ export function analyseSet(buf: Uint8Array, start = 0, end = buf.length): SetAna
   } finally {
     lx.release();
   }
+}
+
+/** The current token's keyword (a call, so that TypeScript does not narrow the field across next()). */
+function kwOf(lx: Lexer): Kw {
+  return lx.kw;
 }
 
 function pin(out: SetAnalysis, reason: string): SetAnalysis {
@@ -203,7 +208,7 @@ export function useStatementSchema(buf: Uint8Array, start = 0, end = buf.length)
   const lx = lexer;
   lx.reset(buf, start, end, null);
   try {
-    if (lx.next() !== Token.Word || lx.kw !== Kw.Use) return null;
+    if (lx.next() !== Token.Word || kwOf(lx) !== Kw.Use) return null;
     const t = lx.next();
     let name: string;
     if (t === Token.QuotedIdent) name = identifier(buf, lx.start, lx.stop, true);
