@@ -32,6 +32,7 @@ export type MgwErrorCode =
   | "MGW_ERR_HOST_NOT_ALLOWED"
   | "MGW_ERR_TOO_MANY_CONNECTIONS"
   | "MGW_ERR_USER_TOO_MANY_CONNECTIONS"
+  | "MGW_ERR_POOL_TIMEOUT"
   // process side (flags, etcd link, supervisor ↔ worker IPC); never sent to a client
   | "MGW_ERR_FLAGS_INVALID"
   | "MGW_ERR_ETCD_TIMEOUT"
@@ -242,6 +243,30 @@ export class UserTooManyConnectionsError extends MgwError {
   }
 }
 
+/**
+ * No pooled backend connection became free within the pool's acquire timeout
+ * (every one of maxConnections in use). The message names the backend, the
+ * backend user, the limit and what to change.
+ */
+export class PoolTimeoutError extends MgwError {
+  readonly backend: string;
+  readonly user: string;
+  readonly maxConnections: number;
+  readonly waitedMs: number;
+  constructor(backend: string, user: string, maxConnections: number, waitedMs: number) {
+    super(
+      "MGW_ERR_POOL_TIMEOUT",
+      `mysqlgw: no connection to ${backend} as backend user '${user}' became free within ${waitedMs} ms: ` +
+        `all ${maxConnections} connections of its pool are in use; raise the cluster's pool.maxConnections ` +
+        `(and the server's max_connections) or pool.acquireTimeout, or shorten the transactions that hold connections`,
+    );
+    this.backend = backend;
+    this.user = user;
+    this.maxConnections = maxConnections;
+    this.waitedMs = waitedMs;
+  }
+}
+
 export interface SqlErrorMapping {
   readonly errno: number;
   readonly sqlState: string;
@@ -283,6 +308,7 @@ export const SQL_ERRORS = {
   MGW_ERR_HOST_NOT_ALLOWED: { errno: 1130, sqlState: "HY000" }, // ER_HOST_NOT_PRIVILEGED
   MGW_ERR_TOO_MANY_CONNECTIONS: { errno: 1040, sqlState: "08004" }, // ER_CON_COUNT_ERROR
   MGW_ERR_USER_TOO_MANY_CONNECTIONS: { errno: 1203, sqlState: "42000" }, // ER_TOO_MANY_USER_CONNECTIONS
+  MGW_ERR_POOL_TIMEOUT: { errno: 1040, sqlState: "08004" }, // ER_CON_COUNT_ERROR, with our message
   MGW_ERR_FLAGS_INVALID: { errno: 1105, sqlState: "HY000" }, // never sent
   MGW_ERR_ETCD_TIMEOUT: { errno: 1105, sqlState: "HY000" }, // never sent
   MGW_ERR_WORKER_APPLY_FAILED: { errno: 1105, sqlState: "HY000" }, // never sent

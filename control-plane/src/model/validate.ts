@@ -4,6 +4,7 @@ import type { PolicyViolationInit } from "../errors";
 import { DEFAULT_BIND_ADDRESS } from "./normalize";
 import { checkGateway, checkListenerAccess, checkMaxConnections, checkUserAccess } from "./validate-access";
 import { checkClusterHealth } from "./validate-health";
+import { checkClusterPool } from "./validate-pool";
 
 /** Names of clusters, listeners and backends. */
 export const RESOURCE_NAME_RE = /^[a-z0-9][a-z0-9_-]{0,62}$/;
@@ -58,6 +59,7 @@ export function validatePolicy(policy: Policy): PolicyViolationInit[] {
     });
     checkBackendTls(c, i, add);
     checkClusterHealth(c, i, out);
+    checkClusterPool(c, i, out);
   });
 
   // Listeners

@@ -11,5 +11,6 @@ export * from "./packets/handshake-response41";
 export * from "./packets/auth-switch-request";
 export * from "./packets/ok";
 export * from "./packets/err";
+export * from "./packets/commands";
 export * from "./auth/mysql-native-password";
 export * from "./auth/caching-sha2-password";
