@@ -4,6 +4,7 @@ import type { PolicyViolationInit } from "../errors";
 import { DEFAULT_BIND_ADDRESS } from "./normalize";
 import { checkGateway, checkListenerAccess, checkMaxConnections, checkUserAccess } from "./validate-access";
 import { checkClusterHealth } from "./validate-health";
+import { checkRules } from "./validate-rules";
 import { checkClusterPool } from "./validate-pool";
 
 /** Names of clusters, listeners and backends. */
@@ -23,7 +24,7 @@ type Kind = "Cluster" | "Listener" | "User" | "Gateway";
 /**
  * Checks a policy as the caller sent it (before normalisation, so indexes point
  * into the caller's lists) and returns every problem found, in a stable order:
- * clusters, then listeners, then users, then the gateway. An empty result means valid.
+ * clusters, then listeners, then users, then the gateway, then the query rules. An empty result means valid.
  *
  * Descriptions say what is wrong and what to do. They never repeat a value that
  * might be a secret (password_hash, secret_ref that is not a reference).
@@ -101,6 +102,9 @@ export function validatePolicy(policy: Policy): PolicyViolationInit[] {
 
   // Gateway (a singleton: the CLI refuses a second Gateway document)
   if (policy.gateway !== undefined) checkGateway(add, policy.gateway);
+
+  // Query rules (in order; kind "QueryRule")
+  checkRules(policy, out);
   return out;
 }
 
