@@ -1,5 +1,6 @@
 import { Buffer } from "node:buffer";
 import * as net from "node:net";
+import fc from "fast-check";
 import pino from "pino";
 import { toSqlError } from "../errors";
 import { PacketFramer } from "../protocol/framer";
@@ -7,7 +8,7 @@ import { Capability, Command, ServerStatus } from "../protocol/constants";
 import { buildHandshakeV10 } from "../protocol/packets/handshake-v10";
 import { buildErr } from "../protocol/packets/err";
 import { buildOk } from "../protocol/packets/ok";
-import { BackendPool, PoolManager, poolKey, type PoolLogin } from "./backend-pool";
+import { BackendPool, PoolManager, poolKey, type PoolLogin, type PooledConnection } from "./backend-pool";
 import { DEFAULT_POOL_SETTINGS, type PoolSettings } from "./pool-settings";
 
 const silent = pino({ level: "silent" });
@@ -222,6 +223,29 @@ describe("BackendPool (fake backend)", () => {
     expect(pool.stats()).toMatchObject({ idle: 1, total: 2, created: 4 });
   });
 
+  it("closes a connection released with a data listener or unread bytes (unknown state)", async () => {
+    pool = new BackendPool(login(be.port), settings(), silent);
+    const a = await pool.acquire();
+    const onData = (): void => {};
+    a.link.socket.on("data", onData);
+    pool.release(a);
+    expect(a.link.socket.destroyed).toBe(true);
+    expect(pool.stats()).toMatchObject({ total: 0, closed: 1 });
+  });
+
+  it("a lowered maxConnections closes connections beyond it on release and sweep", async () => {
+    pool = new BackendPool(login(be.port), settings({ maxConnections: 3 }), silent);
+    const cs = await Promise.all([pool.acquire(), pool.acquire(), pool.acquire()]);
+    pool.release(cs[0]);
+    pool.updateSettings(settings({ maxConnections: 1 }));
+    pool.sweep();
+    expect(pool.stats()).toMatchObject({ total: 2, idle: 0 });
+    pool.release(cs[1]);
+    expect(pool.stats()).toMatchObject({ total: 1, idle: 0 });
+    pool.release(cs[2]);
+    expect(pool.stats()).toMatchObject({ total: 1, idle: 1, closed: 2 });
+  });
+
   it("a failed login rejects acquire with the handshake's error, and rejects a waiter served by a new login", async () => {
     pool = new BackendPool(login(be.port), settings({ maxConnections: 1 }), silent);
     const a = await pool.acquire();
@@ -247,6 +271,75 @@ describe("BackendPool (fake backend)", () => {
     pool.release(a);
     expect(pool.stats()).toMatchObject({ total: 0, idle: 0 });
   });
+});
+
+describe("BackendPool invariants (random operation sequences, fake backend)", () => {
+  type Op =
+    | { t: "acquire"; n: number }
+    | { t: "release"; i: number; dirty: boolean }
+    | { t: "discard"; i: number }
+    | { t: "sweep"; advanceMs: number };
+  const op: fc.Arbitrary<Op> = fc.oneof(
+    fc.record({ t: fc.constant("acquire" as const), n: fc.integer({ min: 1, max: 4 }) }),
+    fc.record({ t: fc.constant("release" as const), i: fc.nat(), dirty: fc.boolean() }),
+    fc.record({ t: fc.constant("discard" as const), i: fc.nat() }),
+    fc.record({ t: fc.constant("sweep" as const), advanceMs: fc.integer({ min: 0, max: 3000 }) }),
+  );
+
+  it("never lends a connection twice or more than maxConnections, serves or times out every acquire, and leaks no server connection", async () => {
+    const be = await fakeBackend();
+    try {
+      await fc.assert(
+        fc.asyncProperty(fc.array(op, { minLength: 1, maxLength: 25 }), fc.integer({ min: 1, max: 3 }), fc.integer({ min: 0, max: 2 }), async (ops, max, minIdle) => {
+          let now = 1_000_000;
+          const s = settings({ maxConnections: max, minIdle: Math.min(minIdle, max), acquireTimeoutMs: 40, idleTimeoutMs: 1000, maxLifetimeMs: 5000, checkAfterIdleMs: 500 });
+          const pool = new BackendPool(login(be.port), s, silent, { now: () => now });
+          const held: PooledConnection[] = [];
+          try {
+            for (const o of ops) {
+              if (o.t === "acquire") {
+                const results = await Promise.allSettled(Array.from({ length: o.n }, () => pool.acquire()));
+                for (const r of results) {
+                  if (r.status === "fulfilled") {
+                    expect(held.some((h) => h.id === r.value.id)).toBe(false);
+                    expect(r.value.link.socket.destroyed).toBe(false);
+                    held.push(r.value);
+                  } else {
+                    expect(r.reason).toMatchObject({ code: "MGW_ERR_POOL_TIMEOUT" });
+                  }
+                }
+              } else if (o.t === "release" && held.length > 0) {
+                const [c] = held.splice(o.i % held.length, 1);
+                c.dirty = o.dirty;
+                pool.release(c);
+              } else if (o.t === "discard" && held.length > 0) {
+                const [c] = held.splice(o.i % held.length, 1);
+                pool.discard(c);
+              } else if (o.t === "sweep") {
+                now += o.advanceMs;
+                pool.sweep(now);
+              }
+              await sleep(2); // let resets and warm-up logins finish
+              const st = pool.stats();
+              expect(held.length).toBeLessThanOrEqual(max);
+              expect(st.total).toBeLessThanOrEqual(max);
+              expect(st.inUse).toBeGreaterThanOrEqual(held.length);
+              expect(st.waiting).toBe(0);
+            }
+          } finally {
+            for (const c of held) pool.release(c);
+            pool.close();
+          }
+          // every connection the pool opened is closed on the server too
+          for (let i = 0; i < 200 && be.sockets.size > 0; i++) await sleep(5);
+          expect(be.sockets.size).toBe(0);
+        }),
+        { numRuns: 40 },
+      );
+    } finally {
+      await be.close();
+    }
+  }, 60_000);
 });
 
 describe("PoolManager", () => {

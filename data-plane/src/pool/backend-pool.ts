@@ -161,9 +161,10 @@ interface Waiter {
  *   then PoolTimeoutError (ERR 1040). A failed login rejects with the
  *   BackendHandshake error (BackendConnectError, BackendRejectedError, …).
  * - release(): the borrower gives the connection back at a packet boundary,
- *   its socket paused with no 'data' listener. A dirty connection is reset
- *   with COM_RESET_CONNECTION first (a failed reset closes it); one older
- *   than maxLifetimeMs is closed; otherwise the longest waiter gets it
+ *   its socket paused with no 'data' listener (else it is closed: its state
+ *   is unknown). A dirty connection is reset with COM_RESET_CONNECTION first
+ *   (a failed reset closes it); one older than maxLifetimeMs, or beyond a
+ *   lowered maxConnections, is closed; otherwise the longest waiter gets it
  *   directly, or it goes idle.
  * - discard(): the borrower found it broken or left it in an unknown state
  *   (mid-result, after an error): it is destroyed and its slot freed (a
@@ -282,7 +283,16 @@ export class BackendPool {
     }
     const now = this.now();
     conn.lastUsedAt = now;
-    if (this.isClosed || now - conn.createdAt >= this.settings.maxLifetimeMs || conn.link.socket.destroyed) {
+    const s = conn.link.socket;
+    if (s.destroyed || s.listenerCount("data") > 0 || s.readableLength > 0) {
+      // broken, still read by someone, or released with unread bytes (mid-response): unknown state
+      if (!s.destroyed) this.logger.warn({ pool: this.key, thread: conn.threadId }, "backend pool: connection released with a data listener or unread bytes; closing it");
+      this.destroy(conn);
+      this.fillWaiters();
+      return;
+    }
+    if (this.isClosed || now - conn.createdAt >= this.settings.maxLifetimeMs || this.live.size + this.logins.size > this.settings.maxConnections) {
+      // closing, too old, or over a lowered maxConnections
       this.retire(conn);
       this.fillWaiters();
       return;
@@ -339,16 +349,21 @@ export class BackendPool {
 
   /**
    * Housekeeping, called periodically: closes idle connections past their
-   * max lifetime, and those unused for idleTimeoutMs while more than minIdle
-   * are idle (least recently used first); then opens connections until
-   * minIdle are idle (or maxConnections are open).
+   * max lifetime, those unused for idleTimeoutMs while more than minIdle are
+   * idle, and those beyond a lowered maxConnections (least recently used
+   * first); then opens connections until minIdle are idle (or maxConnections
+   * are open).
    */
   sweep(now: number = this.now()): void {
     if (this.isClosed) return;
     const s = this.settings;
     for (let i = 0; i < this.idle.length; ) {
       const c = this.idle[i];
-      if (now - c.createdAt >= s.maxLifetimeMs || (now - c.lastUsedAt >= s.idleTimeoutMs && this.idle.length > s.minIdle)) {
+      if (
+        now - c.createdAt >= s.maxLifetimeMs ||
+        (now - c.lastUsedAt >= s.idleTimeoutMs && this.idle.length > s.minIdle) ||
+        this.live.size + this.logins.size > s.maxConnections
+      ) {
         this.idle.splice(i, 1);
         this.retire(c);
       } else {
