@@ -39,7 +39,8 @@ export type MgwErrorCode =
   | "MGW_ERR_WORKER_APPLY_FAILED"
   | "MGW_ERR_WORKER_APPLY_TIMEOUT"
   | "MGW_ERR_WORKER_EXITED"
-  | "MGW_ERR_WORKER_DRAINING";
+  | "MGW_ERR_WORKER_DRAINING"
+  | "MGW_ERR_WORKER_METRICS";
 
 export class MgwError extends Error {
   readonly code: MgwErrorCode;
@@ -315,6 +316,7 @@ export const SQL_ERRORS = {
   MGW_ERR_WORKER_APPLY_TIMEOUT: { errno: 1105, sqlState: "HY000" }, // never sent
   MGW_ERR_WORKER_EXITED: { errno: 1105, sqlState: "HY000" }, // never sent
   MGW_ERR_WORKER_DRAINING: { errno: 1105, sqlState: "HY000" }, // never sent
+  MGW_ERR_WORKER_METRICS: { errno: 1105, sqlState: "HY000" }, // never sent
 } as const satisfies Record<MgwErrorCode, SqlErrorMapping>;
 
 export interface SqlError {

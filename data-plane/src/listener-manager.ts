@@ -12,6 +12,7 @@ import { CachingSha2Cache } from "./session/client-auth";
 import { loadClientTls, loadRsaKeyPair } from "./session/tls";
 import { ConnectionLimits, SessionSlots, type AccessCounters } from "./session/access";
 import { buildErr } from "./protocol/packets/err";
+import { metrics } from "./metrics";
 
 /** Defaults of every DataPlaneOptions field. */
 export const DEFAULT_DATA_PLANE_OPTIONS: Required<Omit<DataPlaneOptions, "remoteKill">> = {
@@ -195,7 +196,7 @@ class ListenerManagerImpl implements ListenerManager, SessionHost {
   sessionClosed(session: FrontendSession): void {
     session.slots?.release();
     session.slots = null;
-    this.sessions.delete(session);
+    if (this.sessions.delete(session)) metrics.connectionClosed(session.listener.name);
     if (this.byId.get(session.connectionId) === session) this.byId.delete(session.connectionId);
     if (this.sessions.size === 0 && this.drained !== null) this.drained();
   }
@@ -233,6 +234,7 @@ class ListenerManagerImpl implements ListenerManager, SessionHost {
     const session = new FrontendSession(socket, entry.snapshot, this.nextConnectionId(), this.sessionOptions, this);
     session.slots = slots;
     this.sessions.add(session);
+    metrics.connectionAccepted(entry.snapshot.name);
     this.byId.set(session.connectionId, session);
     session.start();
   }
@@ -251,10 +253,12 @@ class ListenerManagerImpl implements ListenerManager, SessionHost {
     let err: MgwError;
     if ((g.access !== null && !g.access.permits(peer)) || (snap.access !== null && !snap.access.permits(peer))) {
       this.limits.counters.hostNotAllowed++;
+      metrics.connectionRefused(snap.name, "host_not_allowed");
       err = new HostNotAllowedError(peer.startsWith("::ffff:") ? peer.slice(7) : peer);
     } else {
       const r = SessionSlots.admit(this.limits, g.maxConnections, snap.name, snap.maxConnections);
       if (typeof r !== "string") return r;
+      metrics.connectionRefused(snap.name, r === "gateway" ? "gateway_full" : "listener_full");
       err = new TooManyConnectionsError();
     }
     this.logger.info({ listener: snap.name, peer, err: err.message, refusals: this.limits.counters }, "connection refused at accept");

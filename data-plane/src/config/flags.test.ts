@@ -27,7 +27,18 @@ describe("parseFlags", () => {
       tlsCaFile: "",
       rsaPrivateKeyFile: "",
       rsaPublicKeyFile: "",
+      metricsListen: null,
     });
+  });
+
+  it("takes --metrics-listen as HOST:PORT (IPv6 in brackets), or MYSQLGW_METRICS_LISTEN", () => {
+    expect(flags(["--metrics-listen", "127.0.0.1:9104"]).metricsListen).toEqual({ host: "127.0.0.1", port: 9104 });
+    expect(flags(["--metrics-listen", "[::1]:0"]).metricsListen).toEqual({ host: "::1", port: 0 });
+    expect(flags([], { MYSQLGW_METRICS_LISTEN: "0.0.0.0:9104" }).metricsListen).toEqual({ host: "0.0.0.0", port: 9104 });
+    expect(flags(["--metrics-listen", "localhost:1"], { MYSQLGW_METRICS_LISTEN: "0.0.0.0:9104" }).metricsListen).toEqual({ host: "localhost", port: 1 });
+    for (const bad of ["9104", ":9104", "127.0.0.1:", "127.0.0.1:70000", "::1:9104", "[::1]", "a b:1"]) {
+      expect(() => flags(["--metrics-listen", bad])).toThrow(/--metrics-listen \(or MYSQLGW_METRICS_LISTEN\) must be HOST:PORT/);
+    }
   });
 
   it("takes the TLS and RSA files as absolute paths, and --tls-cert only with --tls-key", () => {

@@ -35,6 +35,7 @@ import type { KillTarget } from "./kill";
 import { IdleWatch, type SessionSlots } from "./access";
 import type { KillRequest, KillResult } from "../types";
 import { backendOrder, type ClusterRuntime, type ListenerSnapshot, type UserSnapshot } from "./config-snapshot";
+import { metrics, backendConnectFailureReason, handshakeFailureReason, type AuthRefusalReason, type HandshakeFailureReason } from "../metrics";
 
 export interface SessionOptions {
   handshakeTimeoutMs: number;
@@ -413,7 +414,7 @@ export class FrontendSession {
     if (user.access !== null && !user.access.permits(this.clientHost)) {
       if (this.slots !== null) this.slots.counters.userHostDenied++;
       this.host.logger.info({ conn: this.connectionId, client: this.clientAddress, listener: this.listener.name, user: user.name }, "access denied: address not allowed for this user");
-      this.failHandshake(new AccessDeniedError(resp.username, this.clientHost, resp.authResponse.length > 0), true);
+      this.failHandshake(new AccessDeniedError(resp.username, this.clientHost, resp.authResponse.length > 0), true, "user_host_denied");
       return;
     }
     if (this.slots !== null && !this.slots.takeUser(user.name, user.maxConnections)) {
@@ -456,6 +457,7 @@ export class FrontendSession {
     for (const target of backendOrder(cluster)) {
       if (this.slots !== null && !this.slots.takeBackend(`${cluster.name}/${target.name}`, target.maxConnections ?? 0)) {
         log.debug({ conn: this.connectionId, cluster: cluster.name, backend: target.name }, "backend at its connection limit, trying the next one");
+        metrics.backendFullSkipped(cluster.name, target.name);
         full++;
         continue;
       }
@@ -486,10 +488,12 @@ export class FrontendSession {
         this.slots?.releaseBackend();
         if (this.state !== State.ConnectingBackend) return;
         if (err instanceof BackendRejectedError && CLIENT_FACING_BACKEND_ERRNOS.has(err.errno)) {
+          metrics.handshakeFailed(this.listener.name, "backend_refused");
           this.sendErrAndClose(buildErr({ errno: err.errno, sqlState: err.sqlState, message: err.serverMessage }, this.lastSeq + 1));
           return;
         }
         const msg = err instanceof Error ? err.message : String(err);
+        metrics.backendConnectFailed(cluster.name, target.name, backendConnectFailureReason(err));
         log.warn({ conn: this.connectionId, cluster: cluster.name, backend: target.name, err: msg }, "backend login failed, trying the next one");
         failures.push(msg);
         continue;
@@ -538,9 +542,10 @@ export class FrontendSession {
     this.failHandshake(err, true);
   }
 
-  /** Sends an ERR for `err` (when `reply`) and closes; the backend, if any, goes too. */
-  private failHandshake(err: unknown, reply: boolean): void {
+  /** Sends an ERR for `err` (when `reply`) and closes; the backend, if any, goes too. `reason`: its metrics label when not derived from `err`. */
+  private failHandshake(err: unknown, reply: boolean, reason?: HandshakeFailureReason | AuthRefusalReason): void {
     if (this.state === State.Closed) return;
+    metrics.handshakeFailed(this.listener.name, reason ?? handshakeFailureReason(err));
     if (!(err instanceof MgwError)) {
       this.host.logger.error({ conn: this.connectionId, err }, "unexpected error during handshake");
     } else if (err instanceof PacketTooLargeError || err.code === "MGW_ERR_PROTOCOL_MALFORMED_PACKET" || err.code === "MGW_ERR_PROTOCOL_UNSUPPORTED") {
@@ -586,6 +591,7 @@ export class FrontendSession {
     c.on("data", this.onClientData);
     this.up.interceptMask = INTERCEPTED_COMMANDS;
     this.state = State.Forwarding;
+    metrics.sessionEstablished(this.listener.name);
     // the server spoke last (the login OK): the session is idle until the client sends a command
     this.lastFromBackend = true;
     if (this.listener.idleTimeoutMs > 0) this.idle = new IdleWatch(this.listener.idleTimeoutMs, this.idleProbe, this.onIdleTimeout);
@@ -760,6 +766,7 @@ export class FrontendSession {
   /** As MariaDB's wait_timeout: the connection is closed without a packet. */
   private readonly onIdleTimeout = (): void => {
     if (this.slots !== null) this.slots.counters.idleClosed++;
+    metrics.idleTimeout(this.listener.name);
     this.host.logger.info({ conn: this.connectionId, client: this.clientAddress, listener: this.listener.name, idleTimeoutMs: this.listener.idleTimeoutMs }, "idle timeout, closing");
     this.close();
   };
@@ -775,6 +782,7 @@ export class FrontendSession {
   };
 
   private readonly onClientClose = (): void => {
+    if (this.state !== State.Forwarding && this.state !== State.Closed) metrics.handshakeFailed(this.listener.name, "client_closed");
     const b = this.backend;
     if (b !== null && this.quitSeen && !b.destroyed) {
       // let COM_QUIT reach the backend (already ended): it closes the connection itself

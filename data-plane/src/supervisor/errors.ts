@@ -16,7 +16,9 @@ export type SupervisorErrorCode =
   /** A worker exited while a request to it was pending. */
   | "MGW_ERR_WORKER_EXITED"
   /** A worker was asked to apply while draining. */
-  | "MGW_ERR_WORKER_DRAINING";
+  | "MGW_ERR_WORKER_DRAINING"
+  /** A worker did not send its metrics (error or no answer in time). */
+  | "MGW_ERR_WORKER_METRICS";
 
 export class SupervisorError extends MgwError {
   declare readonly code: SupervisorErrorCode;

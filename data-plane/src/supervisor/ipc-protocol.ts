@@ -37,7 +37,12 @@ export interface KillResultMessage {
   sqlState: string;
   message: string;
 }
-export type ToWorkerMessage = ApplyMessage | DrainMessage | KillMessage | KillResultMessage;
+/** Supervisor → worker: send your metrics registry (prom-client getMetricsAsJSON), answered by "mgw:metrics-result". */
+export interface MetricsRequestMessage {
+  t: "mgw:metrics";
+  seq: number;
+}
+export type ToWorkerMessage = ApplyMessage | DrainMessage | KillMessage | KillResultMessage | MetricsRequestMessage;
 
 /** Worker → supervisor: ready for its first config. */
 export interface ReadyMessage {
@@ -61,7 +66,21 @@ export interface ApplyFailedMessage {
 export interface DrainedMessage {
   t: "mgw:drained";
 }
-export type FromWorkerMessage = ReadyMessage | AppliedMessage | ApplyFailedMessage | DrainedMessage | KillMessage | KillResultMessage;
+/** Worker → supervisor: the answer to "mgw:metrics" `seq`; `error` is "" when `metrics` holds the registry. */
+export interface MetricsResultMessage {
+  t: "mgw:metrics-result";
+  seq: number;
+  metrics: unknown[];
+  error: string;
+}
+export type FromWorkerMessage =
+  | ReadyMessage
+  | AppliedMessage
+  | ApplyFailedMessage
+  | DrainedMessage
+  | KillMessage
+  | KillResultMessage
+  | MetricsResultMessage;
 
 const isU32 = (v: unknown): v is number => typeof v === "number" && Number.isInteger(v) && v >= 0 && v <= 0xffffffff;
 
@@ -94,6 +113,8 @@ export function readToWorkerMessage(m: unknown): ToWorkerMessage | null {
       return isSeq(m.seq) && typeof m.config === "string" ? { t: m.t, seq: m.seq, config: m.config } : null;
     case "mgw:drain":
       return isSeq(m.timeoutMs) ? { t: m.t, timeoutMs: m.timeoutMs } : null;
+    case "mgw:metrics":
+      return isSeq(m.seq) ? { t: m.t, seq: m.seq } : null;
     case "mgw:kill":
     case "mgw:kill-result":
       return readKillMessage(m);
@@ -118,6 +139,10 @@ export function readFromWorkerMessage(m: unknown): FromWorkerMessage | null {
         : null;
     case "mgw:drained":
       return { t: m.t };
+    case "mgw:metrics-result":
+      return isSeq(m.seq) && Array.isArray(m.metrics) && typeof m.error === "string"
+        ? { t: m.t, seq: m.seq, metrics: m.metrics as unknown[], error: m.error }
+        : null;
     case "mgw:kill":
     case "mgw:kill-result":
       return readKillMessage(m);

@@ -14,6 +14,9 @@ import { createLocalWorkerHandle } from "./worker-handle";
 import { createClusterWorkerPool, WORKER_INDEX_ENV, type WorkerPool } from "./worker-pool";
 import { createWorkerRuntime } from "./worker-runtime";
 import type { FromWorkerMessage } from "./ipc-protocol";
+import type { IpcWorkerHandle } from "./worker-handle";
+import { metrics } from "../metrics";
+import { startDataPlaneMetricsServer } from "../metrics/data-plane-endpoint";
 
 export type ListenerManagerFactory = (options: DataPlaneOptions & { logger: Logger }) => ListenerManager;
 
@@ -75,7 +78,7 @@ export function runWorker(flags: DataPlaneFlags, createListenerManager: Listener
       if (m.t === "mgw:drained") process.exit(0);
     });
   };
-  const runtime = createWorkerRuntime({ manager, send, logger: log, onDrained: exitSoon });
+  const runtime = createWorkerRuntime({ manager, send, logger: log, onDrained: exitSoon, metrics: () => metrics.registry.getMetricsAsJSON() });
   process.on("message", (m: unknown) => runtime.handleMessage(m));
   process.on("disconnect", () => {
     log.warn("supervisor is gone; draining and exiting");
@@ -117,7 +120,17 @@ export async function runSupervisor(flags: DataPlaneFlags, createListenerManager
   });
   // `etcd` is created below; onServed only runs after a config was applied.
   let publish = (): void => undefined;
-  const supervisor = createSupervisor({ logger: log, cache, registry, onServed: () => publish() });
+  let served = (): void => undefined;
+  const supervisor = createSupervisor({
+    logger: log,
+    cache,
+    registry,
+    onServed: () => {
+      publish();
+      served();
+    },
+    onRejected: () => endpoint?.rejected(),
+  });
   const etcd = createEtcdConfigSource({
     endpoints: flags.etcdEndpoints,
     keys,
@@ -129,6 +142,28 @@ export async function runSupervisor(flags: DataPlaneFlags, createListenerManager
     describeServing: () => supervisor.describeServing(),
   });
   publish = () => etcd.publish();
+
+  // GET /metrics and /healthz (--metrics-listen): the supervisor's figures plus every worker's, over IPC
+  let shuttingDown = false;
+  const workerHandles = new Set<IpcWorkerHandle>();
+  const endpoint =
+    flags.metricsListen === null
+      ? null
+      : await startDataPlaneMetricsServer({
+          listen: flags.metricsListen,
+          logger: log,
+          supervisor,
+          workers: () => [...workerHandles],
+          // --workers 0: this process serves the listeners too, its sessions count here
+          local: flags.workers === 0 ? metrics.registry : null,
+          shuttingDown: () => shuttingDown,
+        }).catch((err: unknown) =>
+          exitWithError(
+            log,
+            `cannot serve metrics on ${flags.metricsListen?.host}:${flags.metricsListen?.port} (${(err as Error).message}); pass a free address with --metrics-listen or leave it out`,
+          ),
+        );
+  served = () => endpoint?.served();
 
   let pool: WorkerPool | null = null;
   if (flags.workers === 0) {
@@ -145,9 +180,15 @@ export async function runSupervisor(flags: DataPlaneFlags, createListenerManager
     pool = createClusterWorkerPool({
       count: flags.workers,
       logger: log,
-      onFork: (h) => supervisor.addWorker(h),
+      onFork: (h) => {
+        workerHandles.add(h);
+        supervisor.addWorker(h);
+      },
       onReady: (h) => supervisor.workerReady(h),
-      onExit: (h) => supervisor.removeWorker(h),
+      onExit: (h) => {
+        workerHandles.delete(h);
+        supervisor.removeWorker(h);
+      },
     });
     pool.start();
   }
@@ -164,7 +205,6 @@ export async function runSupervisor(flags: DataPlaneFlags, createListenerManager
   );
 
   // Shutdown: the first signal drains and deregisters; a second one exits at once.
-  let shuttingDown = false;
   const shutdown = async (signal: string): Promise<void> => {
     if (shuttingDown) {
       log.warn({ signal }, "second signal: exiting now without draining");
@@ -178,6 +218,7 @@ export async function runSupervisor(flags: DataPlaneFlags, createListenerManager
     await pool?.waitForExit(5000);
     pool?.killAll();
     await etcd.stop({ deregister: true });
+    await endpoint?.close();
     log.info({ signal }, "data plane stopped");
     process.exit(0);
   };

@@ -50,6 +50,8 @@ export interface SupervisorOptions {
   registry: RegistryEntry;
   /** Called after the registry entry changed, to publish it (e.g. EtcdConfigSource.publish). */
   onServed(): void;
+  /** Called once for each version a worker rejected (metrics). */
+  onRejected?(version: bigint): void;
 }
 
 interface WorkerState {
@@ -137,6 +139,7 @@ export function createSupervisor(options: SupervisorOptions): Supervisor {
         return;
       }
       failed.add(d.doc.version);
+      options.onRejected?.(d.doc.version);
       log.error(
         { version: d.doc.version.toString(), failures },
         `config version ${d.doc.version} was rejected; it will not be retried; still serving ${describe()}`,

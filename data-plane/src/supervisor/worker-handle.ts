@@ -27,6 +27,8 @@ export interface IpcWorkerHandle extends WorkerHandle {
   kill(req: KillRequest): Promise<KillResult>;
   /** Answers a "mgw:kill" this worker sent. */
   sendKillResult(seq: number, result: KillResult): void;
+  /** The worker's metrics registry as JSON; rejects when it exited, errs or does not answer within `timeoutMs`. */
+  metrics(timeoutMs: number): Promise<unknown[]>;
 }
 
 /** Sent when a KILL cannot reach the worker owning the connection. */
@@ -56,6 +58,7 @@ export function createIpcWorkerHandle(options: IpcWorkerHandleOptions): IpcWorke
   const applyTimeoutMs = options.applyTimeoutMs ?? 60000;
   const pending = new Map<number, Pending>();
   const pendingKills = new Map<number, { resolve(r: KillResult): void; timer: NodeJS.Timeout; target: number }>();
+  const pendingMetrics = new Map<number, { resolve(m: unknown[]): void; reject(e: Error): void; timer: NodeJS.Timeout }>();
   let seq = 0;
   let exited = false;
   let drained: (() => void) | null = null;
@@ -135,6 +138,16 @@ export function createIpcWorkerHandle(options: IpcWorkerHandleOptions): IpcWorke
           if (options.onKill !== undefined) options.onKill(m);
           else trySend({ t: "mgw:kill-result", seq: m.seq, ...noSuchThread(m.target) });
           return false;
+        case "mgw:metrics-result": {
+          const p = pendingMetrics.get(m.seq);
+          if (p !== undefined) {
+            pendingMetrics.delete(m.seq);
+            clearTimeout(p.timer);
+            if (m.error === "") p.resolve(m.metrics);
+            else p.reject(new SupervisorError("MGW_ERR_WORKER_METRICS", `worker ${options.index}: ${m.error}`));
+          }
+          return false;
+        }
         case "mgw:kill-result": {
           const k = pendingKills.get(m.seq);
           if (k !== undefined) {
@@ -161,6 +174,11 @@ export function createIpcWorkerHandle(options: IpcWorkerHandleOptions): IpcWorke
         k.resolve(noSuchThread(k.target));
         pendingKills.delete(id);
       }
+      for (const [id, p] of pendingMetrics) {
+        clearTimeout(p.timer);
+        p.reject(new SupervisorError("MGW_ERR_WORKER_EXITED", `worker ${options.index} exited (${description})`));
+        pendingMetrics.delete(id);
+      }
     },
 
     kill(req) {
@@ -182,6 +200,23 @@ export function createIpcWorkerHandle(options: IpcWorkerHandleOptions): IpcWorke
 
     sendKillResult(killSeq, result) {
       trySend({ t: "mgw:kill-result", seq: killSeq, ...result });
+    },
+
+    metrics(timeoutMs) {
+      if (exited) return Promise.reject(new SupervisorError("MGW_ERR_WORKER_EXITED", `worker ${options.index} has exited`));
+      const id = ++seq;
+      return new Promise<unknown[]>((resolve, reject) => {
+        const timer = setTimeout(() => {
+          pendingMetrics.delete(id);
+          reject(new SupervisorError("MGW_ERR_WORKER_METRICS", `worker ${options.index} did not send its metrics within ${timeoutMs} ms`));
+        }, timeoutMs);
+        pendingMetrics.set(id, { resolve, reject, timer });
+        if (!trySend({ t: "mgw:metrics", seq: id })) {
+          clearTimeout(timer);
+          pendingMetrics.delete(id);
+          reject(new SupervisorError("MGW_ERR_WORKER_EXITED", `worker ${options.index} IPC channel is closed`));
+        }
+      });
     },
   };
 }

@@ -35,6 +35,8 @@ export interface WorkerRuntimeOptions {
   onDrained(): void;
   /** Bound on a KILL routed through the supervisor; default 20000 ms. */
   killTimeoutMs?: number;
+  /** This worker's metrics registry as JSON (prom-client getMetricsAsJSON), for "mgw:metrics"; absent: answered with an error. */
+  metrics?: () => Promise<unknown[]>;
 }
 
 export function createWorkerRuntime(options: WorkerRuntimeOptions): WorkerRuntime {
@@ -50,6 +52,15 @@ export function createWorkerRuntime(options: WorkerRuntimeOptions): WorkerRuntim
     run.then(
       (r) => send({ t: "mgw:kill-result", seq, ...r }),
       (err: unknown) => send({ t: "mgw:kill-result", seq, errno: 1105, sqlState: "HY000", message: `mysqlgw: ${(err as Error)?.message ?? String(err)}` }),
+    );
+  }
+
+  /** A metrics scrape (not serialized with applies: a scrape must not wait for one). */
+  function sendMetrics(seq: number): void {
+    const collect = options.metrics ?? (() => Promise.reject(new Error("this worker has no metrics")));
+    collect().then(
+      (metrics) => send({ t: "mgw:metrics-result", seq, metrics, error: "" }),
+      (err: unknown) => send({ t: "mgw:metrics-result", seq, metrics: [], error: (err as Error)?.message ?? String(err) }),
     );
   }
 
@@ -110,6 +121,7 @@ export function createWorkerRuntime(options: WorkerRuntimeOptions): WorkerRuntim
       if (m.t === "mgw:apply") apply(m.seq, m.config);
       else if (m.t === "mgw:drain") void drain(m.timeoutMs);
       else if (m.t === "mgw:kill") killHere(m.seq, { target: m.target, user: m.user, query: m.query });
+      else if (m.t === "mgw:metrics") sendMetrics(m.seq);
       else {
         const k = pendingKills.get(m.seq);
         if (k === undefined) return;
