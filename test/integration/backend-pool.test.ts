@@ -260,6 +260,28 @@ describe("backend pool against MariaDB", () => {
     await expect(p.acquire()).rejects.toMatchObject({ code: "MGW_ERR_SERVER_SHUTDOWN" });
   });
 
+  it("runBackendCommand on a pooled connection: ERR answers leave it usable, a result set is refused and the connection must be discarded", async () => {
+    const p = newPool({});
+    const a = await p.acquire();
+    const unknownDb = await runBackendCommand(a.link.socket, buildInitDb("no_such_db"), 2000);
+    expect(unknownDb).toMatchObject({ ok: false, errno: 1049, sqlState: "42000", leftover: null });
+    expect(unknownDb.message).toMatch(/Unknown database 'no_such_db'/);
+    // a multi-statement stops at its first error; what ran before it stays
+    const multi = await runBackendCommand(a.link.socket, buildQuery("SET @m1 = 1; SET @@session.no_such_variable = 2; SET @m3 = 3"), 2000);
+    expect(multi).toMatchObject({ ok: false, errno: 1193 });
+    expect(await queryRow(a, "SELECT @m1, @m3")).toEqual(["1", null]);
+    const set = await runBackendCommand(a.link.socket, buildQuery("SET autocommit = 0; SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED"), 2000);
+    expect(set.ok).toBe(true);
+    expect(set.statusFlags & 0x0002).toBe(0); // SERVER_STATUS_AUTOCOMMIT off
+    await expect(runBackendCommand(a.link.socket, buildQuery("SELECT 1"), 2000)).rejects.toMatchObject({ code: "MGW_ERR_BACKEND_PROTOCOL" });
+    expect(a.link.socket.destroyed).toBe(true);
+    p.discard(a);
+    expect(p.stats()).toMatchObject({ total: 0, closed: 1 });
+    const b = await p.acquire();
+    expect(await queryRow(b, "SELECT @@autocommit")).toEqual(["1"]);
+    p.release(b);
+  });
+
   it("a rotated password is used for new logins; open connections stay; a wrong one rejects with the server's 1045", async () => {
     const p = newPool({ maxConnections: 2 });
     const a = await p.acquire();

@@ -360,4 +360,21 @@ describe("PoolManager", () => {
     m.close();
     expect(p.closed).toBe(true);
   });
+
+  it("startSweeping sweeps every pool on a timer (warm-up to minIdle), closePool forgets one", async () => {
+    const be = await fakeBackend();
+    const m = new PoolManager(silent);
+    try {
+      const p = m.pool(login(be.port), settings({ minIdle: 2 }));
+      m.startSweeping(20);
+      for (let i = 0; i < 100 && p.stats().idle < 2; i++) await sleep(10);
+      expect(p.stats()).toMatchObject({ idle: 2, total: 2 });
+      m.closePool(p.key);
+      expect(p.closed).toBe(true);
+      expect(m.pool(login(be.port), settings())).not.toBe(p);
+    } finally {
+      m.close();
+      await be.close();
+    }
+  });
 });
