@@ -1,12 +1,13 @@
 import * as net from "node:net";
 import type { Logger } from "pino";
-import type { ConfigVersion } from "@mysqlgw/proto";
+import type { BackendHealth, ConfigVersion } from "@mysqlgw/proto";
 import { HostNotAllowedError, ListenerBindError, TooManyConnectionsError, toSqlError, type MgwError } from "./errors";
 import type { ApplyResult, DataPlaneOptions, KillRequest, KillResult, ListenerManager } from "./types";
 import { KillDeniedError, NoSuchThreadError } from "./errors";
 import { killBackendThread, killResultOf } from "./session/kill";
-import { compileConfig, type ClusterRuntime, type ClusterSnapshot, type ListenerSnapshot } from "./session/config-snapshot";
+import { compileConfig, createClusterRuntime, type ClusterRuntime, type ClusterSnapshot, type ListenerSnapshot } from "./session/config-snapshot";
 import { learnClusterGreeting } from "./session/backend-probe";
+import { PoolManager } from "./pool/backend-pool";
 import { FrontendSession, type SessionHost, type SessionOptions } from "./session/frontend-session";
 import { CachingSha2Cache } from "./session/client-auth";
 import { loadClientTls, loadRsaKeyPair } from "./session/tls";
@@ -57,6 +58,8 @@ export function createListenerManager(options: DataPlaneOptions & { logger: Logg
 class ListenerManagerImpl implements ListenerManager, SessionHost {
   readonly logger: Logger;
   private readonly sessionOptions: SessionOptions;
+  /** Backend connection pools of this worker's routed listeners. */
+  private readonly pools: PoolManager;
   private readonly workerBits: number;
   private readonly entries = new Map<string, ListenerEntry>();
   private readonly sessions = new Set<FrontendSession>();
@@ -73,6 +76,7 @@ class ListenerManagerImpl implements ListenerManager, SessionHost {
   constructor(options: DataPlaneOptions & { logger: Logger }) {
     this.logger = options.logger;
     const d = DEFAULT_DATA_PLANE_OPTIONS;
+    this.pools = new PoolManager(options.logger);
     this.sessionOptions = {
       handshakeTimeoutMs: options.handshakeTimeoutMs || d.handshakeTimeoutMs,
       backendConnectTimeoutMs: options.backendConnectTimeoutMs || d.backendConnectTimeoutMs,
@@ -80,7 +84,14 @@ class ListenerManagerImpl implements ListenerManager, SessionHost {
       maxHandshakePacketSize: options.maxHandshakePacketSize || d.maxHandshakePacketSize,
       clientTls: loadClientTls(options),
       auth: { rsa: loadRsaKeyPair(options), cache: new CachingSha2Cache(options.sha2CacheSize || d.sha2CacheSize) },
+      routed: {
+        pools: this.pools,
+        backendConnectTimeoutMs: options.backendConnectTimeoutMs || d.backendConnectTimeoutMs,
+        maxHandshakePacketSize: options.maxHandshakePacketSize || d.maxHandshakePacketSize,
+        maxPacketSize: options.maxPacketSize || d.maxPacketSize,
+      },
     };
+    this.pools.startSweeping();
     this.remoteKill = options.remoteKill ?? null;
     this.limits = new ConnectionLimits(options.workerCount ?? d.workerCount);
     const w = options.workerIndex ?? 0;
@@ -88,9 +99,18 @@ class ListenerManagerImpl implements ListenerManager, SessionHost {
     this.workerBits = ((w & ((1 << WORKER_BITS) - 1)) << (32 - WORKER_BITS)) >>> 0;
   }
 
+  applyHealth(cluster: string, backend: string, health: BackendHealth | null): void {
+    let rt = this.runtimes.get(cluster);
+    if (rt === undefined) {
+      rt = createClusterRuntime(cluster, { logger: this.logger });
+      this.runtimes.set(cluster, rt);
+    }
+    rt.state.applyHealth(backend, health, Date.now());
+  }
+
   async apply(config: ConfigVersion): Promise<ApplyResult> {
     if (this.draining) throw new Error("apply() after drain()");
-    const compiled = compileConfig(config, this.runtimes);
+    const compiled = compileConfig(config, this.runtimes, { logger: this.logger });
     for (const u of compiled.invalidUsers) {
       this.logger.warn({ user: u, version: String(config.version) }, "user has an invalid password_hash (want *HEX40) or caching_sha2_password_hash (want $A$005$…); nobody can log in as it");
     }
@@ -177,6 +197,7 @@ class ListenerManagerImpl implements ListenerManager, SessionHost {
       this.logger.info({ sessions: this.sessions.size }, "drain timeout: closing remaining connections");
       for (const s of [...this.sessions]) s.shutdown();
     }
+    this.pools.close();
   }
 
   connectionCount(): number {

@@ -82,8 +82,10 @@ export class ResponseTracker {
   private columnsLeft = 0;
   private countdown = 0;
 
-  /** Status flags of the last OK/EOF of the response; valid once done. */
+  /** Status flags of the last OK/EOF of the response; valid once done when `statusKnown`. */
   statusFlags = 0;
+  /** An OK or EOF packet (which carry the server's status) was seen in this response. */
+  statusKnown = false;
   /** The response (or its last result) was an ERR packet. */
   error = false;
   /** The error number of that ERR packet. */
@@ -116,6 +118,7 @@ export class ResponseTracker {
     this.peeking = false;
     this.finishing = false;
     this.statusFlags = 0;
+    this.statusKnown = false;
     this.error = false;
     this.errno = 0;
     this.localInfile = false;
@@ -323,6 +326,7 @@ export class ResponseTracker {
   /** EOF_Packet: 0xFE, warnings (2), status (2). */
   private readEof(buf: Uint8Array, at: number, n: number): void {
     this.error = false;
+    this.statusKnown = true;
     if (n >= 5) {
       this.warnings = buf[at + 1] | (buf[at + 2] << 8);
       this.statusFlags = buf[at + 3] | (buf[at + 4] << 8);
@@ -332,6 +336,7 @@ export class ResponseTracker {
   /** OK_Packet (0x00 or 0xFE header): affected rows, last insert id (lenenc), status (2), warnings (2). */
   private readOkStatus(buf: Uint8Array, at: number, n: number): void {
     this.error = false;
+    this.statusKnown = true;
     let p = at + 1;
     const stop = at + n;
     p += lenEncSize(buf, p, stop);

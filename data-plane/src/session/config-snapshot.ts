@@ -2,6 +2,7 @@ import type { Buffer } from "node:buffer";
 import type { ConfigVersion } from "@mysqlgw/proto";
 import { parseNativePasswordHash } from "../protocol/auth/mysql-native-password";
 import { parseCachingSha2Verifier, type CachingSha2Verifier } from "../protocol/auth/sha256-crypt";
+import { compilePoolSettings, type PoolSettings } from "../pool/pool-settings";
 import { compileBackendTls, type BackendTlsSettings } from "./tls";
 import { compileProxyProtocol, type ProxyProtocolSettings } from "./proxy-intake";
 import { NO_GATEWAY, compileCidrAccess, durationMs, type CidrAccess, type GatewaySnapshot } from "./access";
@@ -56,6 +57,8 @@ export interface ClusterSnapshot {
   readonly tls: BackendTlsSettings | null;
   /** Write a PROXY v2 header (the client's real address) first on every backend connection. */
   readonly sendProxyProtocol: boolean;
+  /** Backend connection pools of routed listeners (Cluster.pool with defaults). */
+  readonly pool: PoolSettings;
 }
 
 export interface UserSnapshot {
@@ -100,6 +103,15 @@ export interface ListenerSnapshot {
   readonly idleTimeoutMs: number;
   /** The gateway-wide lists and limit of the same config version. */
   readonly gateway: GatewaySnapshot;
+  /** proto ListenerRole: 0/1 READ_WRITE, 2 READ_ONLY, 3 SPLIT. */
+  readonly role: number;
+  /** proto ReplicaFallback: 0/1 PRIMARY, 2 NONE. */
+  readonly replicaFallback: number;
+  /** Listener.multiplexing as written; null: absent (see routedListener). */
+  readonly multiplexing: boolean | null;
+  /** proto ReadYourWrites. */
+  readonly readYourWrites: number;
+  readonly causalReadTimeoutMs: number;
 }
 
 /** Weights above this are clamped (keeps the ring small). */
@@ -212,7 +224,7 @@ export function compileConfig(config: ConfigVersion, runtimes: Map<string, Clust
     }
     const backends = c.backends.map((b) => ({ name: b.name, ...parseBackendAddress(b.address), weight: b.weight || 1, maxConnections: b.maxConnections, expectedRole: backendRoleOf(b.expectedRole) }));
     runtime.state.setBackends(backends, c.loadBalancing, durationMs(c.health?.maxReplicationLag) || null);
-    clusters.set(c.name, { name: c.name, backends, ring: buildRing(backends.map((b) => b.weight)), runtime, tls: compileBackendTls(c.tls), sendProxyProtocol: c.sendProxyProtocol });
+    clusters.set(c.name, { name: c.name, backends, ring: buildRing(backends.map((b) => b.weight)), runtime, tls: compileBackendTls(c.tls), sendProxyProtocol: c.sendProxyProtocol, pool: compilePoolSettings(c.pool) });
   }
   const g = policy?.gateway;
   const gateway: GatewaySnapshot = g === undefined ? NO_GATEWAY : { access: compileCidrAccess(g.allowCidrs, g.denyCidrs), maxConnections: g.maxConnections };
@@ -231,6 +243,11 @@ export function compileConfig(config: ConfigVersion, runtimes: Map<string, Clust
       handshakeTimeoutMs: durationMs(l.handshakeTimeout),
       idleTimeoutMs: durationMs(l.idleTimeout),
       gateway,
+      role: l.role,
+      replicaFallback: l.replicaFallback,
+      multiplexing: l.multiplexing ?? null,
+      readYourWrites: l.readYourWrites,
+      causalReadTimeoutMs: durationMs(l.causalReadTimeout),
     }),
   );
   return { version: config.version, listeners, invalidUsers };

@@ -35,6 +35,10 @@ import type { KillTarget } from "./kill";
 import { IdleWatch, type SessionSlots } from "./access";
 import type { KillRequest, KillResult } from "../types";
 import { backendOrder, type ClusterRuntime, type ListenerSnapshot, type UserSnapshot } from "./config-snapshot";
+import { buildOk } from "../protocol/packets/ok";
+import { listenerModeOf } from "../routing/decide";
+import { passthroughOrder } from "./backend-choice";
+import { RoutedSession, routedListener, type RoutedHost, type RoutedSessionOptions } from "./routed-session";
 import { metrics, backendConnectFailureReason, handshakeFailureReason, type AuthRefusalReason, type HandshakeFailureReason } from "../metrics";
 
 export interface SessionOptions {
@@ -48,6 +52,8 @@ export interface SessionOptions {
   clientTls: ClientTls | null;
   /** RSA key pair and caching_sha2_password cache of this worker. */
   auth: ClientAuthRuntime;
+  /** Pools and limits of routed listeners (SPLIT, multiplexing). */
+  routed: RoutedSessionOptions;
 }
 
 /** What a session needs from whoever accepted it. Called synchronously, once. */
@@ -136,6 +142,8 @@ const enum State {
   AwaitSwitchToken,
   ConnectingBackend,
   Forwarding,
+  /** The command phase of a routed listener (routed-session.ts). */
+  Routed,
   Closed,
 }
 
@@ -198,6 +206,8 @@ export class FrontendSession {
   slots: SessionSlots | null = null;
   /** The listener's idle_timeout while forwarding; null without one. */
   private idle: IdleWatch | null = null;
+  /** The command phase on a routed listener; null otherwise. */
+  private routed: RoutedSession | null = null;
 
   constructor(client: net.Socket, listener: ListenerSnapshot, connectionId: number, options: SessionOptions, host: SessionHost) {
     this.connectionId = connectionId;
@@ -276,7 +286,7 @@ export class FrontendSession {
 
   /** True once the session forwards commands. */
   isForwarding(): boolean {
-    return this.state === State.Forwarding;
+    return this.state === State.Forwarding || this.state === State.Routed;
   }
 
   /**
@@ -285,6 +295,10 @@ export class FrontendSession {
    */
   shutdown(): void {
     if (this.state === State.Closed) return;
+    if (this.state === State.Routed) {
+      this.routed?.shutdown();
+      return this.close();
+    }
     if (this.state === State.Forwarding && this.lastFromBackend && this.up.atBoundary() && this.down.atBoundary()) {
       const e = toSqlError(new ServerShutdownError());
       this.client.write(buildErr(e, 0));
@@ -296,7 +310,7 @@ export class FrontendSession {
 
   private readonly onHandshakeTimeout = (): void => {
     this.handshakeTimer = null;
-    if (this.state === State.Closed || this.state === State.Forwarding) return;
+    if (this.state === State.Closed || this.state === State.Forwarding || this.state === State.Routed) return;
     this.host.logger.info({ conn: this.connectionId, client: this.clientAddress, listener: this.listener.name }, "handshake timeout, closing");
     this.failHandshake(new HandshakeTimeoutError(this.handshakeTimeoutMs()), false);
   };
@@ -430,7 +444,8 @@ export class FrontendSession {
     this.state = State.ConnectingBackend;
     this.framer?.stop();
     this.client.pause();
-    this.connectBackend(user as UserSnapshot, resp).catch((err: unknown) => this.failHandshake(err, true));
+    const login = routedListener(this.listener) ? this.startRouted(user as UserSnapshot, resp) : this.connectBackend(user as UserSnapshot, resp);
+    login.catch((err: unknown) => this.failHandshake(err, true));
   }
 
   private async connectBackend(user: UserSnapshot, resp: HandshakeResponse41): Promise<void> {
@@ -454,7 +469,7 @@ export class FrontendSession {
     if (this.state !== State.ConnectingBackend) return;
     const failures: string[] = [];
     let full = 0;
-    for (const target of backendOrder(cluster)) {
+    for (const target of passthroughOrder(cluster, this.listener, () => backendOrder(cluster))) {
       if (this.slots !== null && !this.slots.takeBackend(`${cluster.name}/${target.name}`, target.maxConnections ?? 0)) {
         log.debug({ conn: this.connectionId, cluster: cluster.name, backend: target.name }, "backend at its connection limit, trying the next one");
         metrics.backendFullSkipped(cluster.name, target.name);
@@ -535,11 +550,100 @@ export class FrontendSession {
     }
     const err = new NoBackendAvailableError(
       `mysqlgw: no backend of cluster '${cluster.name}' accepted the connection` +
-        (failures.length > 0 ? ` (${failures.join("; ")})` : " (the cluster has no backends)") +
+        (failures.length > 0
+          ? ` (${failures.join("; ")})`
+          : cluster.backends.length === 0
+            ? " (the cluster has no backends)"
+            : " (none has the role this listener needs, or all are down: see mysqlgw backends)") +
         `; check that the backends are running and reachable from the data plane and that user '${user.name}' has valid backendCredentials`,
     );
     log.error({ conn: this.connectionId, cluster: cluster.name, listener: this.listener.name }, err.message);
     this.failHandshake(err, true);
+  }
+
+  /**
+   * Routed listener: the login borrows a pooled connection (checking the
+   * backend account and the client's database), then the command phase
+   * belongs to a RoutedSession.
+   */
+  private async startRouted(user: UserSnapshot, resp: HandshakeResponse41): Promise<void> {
+    const log = this.host.logger;
+    const cluster = this.listener.cluster;
+    if (cluster === null) {
+      const err = new UnknownClusterError(this.listener.name, this.listener.clusterName);
+      log.error({ conn: this.connectionId, listener: this.listener.name, err: err.message }, "cannot route connection");
+      return this.failHandshake(err, true);
+    }
+    let password: string;
+    try {
+      password = await resolveSecretRef(user.secretRef);
+    } catch (err) {
+      log.error({ conn: this.connectionId, user: user.name, err: (err as Error).message }, "cannot resolve backend credentials");
+      return this.failHandshake(
+        new NoBackendAvailableError(`mysqlgw: the backend credentials of user '${user.name}' cannot be resolved on this data plane (see its log)`),
+        true,
+      );
+    }
+    if (this.state !== State.ConnectingBackend) return;
+    const negotiated = (resp.capabilities & this.advertised) >>> 0;
+    const engine = new RoutedSession(
+      this.routedHost(),
+      this.options.routed,
+      {
+        listener: this.listener,
+        cluster,
+        user,
+        password,
+        clientCapabilities: (negotiated & ~GATEWAY_OWN_CAPABILITIES & ~Capability.Ssl) >>> 0,
+        mariadbCapabilities: (resp.capabilities & Capability.LongPassword) === 0 ? (resp.mariadbCapabilities & this.advertisedMariadb) >>> 0 : 0,
+        characterSet: resp.characterSet,
+        database: resp.database,
+        maxPacketSize: resp.maxPacketSize,
+      },
+      listenerModeOf(this.listener.role),
+    );
+    this.routed = engine;
+    const refused = await engine.start();
+    if (this.state !== State.ConnectingBackend) {
+      engine.close();
+      return;
+    }
+    if (refused !== null) {
+      log.info({ conn: this.connectionId, listener: this.listener.name, user: user.name, errno: refused.errno, err: refused.message }, "routed login refused");
+      this.sendErrAndClose(buildErr(refused, this.lastSeq + 1));
+      return;
+    }
+    const ok = buildOk({ statusFlags: ServerStatus.Autocommit }, negotiated, this.lastSeq + 1);
+    if (this.handshakeTimer !== null) {
+      clearTimeout(this.handshakeTimer);
+      this.handshakeTimer = null;
+    }
+    if ((negotiated & Capability.Compress) !== 0) this.startCompression(ok);
+    const c = this.client;
+    const leftover = this.framer?.takeLeftover() ?? null;
+    this.framer = null;
+    this.response = null;
+    this.nonce = EMPTY;
+    c.removeListener("data", this.onHandshakeData);
+    if (!this.compressed) c.write(ok);
+    c.setKeepAlive(true, KEEPALIVE_MS);
+    c.on("data", engine.onClientData);
+    c.on("drain", engine.clientDrain);
+    this.state = State.Routed;
+    metrics.sessionEstablished(this.listener.name);
+    if (this.listener.idleTimeoutMs > 0) this.idle = new IdleWatch(this.listener.idleTimeoutMs, this.idleProbe, this.onIdleTimeout);
+    if (leftover !== null) engine.onClientData(leftover);
+    c.resume();
+  }
+
+  private routedHost(): RoutedHost {
+    return {
+      connectionId: this.connectionId,
+      logger: this.host.logger,
+      client: () => this.client,
+      fail: (packet) => (packet !== null ? this.sendErrAndClose(packet) : this.close()),
+      quit: () => this.close(),
+    };
   }
 
   /** Sends an ERR for `err` (when `reply`) and closes; the backend, if any, goes too. `reason`: its metrics label when not derived from `err`. */
@@ -757,6 +861,10 @@ export class FrontendSession {
 
   /** -1: busy (a command or response under way); else a figure that changes with any traffic. */
   private readonly idleProbe = (): number => {
+    if (this.state === State.Routed) {
+      const r = this.routed as RoutedSession;
+      return r.isBusy() ? -1 : r.commandCount;
+    }
     const b = this.backend;
     if (this.state !== State.Forwarding || b === null) return -1;
     if (this.intercepting || !this.lastFromBackend || !this.up.atBoundary() || !this.down.atBoundary()) return -1;
@@ -782,7 +890,7 @@ export class FrontendSession {
   };
 
   private readonly onClientClose = (): void => {
-    if (this.state !== State.Forwarding && this.state !== State.Closed) metrics.handshakeFailed(this.listener.name, "client_closed");
+    if (this.state !== State.Forwarding && this.state !== State.Routed && this.state !== State.Closed) metrics.handshakeFailed(this.listener.name, "client_closed");
     const b = this.backend;
     if (b !== null && this.quitSeen && !b.destroyed) {
       // let COM_QUIT reach the backend (already ended): it closes the connection itself
@@ -819,6 +927,13 @@ export class FrontendSession {
     this.idle?.stop();
     this.idle = null;
     this.framer = null;
+    if (this.routed !== null) {
+      const c0 = this.client;
+      c0.removeListener("data", this.routed.onClientData);
+      c0.removeListener("drain", this.routed.clientDrain);
+      this.routed.close();
+      this.routed = null;
+    }
     this.pendingBackend?.abort();
     this.pendingBackend = null;
     // no forwarding handler may run once we are closed (the client may still

@@ -1,0 +1,1036 @@
+import { Buffer } from "node:buffer";
+import type * as net from "node:net";
+import type { Logger } from "pino";
+import { MgwError, NoBackendAvailableError, ServerShutdownError, toSqlError } from "../errors";
+import { Capability, Command, MAX_PACKET_PAYLOAD, ServerStatus } from "../protocol/constants";
+import { framePayload } from "../protocol/codec";
+import { buildErr, type ErrPacket } from "../protocol/packets/err";
+import { buildOk } from "../protocol/packets/ok";
+import { ResponseShape, ResponseTracker } from "../protocol/response-tracker";
+import { classify } from "../routing/classify";
+import { createClassification, StatementFlags as F, StatementKind as K, type Classification } from "../routing/statement-kind";
+import { createSessionRouteState, decideRoute, ListenerMode, RouteTarget, type RouteDecision } from "../routing/decide";
+import { analyseSet, NAMES_KEY, useStatementSchema } from "../routing/session-settings";
+import { runBackendCommand } from "../pool/backend-command";
+import type { BackendPool, PooledConnection, PoolLogin, PoolManager } from "../pool/backend-pool";
+import { ListenerRole } from "@mysqlgw/proto";
+import type { BackendTarget, ClusterSnapshot, ListenerSnapshot, UserSnapshot } from "./config-snapshot";
+import { chooseBackend } from "./backend-choice";
+
+/**
+ * The command phase of a session on a routed listener (SPLIT, or any listener
+ * with multiplexing): each command is read whole from the client, classified,
+ * routed (decideRoute), run on a backend connection borrowed from the pool
+ * (or held by the session while it must be: transaction, pins), and its
+ * response streamed back chunk by chunk as received; the ResponseTracker says
+ * where it ends, and the connection goes back to the pool.
+ *
+ * Session state follows the session, not the connection: the schema (COM_INIT_DB
+ * / USE) and tracked settings (analyseSet) are replayed on a borrowed
+ * connection when they differ; prepared statements get gateway ids and are
+ * prepared on each backend connection that runs them; state that cannot be
+ * carried (user variables, temporary tables, named locks, unknown SETs, …)
+ * pins the session to its primary connection, each pin with its reason.
+ */
+
+/** Whether a listener's sessions go through the routed engine (else: byte-for-byte pass-through). */
+export function routedListener(l: ListenerSnapshot): boolean {
+  return l.role === ListenerRole.SPLIT || l.multiplexing === true;
+}
+
+export interface RoutedSessionOptions {
+  pools: PoolManager;
+  backendConnectTimeoutMs: number;
+  maxHandshakePacketSize: number;
+  maxPacketSize: number;
+}
+
+/** What the routed session needs from its FrontendSession. */
+export interface RoutedHost {
+  readonly connectionId: number;
+  readonly logger: Logger;
+  /** The client socket (TLS or compressed as negotiated). */
+  client(): net.Socket;
+  /** Sends `packet` (when given) and closes the client connection. */
+  fail(packet: Buffer | null): void;
+  /** The session closed itself after COM_QUIT. */
+  quit(): void;
+}
+
+export interface RoutedLogin {
+  listener: ListenerSnapshot;
+  cluster: ClusterSnapshot;
+  user: UserSnapshot;
+  password: string;
+  /** Negotiated with the client (its capabilities & what we advertised). */
+  clientCapabilities: number;
+  mariadbCapabilities: number;
+  characterSet: number;
+  database: string | null;
+  maxPacketSize: number;
+}
+
+/** A prepared statement as the client knows it. */
+interface ClientStatement {
+  readonly sql: string;
+  readonly packet: Buffer; // the COM_STMT_PREPARE payload (re-sent to prepare elsewhere)
+  readonly kind: K;
+  readonly flags: number;
+  readonly numParams: number;
+  /** Parameter types last sent by the client (2 bytes each), for backends that have not seen them. */
+  paramTypes: Buffer | null;
+  /** The connection holding its long data or open cursor, while it does. */
+  boundTo: PooledConnection | null;
+}
+
+/** A statement prepared on one backend connection (PooledConnection.statements, keyed by SQL text). */
+interface BackendStatement {
+  readonly id: number;
+  /** The prepare response, for clients preparing the same text later (its id rewritten). */
+  readonly response: Buffer;
+  typesSent: boolean;
+}
+
+const enum Sink {
+  /** Response bytes go to the client as they come. */
+  Client,
+  /** Collected, then handed to `collected` (prepare responses). */
+  Collect,
+}
+
+/** After this long without a command, a connection kept for the next statement goes back to the pool. */
+const STICKY_MS = 250;
+
+/** Largest prepare response cached per backend statement. */
+const MAX_CACHED_PREPARE = 64 * 1024;
+
+const CURSOR_TYPE_READ_ONLY = 0x01;
+
+export class RoutedSession {
+  private readonly host: RoutedHost;
+  private readonly options: RoutedSessionOptions;
+  private readonly login: RoutedLogin;
+  private readonly mode: ListenerMode;
+  private readonly multiplexing: boolean;
+  private readonly log: Logger;
+  private readonly tracker: ResponseTracker;
+  private readonly cls: Classification = createClassification();
+  private readonly route = createSessionRouteState();
+
+  // ---- session state ----
+  private schema: string | null;
+  /** Tracked settings: name → replay text (analyseSet). */
+  private readonly settings = new Map<string, string>();
+  /** Why the session keeps its primary connection (reason → since); empty: it need not. */
+  private readonly pins = new Set<string>();
+  private readonly statements = new Map<number, ClientStatement>();
+  private nextStatementId = 1;
+  /** Connections the session holds (transaction, pins, or multiplexing off), by target. */
+  private heldPrimary: PooledConnection | null = null;
+  private heldReplica: PooledConnection | null = null;
+  /** The last statement's connection, kept until the next command or STICKY_MS. */
+  private sticky: PooledConnection | null = null;
+  private stickyTarget: RouteTarget = RouteTarget.Primary;
+  private stickyTimer: NodeJS.Timeout | null = null;
+  private lastCommandAt = 0;
+
+  // ---- the command under way ----
+  private busy = false;
+  private closed = false;
+  private current: PooledConnection | null = null;
+  private currentTarget: RouteTarget = RouteTarget.Primary;
+  private sink = Sink.Client;
+  private collected: Buffer[] = [];
+  private onDone: (() => void) | null = null;
+  /** Bytes the client sent for the response under way (LOCAL INFILE upload). */
+  private uploading = false;
+  private wroteToClient = false;
+
+  // ---- client packet reader ----
+  private pending: Buffer | null = null;
+  private readonly queue: Buffer[] = [];
+  /** Commands run (for the idle timeout's probe). */
+  commandCount = 0;
+
+  constructor(host: RoutedHost, options: RoutedSessionOptions, login: RoutedLogin, mode: ListenerMode) {
+    this.host = host;
+    this.options = options;
+    this.login = login;
+    this.mode = mode;
+    this.log = host.logger;
+    this.multiplexing = login.listener.multiplexing ?? true;
+    this.schema = login.database || null;
+    this.tracker = new ResponseTracker((login.clientCapabilities & Capability.DeprecateEof) !== 0);
+  }
+
+  /** True while a command is under way (for the idle timeout and drain). */
+  isBusy(): boolean {
+    return this.busy || this.queue.length > 0 || this.pending !== null;
+  }
+
+  /**
+   * Borrows a connection as the login would (checking the backend account and
+   * the client's database); resolves to an ERR packet payload to refuse the
+   * login with, or null.
+   */
+  async start(): Promise<ErrPacket | null> {
+    const target = this.mode === ListenerMode.ReadOnly ? RouteTarget.Replica : RouteTarget.Primary;
+    let conn: PooledConnection;
+    try {
+      conn = await this.acquire(target);
+    } catch (err) {
+      return toSqlError(err);
+    }
+    try {
+      const e = await this.syncState(conn);
+      if (e !== null) {
+        this.releaseConn(conn);
+        return e;
+      }
+    } catch (err) {
+      this.poolOf(conn)?.discard(conn);
+      return toSqlError(err);
+    }
+    if (this.multiplexing) this.releaseConn(conn);
+    else this.hold(target, conn);
+    return null;
+  }
+
+  // ---- client side ----------------------------------------------------------
+
+  readonly onClientData = (chunk: Buffer): void => {
+    if (this.closed) return;
+    let buf = chunk;
+    if (this.pending !== null) {
+      buf = Buffer.concat([this.pending, chunk]);
+      this.pending = null;
+    }
+    let pos = 0;
+    // whole logical packets (a payload of 0xFFFFFF continues in the next packet)
+    for (let guard = 0; guard < buf.length; guard++) {
+      let p = pos;
+      let complete = false;
+      for (let parts = 0; parts < buf.length; parts++) {
+        if (buf.length - p < 4) break;
+        const len = buf[p] | (buf[p + 1] << 8) | (buf[p + 2] << 16);
+        if (this.uploading || len !== MAX_PACKET_PAYLOAD) {
+          if (buf.length - p - 4 < len) break;
+          p += 4 + len;
+          complete = true;
+          break;
+        }
+        if (buf.length - p - 4 < len) break;
+        p += 4 + len;
+      }
+      if (!complete) break;
+      const packet = buf.subarray(pos, p);
+      pos = p;
+      if (this.uploading) this.onUploadPacket(packet);
+      else this.queue.push(packet);
+    }
+    if (pos < buf.length) {
+      const rest = buf.subarray(pos);
+      if (rest.length > this.options.maxPacketSize + 4 * 64) {
+        this.host.fail(buildErr({ errno: 1153, sqlState: "08S01", message: "Got a packet bigger than 'max_allowed_packet' bytes" }, 1));
+        return this.close();
+      }
+      this.pending = Buffer.from(rest);
+    }
+    if (!this.busy) this.next();
+  };
+
+  private readonly onClientDrain = (): void => {
+    this.current?.link.socket.resume();
+  };
+
+  /** LOCAL INFILE: the client's file, packet by packet, to the backend; an empty packet ends it. */
+  private onUploadPacket(packet: Buffer): void {
+    const conn = this.current;
+    if (conn === null) return;
+    conn.link.socket.write(packet);
+    if (packet.length === 4) {
+      this.uploading = false;
+      this.tracker.infileSent();
+      conn.link.socket.resume();
+    }
+  }
+
+  private next(): void {
+    if (this.closed || this.busy) return;
+    const packet = this.queue.shift();
+    if (packet === undefined) return;
+    this.busy = true;
+    this.commandCount++;
+    this.lastCommandAt = Date.now();
+    this.command(packet).catch((err: unknown) => this.commandFailed(err));
+  }
+
+  /** A command failed before or while it ran: the client gets an ERR (or the connection closes if a response was under way). */
+  private commandFailed(err: unknown): void {
+    if (this.closed) return;
+    const conn = this.current;
+    if (conn !== null) {
+      this.detach(conn);
+      this.current = null;
+      this.dropConn(conn);
+    }
+    if (!(err instanceof MgwError)) this.log.error({ conn: this.host.connectionId, err }, "routed command failed");
+    else this.log.info({ conn: this.host.connectionId, err: err.message }, "routed command failed");
+    if (this.wroteToClient || this.heldLost) {
+      // part of a response went out, or the transaction / pinned state is gone: as MySQL would, the connection ends
+      this.host.fail(null);
+      return this.close();
+    }
+    this.replyErr(err instanceof SessionStateError ? err.packet : toSqlError(err), 1);
+    this.finish();
+  }
+
+  /** Set when a held connection (transaction, pins) broke: the session's state is gone. */
+  private heldLost = false;
+
+  private replyErr(e: ErrPacket, seq: number): void {
+    this.host.client().write(buildErr(e, seq));
+  }
+
+  private replyOk(seq: number): void {
+    this.host.client().write(buildOk({ statusFlags: this.statusFlags() }, this.login.clientCapabilities, seq));
+  }
+
+  private statusFlags(): number {
+    let s = 0;
+    if (this.route.autocommit) s |= ServerStatus.Autocommit;
+    if (this.route.inTransaction) s |= ServerStatus.InTrans;
+    return s;
+  }
+
+  private async command(packet: Buffer): Promise<void> {
+    const cmd = packet.length > 4 ? packet[4] : -1;
+    this.wroteToClient = false;
+    switch (cmd) {
+      case Command.Quit:
+        this.close();
+        this.host.quit();
+        return;
+      case Command.Query:
+        return this.query(packet);
+      case Command.Ping:
+        this.replyOk(1);
+        return this.finish();
+      case Command.InitDb:
+        return this.initDb(packet);
+      case Command.StmtPrepare:
+        return this.prepare(packet);
+      case Command.StmtExecute:
+      case Command.StmtBulkExecute:
+        return this.execute(packet, cmd);
+      case Command.StmtSendLongData:
+        return this.sendLongData(packet);
+      case Command.StmtClose:
+        return this.closeStatement(packet);
+      case Command.StmtReset:
+        return this.resetStatement(packet);
+      case Command.StmtFetch:
+        return this.fetch(packet);
+      case Command.ResetConnection:
+        return this.resetConnection();
+      case Command.FieldList:
+        return this.simple(packet, this.readTarget(), ResponseShape.FieldList);
+      case Command.Statistics:
+        return this.simple(packet, this.readTarget(), ResponseShape.Single);
+      case Command.SetOption:
+        this.pin("set-option");
+        return this.simple(packet, RouteTarget.Primary, ResponseShape.Single);
+      default:
+        this.replyErr(
+          {
+            errno: 1047,
+            sqlState: "08S01",
+            message: `Unknown command: mysqlgw's ${this.modeName()} listener '${this.login.listener.name}' does not route command 0x${cmd.toString(16)}; use a READ_WRITE listener without multiplexing for it`,
+          },
+          1,
+        );
+        return this.finish();
+    }
+  }
+
+  private modeName(): string {
+    return this.mode === ListenerMode.Split ? "SPLIT" : this.mode === ListenerMode.ReadOnly ? "READ_ONLY" : "READ_WRITE";
+  }
+
+  /** Where reads that need no particular backend go. */
+  private readTarget(): RouteTarget {
+    if (this.mustStayOnPrimary()) return RouteTarget.Primary;
+    return this.mode === ListenerMode.ReadWrite ? RouteTarget.Primary : RouteTarget.Replica;
+  }
+
+  private mustStayOnPrimary(): boolean {
+    return this.route.inTransaction || !this.route.autocommit || this.pins.size > 0;
+  }
+
+  // ---- COM_QUERY ------------------------------------------------------------
+
+  private async query(packet: Buffer): Promise<void> {
+    const large = packet.length > 4 + MAX_PACKET_PAYLOAD - 1 && (packet[0] & packet[1] & packet[2]) === 0xff;
+    const c = classify(packet, 5, large ? 4 + MAX_PACKET_PAYLOAD : packet.length, this.cls);
+    let d: RouteDecision = decideRoute(this.mode, c, this.route, null);
+    let target = d.target;
+    if (large || this.mustStayOnPrimary()) target = RouteTarget.Primary;
+    const kind = c.kind;
+    const flags = c.flags;
+    let after: (() => void) | null = null;
+    if (kind === K.Set && (flags & F.MultiStatement) === 0) {
+      const a = analyseSet(packet, 5, packet.length);
+      after = () => {
+        if (this.tracker.error) return;
+        if (a.pinReason !== null) this.pin(a.pinReason);
+        for (const t of a.tracked) {
+          this.settings.set(t.name, t.sql);
+          this.lastConn?.settings.set(t.name, t.sql);
+        }
+      };
+      if (a.pinReason !== null) target = RouteTarget.Primary;
+      else if (a.tracked.length > 0 && !a.autocommit && this.mode !== ListenerMode.ReadWrite && !this.mustStayOnPrimary()) {
+        // a tracked SET runs where the next statement will probably go; it is replayed elsewhere as needed
+        target = this.sticky !== null ? this.stickyTarget : RouteTarget.Primary;
+      }
+    } else if (kind === K.Use && (flags & F.MultiStatement) === 0) {
+      const schema = useStatementSchema(packet, 5, packet.length);
+      after = () => {
+        if (this.tracker.error) return;
+        if (schema === null) this.pin("use-statement");
+        else {
+          this.schema = schema;
+          if (this.lastConn !== null) this.lastConn.schema = schema;
+        }
+      };
+    } else {
+      const reason = pinReasonOf(kind, flags);
+      if (reason !== null) {
+        target = RouteTarget.Primary;
+        after = () => {
+          if (!this.tracker.error || reason === "multi-statement") this.pin(reason);
+        };
+      }
+    }
+    if (d.target !== target) d = { ...d, target };
+    const route = this.route;
+    const previous = (flags & (F.ReadsDiagnostics | F.UsesFoundRows | F.UsesLastInsertId)) !== 0;
+    const conn = await this.ensureState(await this.connFor(target, previous));
+    route.lastTarget = this.currentTarget;
+    await this.run(conn, packet, ResponseShape.ResultSets, () => {
+      if ((flags & F.UsesUserVariableAssignment) !== 0 && !this.tracker.error) route.userVariablesSet = true;
+      if ((flags & F.TemporaryTable) !== 0 && !this.tracker.error) route.temporaryTables = true;
+      after?.();
+    });
+  }
+
+  // ---- other commands -------------------------------------------------------
+
+  private async initDb(packet: Buffer): Promise<void> {
+    const name = packet.toString("utf8", 5);
+    const conn = await this.ensureState(await this.connFor(this.readTarget()));
+    await this.run(conn, packet, ResponseShape.Single, () => {
+      if (!this.tracker.error) {
+        this.schema = name;
+        conn.schema = name;
+      }
+    });
+  }
+
+  private async simple(packet: Buffer, target: RouteTarget, shape: ResponseShape): Promise<void> {
+    const conn = await this.ensureState(await this.connFor(target));
+    await this.run(conn, packet, shape, null);
+  }
+
+  private async resetConnection(): Promise<void> {
+    // the session starts afresh: settings, pins, statements, transaction; the schema stays (as MariaDB's)
+    this.settings.clear();
+    this.pins.clear();
+    this.statements.clear();
+    Object.assign(this.route, createSessionRouteState());
+    this.releaseHeld(true);
+    this.replyOk(1);
+    this.finish();
+  }
+
+  // ---- prepared statements --------------------------------------------------
+
+  private statementTarget(s: ClientStatement): RouteTarget {
+    if (this.mustStayOnPrimary() || this.mode === ListenerMode.ReadWrite) return RouteTarget.Primary;
+    if (this.mode === ListenerMode.ReadOnly) return RouteTarget.Replica;
+    const c = this.cls;
+    c.kind = s.kind;
+    c.flags = s.flags;
+    c.hint = 0;
+    return decideRoute(this.mode, c, this.route, null).target;
+  }
+
+  private async prepare(packet: Buffer): Promise<void> {
+    const c = classify(packet, 5, packet.length, this.cls);
+    const sql = packet.toString("utf8", 5);
+    const stmt: ClientStatement = { sql, packet: Buffer.from(packet), kind: c.kind, flags: c.flags, numParams: 0, paramTypes: null, boundTo: null };
+    const target = this.statementTarget(stmt);
+    const conn = await this.ensureState(await this.connFor(target));
+    const be = await this.prepareOn(conn, stmt);
+    if (be === null) return; // the ERR went to the client
+    const id = this.nextStatementId++;
+    if (this.nextStatementId > 0x7fffffff) this.nextStatementId = 1;
+    const numParams = be.response.length >= 13 ? be.response[11] | (be.response[12] << 8) : 0;
+    this.statements.set(id, { ...stmt, numParams });
+    const out = Buffer.from(be.response);
+    out.writeUInt32LE(id, 5);
+    this.host.client().write(out);
+    this.afterCommand(conn);
+  }
+
+  /**
+   * The backend statement for `stmt` on `conn`, prepared there if needed.
+   * On a prepare error the ERR goes to the client (when `toClient`) and null is returned.
+   */
+  private async prepareOn(conn: PooledConnection, stmt: ClientStatement, toClient = true): Promise<BackendStatement | null> {
+    const known = conn.statements.get(stmt.sql) as BackendStatement | undefined;
+    if (known !== undefined) return known;
+    const bytes = await this.collect(conn, stmt.packet, ResponseShape.Prepare);
+    if (this.tracker.error) {
+      if (toClient) {
+        this.host.client().write(bytes);
+        this.afterCommand(conn);
+      }
+      return null;
+    }
+    const be: BackendStatement = { id: this.tracker.stmtId, response: bytes, typesSent: false };
+    if (bytes.length <= MAX_CACHED_PREPARE) conn.statements.set(stmt.sql, be);
+    return be;
+  }
+
+  private statementOf(packet: Buffer): ClientStatement | null {
+    if (packet.length < 9) return null;
+    return this.statements.get(packet.readUInt32LE(5)) ?? null;
+  }
+
+  private unknownStatement(packet: Buffer, what: string): void {
+    const id = packet.length >= 9 ? packet.readUInt32LE(5) : 0;
+    this.replyErr({ errno: 1243, sqlState: "HY000", message: `Unknown prepared statement handler (${id}) given to ${what}` }, 1);
+    this.finish();
+  }
+
+  private async execute(packet: Buffer, cmd: number): Promise<void> {
+    const stmt = this.statementOf(packet);
+    if (stmt === null) return this.unknownStatement(packet, cmd === Command.StmtExecute ? "mysqld_stmt_execute" : "mysqld_stmt_bulk_execute");
+    const conn = stmt.boundTo ?? (await this.ensureState(await this.connFor(this.statementTarget(stmt))));
+    const be = await this.prepareOn(conn, stmt, false);
+    if (be === null) {
+      // the statement no longer prepares (e.g. its table was dropped): the client gets the server's error
+      return this.replyPrepareError(conn);
+    }
+    let out = packet;
+    if (cmd === Command.StmtExecute) out = this.executePacket(packet, stmt, be);
+    else out.writeUInt32LE(be.id, 5);
+    const cursor = cmd === Command.StmtExecute && packet.length > 9 && (packet[9] & CURSOR_TYPE_READ_ONLY) !== 0;
+    await this.run(conn, out, ResponseShape.ResultSets, () => {
+      if (cursor && (this.tracker.statusFlags & ServerStatus.CursorExists) !== 0 && !this.tracker.error) {
+        stmt.boundTo = conn;
+        this.pin("cursor");
+      } else if (stmt.boundTo !== null) {
+        stmt.boundTo = null;
+        this.unpinIfUnbound("long-data");
+      }
+    });
+  }
+
+  /** The ERR of a re-prepare that failed, sent as the answer to the command. */
+  private replyPrepareError(conn: PooledConnection): void {
+    const bytes = this.lastCollected;
+    if (bytes !== null) this.host.client().write(bytes);
+    this.afterCommand(conn);
+  }
+
+  /**
+   * COM_STMT_EXECUTE with the backend's statement id; when this backend
+   * statement has not seen the parameter types yet and the client does not
+   * send them (new_params_bound_flag 0), the saved ones are put in.
+   */
+  private executePacket(packet: Buffer, stmt: ClientStatement, be: BackendStatement): Buffer {
+    packet.writeUInt32LE(be.id, 5);
+    const n = stmt.numParams;
+    if (n === 0) return packet;
+    const bitmap = (n + 7) >> 3;
+    const flagAt = 4 + 1 + 4 + 1 + 4 + bitmap;
+    if (flagAt >= packet.length) return packet;
+    if (packet[flagAt] === 1) {
+      stmt.paramTypes = Buffer.from(packet.subarray(flagAt + 1, flagAt + 1 + 2 * n));
+      be.typesSent = true;
+      return packet;
+    }
+    if (be.typesSent || stmt.paramTypes === null) return packet;
+    be.typesSent = true;
+    const payload = Buffer.concat([packet.subarray(4, flagAt), Buffer.from([1]), stmt.paramTypes, packet.subarray(flagAt + 1)]);
+    return framePayload(payload, packet[3]);
+  }
+
+  private async sendLongData(packet: Buffer): Promise<void> {
+    const stmt = this.statementOf(packet);
+    if (stmt === null) return this.finish(); // no response to this command, as the server does
+    const conn = stmt.boundTo ?? (await this.ensureState(await this.connFor(this.statementTarget(stmt))));
+    const be = await this.prepareOn(conn, stmt, false);
+    if (be === null) return this.finish();
+    stmt.boundTo = conn;
+    this.pin("long-data");
+    packet.writeUInt32LE(be.id, 5);
+    await this.run(conn, packet, ResponseShape.None, null);
+  }
+
+  private async closeStatement(packet: Buffer): Promise<void> {
+    const stmt = this.statementOf(packet);
+    if (stmt !== null) {
+      this.statements.delete(packet.readUInt32LE(5));
+      if (stmt.boundTo !== null) {
+        stmt.boundTo = null;
+        this.unpinIfUnbound("cursor");
+        this.unpinIfUnbound("long-data");
+      }
+    }
+    // the backend statement stays prepared on its connections for the next client preparing the same text
+    this.finish();
+  }
+
+  private async resetStatement(packet: Buffer): Promise<void> {
+    const stmt = this.statementOf(packet);
+    if (stmt === null) return this.unknownStatement(packet, "mysqld_stmt_reset");
+    const conn = stmt.boundTo;
+    if (conn === null) {
+      this.replyOk(1);
+      return this.finish();
+    }
+    const be = conn.statements.get(stmt.sql) as BackendStatement | undefined;
+    if (be !== undefined) packet.writeUInt32LE(be.id, 5);
+    stmt.boundTo = null;
+    await this.run(conn, packet, ResponseShape.Single, () => {
+      this.unpinIfUnbound("cursor");
+      this.unpinIfUnbound("long-data");
+    });
+  }
+
+  private async fetch(packet: Buffer): Promise<void> {
+    const stmt = this.statementOf(packet);
+    if (stmt === null || stmt.boundTo === null) return this.unknownStatement(packet, "mysqld_stmt_fetch");
+    const conn = stmt.boundTo;
+    const be = conn.statements.get(stmt.sql) as BackendStatement | undefined;
+    if (be !== undefined) packet.writeUInt32LE(be.id, 5);
+    await this.run(conn, packet, ResponseShape.Rows, () => {
+      if (this.tracker.error || (this.tracker.statusFlags & ServerStatus.LastRowSent) !== 0) {
+        stmt.boundTo = null;
+        this.unpinIfUnbound("cursor");
+      }
+    });
+  }
+
+  // ---- pins -----------------------------------------------------------------
+
+  private pin(reason: string): void {
+    if (!this.pins.has(reason)) {
+      this.pins.add(reason);
+      this.log.debug({ conn: this.host.connectionId, reason }, "session pinned to its primary connection");
+    }
+  }
+
+  /** Drops a statement-bound pin once no statement holds a connection any more. */
+  private unpinIfUnbound(reason: string): void {
+    if (!this.pins.has(reason)) return;
+    for (const s of this.statements.values()) if (s.boundTo !== null) return;
+    this.pins.delete(reason);
+  }
+
+  // ---- connections ----------------------------------------------------------
+
+  private poolFor(target: BackendTarget): BackendPool {
+    const l = this.login;
+    const cluster = l.cluster;
+    const login: PoolLogin = {
+      clusterName: cluster.name,
+      target,
+      tls: cluster.tls,
+      user: l.user.backendUser,
+      password: l.password,
+      capabilities: l.clientCapabilities & (l.user.allowLoadDataLocal ? 0xffffffff : ~Capability.LocalFiles),
+      mariadbCapabilities: l.mariadbCapabilities,
+      characterSet: l.characterSet,
+      maxPacketSize: l.maxPacketSize,
+      connectTimeoutMs: this.options.backendConnectTimeoutMs,
+      maxHandshakePacketSize: this.options.maxHandshakePacketSize,
+    };
+    return this.options.pools.pool(login, cluster.pool);
+  }
+
+  private poolOf(conn: PooledConnection): BackendPool | null {
+    return this.poolByConn.get(conn) ?? null;
+  }
+
+  private readonly poolByConn = new WeakMap<PooledConnection, BackendPool>();
+
+  /** A connection from the pool of a backend chosen for `target`. */
+  private async acquire(target: RouteTarget): Promise<PooledConnection> {
+    const cluster = this.login.cluster;
+    const choice = chooseBackend(cluster, target, this.login.listener);
+    if (choice === null) {
+      throw new NoBackendAvailableError(
+        `mysqlgw: no ${target === RouteTarget.Replica ? "replica" : "primary"} of cluster '${cluster.name}' is usable; check the backends' health (mysqlgw backends) or the listener's replicaFallback`,
+      );
+    }
+    const pool = this.poolFor(choice.backend);
+    const conn = await pool.acquire();
+    this.poolByConn.set(conn, pool);
+    this.currentTarget = choice.target;
+    return conn;
+  }
+
+  /**
+   * The connection for the next command: held, or the previous statement's
+   * when `previous` (the statement reads its state: warnings, FOUND_ROWS(),
+   * LAST_INSERT_ID()), else one borrowed through the cluster's load balancing.
+   */
+  private async connFor(target: RouteTarget, previous = false): Promise<PooledConnection> {
+    if (this.mustStayOnPrimary()) target = RouteTarget.Primary;
+    const held = target === RouteTarget.Primary ? this.heldPrimary : this.heldReplica;
+    const sticky = this.sticky;
+    this.sticky = null;
+    if (held !== null) {
+      if (sticky !== null && sticky !== held) this.releaseConn(sticky);
+      this.currentTarget = target;
+      return held;
+    }
+    if (sticky !== null) {
+      if (previous && this.stickyTarget === target) {
+        this.currentTarget = target;
+        return sticky;
+      }
+      this.releaseConn(sticky);
+    }
+    return this.acquire(target);
+  }
+
+  /** Brings a borrowed connection to the session's schema and settings; an ERR to refuse with, or null. */
+  private async syncState(conn: PooledConnection): Promise<ErrPacket | null> {
+    const timeout = this.options.backendConnectTimeoutMs;
+    const sock = conn.link.socket;
+    if (this.schema !== null && conn.schema !== this.schema) {
+      const r = await runBackendCommand(sock, Buffer.concat([Buffer.from([Command.InitDb]), Buffer.from(this.schema, "utf8")]), timeout);
+      if (!r.ok) return { errno: r.errno, sqlState: r.sqlState, message: r.message };
+      conn.schema = this.schema;
+    }
+    let sql = "";
+    for (const [name, text] of this.settings) {
+      if (conn.settings.get(name) !== text) sql += (sql === "" ? "SET " : ", ") + text;
+    }
+    for (const name of conn.settings.keys()) {
+      if (!this.settings.has(name)) {
+        if (name === NAMES_KEY) {
+          // the handshake's character set cannot be named back: the connection is reset instead
+          conn.dirty = true;
+          throw new ReplaceConnection();
+        }
+        sql += (sql === "" ? "SET " : ", ") + `${name} = DEFAULT`;
+      }
+    }
+    if (sql !== "") {
+      const r = await runBackendCommand(sock, Buffer.concat([Buffer.from([Command.Query]), Buffer.from(sql, "utf8")]), timeout);
+      if (!r.ok) return { errno: r.errno, sqlState: r.sqlState, message: `mysqlgw could not restore the session's settings on a backend connection (${sql}): ${r.message}` };
+      conn.settings.clear();
+      for (const [k, v] of this.settings) conn.settings.set(k, v);
+    }
+    return null;
+  }
+
+  /** syncState for a command; a connection that cannot be brought in line is replaced once. Returns the one to use. */
+  private async ensureState(conn: PooledConnection): Promise<PooledConnection> {
+    let c = conn;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const e = await this.syncState(c);
+        if (e !== null) throw new SessionStateError(e);
+        return c;
+      } catch (err) {
+        if (!(err instanceof ReplaceConnection) || attempt > 0 || c === this.heldPrimary || c === this.heldReplica) throw err;
+        this.releaseConn(c);
+        c = await this.acquire(this.currentTarget);
+      }
+    }
+  }
+
+  private hold(target: RouteTarget, conn: PooledConnection): void {
+    if (target === RouteTarget.Primary) this.heldPrimary = conn;
+    else this.heldReplica = conn;
+    conn.link.socket.on("close", this.onHeldClose);
+  }
+
+  private readonly onHeldClose = (): void => {
+    if (this.closed) return;
+    const dead = (c: PooledConnection | null): boolean => c !== null && c.link.socket.destroyed;
+    const lostState = dead(this.heldPrimary) && (this.route.inTransaction || !this.route.autocommit || this.pins.size > 0);
+    if (dead(this.heldPrimary)) {
+      this.poolOf(this.heldPrimary as PooledConnection)?.discard(this.heldPrimary as PooledConnection);
+      this.heldPrimary = null;
+    }
+    if (dead(this.heldReplica)) {
+      this.poolOf(this.heldReplica as PooledConnection)?.discard(this.heldReplica as PooledConnection);
+      this.heldReplica = null;
+    }
+    if (lostState) {
+      this.heldLost = true;
+      if (!this.busy) {
+        this.log.info({ conn: this.host.connectionId }, "backend connection holding the session's transaction or state was lost, closing");
+        this.host.fail(null);
+        this.close();
+      }
+    }
+  };
+
+  private releaseConn(conn: PooledConnection): void {
+    const pool = this.poolOf(conn);
+    conn.link.socket.removeListener("close", this.onHeldClose);
+    if (conn.link.socket.destroyed) {
+      pool?.discard(conn);
+      return;
+    }
+    if (conn.settings.has(NAMES_KEY)) conn.dirty = true;
+    pool?.release(conn);
+  }
+
+  private dropConn(conn: PooledConnection): void {
+    conn.link.socket.removeListener("close", this.onHeldClose);
+    if (conn === this.heldPrimary) this.heldPrimary = null;
+    if (conn === this.heldReplica) this.heldReplica = null;
+    if (conn === this.sticky) this.sticky = null;
+    this.poolOf(conn)?.discard(conn);
+  }
+
+  /** Gives back every connection the session holds; `dirty`: they carry session state to reset. */
+  private releaseHeld(dirty: boolean): void {
+    for (const c of [this.heldPrimary, this.heldReplica, this.sticky]) {
+      if (c === null) continue;
+      if (dirty) c.dirty = true;
+      this.releaseConn(c);
+    }
+    this.heldPrimary = this.heldReplica = this.sticky = null;
+    for (const s of this.statements.values()) s.boundTo = null;
+  }
+
+  // ---- running a command on a backend ---------------------------------------
+
+  private lastCollected: Buffer | null = null;
+  /** The connection of the command whose `after` runs. */
+  private lastConn: PooledConnection | null = null;
+
+  /** Sends `packet` on `conn` and streams the response to the client; `after` runs once it is complete. */
+  private run(conn: PooledConnection, packet: Buffer, shape: ResponseShape, after: (() => void) | null): Promise<void> {
+    const c = conn;
+    return new Promise<void>((resolve) => {
+      this.current = c;
+      this.sink = Sink.Client;
+      this.onDone = () => {
+        this.lastConn = c;
+        after?.();
+        this.lastConn = null;
+        this.afterCommand(c);
+        resolve();
+      };
+      this.send(c, packet, shape);
+    });
+  }
+
+  /** Sends `packet` on `conn` and collects the whole response (a prepare's), without the client seeing it. */
+  private collect(conn: PooledConnection, packet: Buffer, shape: ResponseShape): Promise<Buffer> {
+    const c = conn;
+    return new Promise<Buffer>((resolve) => {
+      this.current = c;
+      this.sink = Sink.Collect;
+      this.collected = [];
+      this.onDone = () => {
+        const bytes = Buffer.concat(this.collected);
+        this.collected = [];
+        this.lastCollected = bytes;
+        this.current = null;
+        this.detach(c);
+        resolve(bytes);
+      };
+      // prepare on a connection: sequence id 0 whatever the client's packet said
+      const out = Buffer.from(packet);
+      out[3] = 0;
+      this.send(c, out, shape);
+    });
+  }
+
+  private send(conn: PooledConnection, packet: Buffer, shape: ResponseShape): void {
+    const s = conn.link.socket;
+    this.tracker.deprecateEof = (conn.link.capabilities & Capability.DeprecateEof) !== 0;
+    const expects = this.tracker.begin(shape);
+    s.on("data", this.onBackendData);
+    s.on("close", this.onBackendClose);
+    s.write(packet);
+    if (!expects) {
+      this.complete();
+      return;
+    }
+    s.resume();
+  }
+
+  private detach(conn: PooledConnection): void {
+    const s = conn.link.socket;
+    s.removeListener("data", this.onBackendData);
+    s.removeListener("close", this.onBackendClose);
+    s.pause();
+  }
+
+  private readonly onBackendData = (chunk: Buffer): void => {
+    const end = this.tracker.push(chunk);
+    const part = end < 0 || end === chunk.length ? chunk : chunk.subarray(0, end);
+    if (this.sink === Sink.Collect) this.collected.push(part);
+    else if (part.length > 0) {
+      this.wroteToClient = true;
+      if (!this.host.client().write(part) && end < 0) this.current?.link.socket.pause();
+    }
+    if (end < 0) return;
+    if (end < chunk.length) this.log.warn({ conn: this.host.connectionId, extra: chunk.length - end }, "backend sent bytes after a complete response; they are dropped");
+    if (this.tracker.localInfile) {
+      this.uploading = true;
+      return;
+    }
+    this.complete();
+  };
+
+  private readonly onBackendClose = (): void => {
+    if (this.closed) return;
+    const conn = this.current;
+    if (conn === null) return;
+    this.tracker.abandon();
+    this.onDone = null;
+    this.commandFailed(new BackendLostMidCommand());
+  };
+
+  private complete(): void {
+    const conn = this.current;
+    if (conn !== null && this.sink === Sink.Client) this.detach(conn);
+    const done = this.onDone;
+    this.onDone = null;
+    if (this.sink === Sink.Client) this.current = null;
+    done?.();
+  }
+
+  /** After a command's response: session status from the server, then hold, keep or release its connection. */
+  private afterCommand(conn: PooledConnection): void {
+    const t = this.tracker;
+    if (t.statusKnown) {
+      const f = t.statusFlags;
+      this.route.inTransaction = (f & ServerStatus.InTrans) !== 0;
+      this.route.readOnlyTransaction = (f & ServerStatus.InTransReadonly) !== 0;
+      this.route.autocommit = (f & ServerStatus.Autocommit) !== 0;
+    }
+    this.current = null;
+    const target = this.currentTarget;
+    const mustHold = !this.multiplexing || this.mustStayOnPrimary();
+    if (mustHold) {
+      const held = target === RouteTarget.Primary ? this.heldPrimary : this.heldReplica;
+      if (held !== conn) {
+        if (held !== null) this.releaseConn(held);
+        this.hold(target, conn);
+      }
+    } else {
+      if (conn === this.heldPrimary) {
+        this.heldPrimary = null;
+        conn.link.socket.removeListener("close", this.onHeldClose);
+      }
+      this.keepSticky(conn, target);
+    }
+    this.finish();
+  }
+
+  private keepSticky(conn: PooledConnection, target: RouteTarget): void {
+    if (this.sticky !== null && this.sticky !== conn) this.releaseConn(this.sticky);
+    this.sticky = conn;
+    this.stickyTarget = target;
+    if (this.stickyTimer === null) this.stickyTimer = setTimeout(this.onStickyTimer, STICKY_MS);
+  }
+
+  private readonly onStickyTimer = (): void => {
+    this.stickyTimer = null;
+    if (this.sticky === null || this.closed) return;
+    const idle = Date.now() - this.lastCommandAt;
+    if (this.busy || idle < STICKY_MS) {
+      this.stickyTimer = setTimeout(this.onStickyTimer, Math.max(10, STICKY_MS - idle));
+      return;
+    }
+    const c = this.sticky;
+    this.sticky = null;
+    this.releaseConn(c);
+  };
+
+  private finish(): void {
+    this.busy = false;
+    if (this.queue.length > 0) setImmediate(() => this.next());
+  }
+
+  /** Idle between commands: ERR 1053 then close (drain timeout). */
+  shutdown(): void {
+    if (!this.busy) this.host.client().write(buildErr(toSqlError(new ServerShutdownError()), 0));
+  }
+
+  /** Releases every connection; idempotent. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.stickyTimer !== null) clearTimeout(this.stickyTimer);
+    this.stickyTimer = null;
+    const conn = this.current;
+    this.current = null;
+    if (conn !== null) {
+      // a command under way: the connection's state is unknown
+      this.detach(conn);
+      this.dropConn(conn);
+    }
+    const dirty = this.pins.size > 0 || this.route.inTransaction || !this.route.autocommit || this.settings.size > 0;
+    this.releaseHeld(dirty);
+  }
+
+  /** The client's drain listener (the FrontendSession attaches it). */
+  get clientDrain(): () => void {
+    return this.onClientDrain;
+  }
+}
+
+/** Pins implied by a statement outside SET/USE: the session keeps its primary connection after it. */
+function pinReasonOf(kind: K, flags: number): string | null {
+  if ((flags & F.MultiStatement) !== 0) return "multi-statement";
+  if ((flags & F.TemporaryTable) !== 0) return "temporary-table";
+  if ((flags & F.UsesGetLock) !== 0) return "named-lock";
+  if ((flags & F.UsesUserVariableAssignment) !== 0) return "user-variable";
+  switch (kind) {
+    case K.Prepare:
+    case K.Execute:
+    case K.Deallocate:
+      return "sql-prepare";
+    case K.Lock:
+      return "lock-tables";
+    case K.Handler:
+      return "handler";
+    case K.Xa:
+      return "xa";
+    default:
+      return null;
+  }
+}
+
+class ReplaceConnection extends Error {}
+
+class SessionStateError extends MgwError {
+  readonly packet: ErrPacket;
+  constructor(e: ErrPacket) {
+    super("MGW_ERR_BACKEND_REJECTED", e.message);
+    this.packet = e;
+  }
+}
+
+class BackendLostMidCommand extends MgwError {
+  constructor() {
+    super("MGW_ERR_BACKEND_LOST", "Lost connection to the backend during the query; mysqlgw closed this session's connection to it (the statement may or may not have run; check before retrying)");
+  }
+}
