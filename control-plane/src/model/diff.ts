@@ -9,13 +9,14 @@ import {
   type Policy,
   type ResourceChange,
 } from "@mysqlgw/proto";
+import { diffRules } from "./diff-rules";
 
 /**
  * What turning `before` into `after` changes, resource by resource. Both must be
  * normalised (normalizePolicy), so that defaults and ordering do not show up as
  * changes. `before` undefined means nothing is applied yet.
  *
- * Order: clusters, listeners, users, gateway; within a kind by name. Updates carry the
+ * Order: clusters, listeners, users, gateway, query rules (diff-rules.ts: with their position); within a kind by name. Updates carry the
  * JSON paths of the leaves that differ (e.g. "backends[1].address").
  */
 export function diffPolicies(before: Policy | undefined, after: Policy): ResourceChange[] {
@@ -26,6 +27,7 @@ export function diffPolicies(before: Policy | undefined, after: Policy): Resourc
   // the singleton Gateway, named "gateway"
   const gw = (p: Policy | undefined) => (p?.gateway === undefined ? [] : [{ ...p.gateway, name: "gateway" }]);
   diffKind("Gateway", GatewaySchema, gw(before), gw(after), changes);
+  diffRules(before?.rules ?? [], after.rules, changes);
   return changes;
 }
 
