@@ -54,7 +54,7 @@ describe("loading policy YAML", () => {
 
   it("names file, document, field and line for unknown fields and suggests the right one", () => {
     const p = problems({ "a.yaml": "kind: Listener\nname: x\nprot: 6033\ncluster: c\n" });
-    expect(p).toEqual(["error: a.yaml document 1 (Listener x): field prot: unknown field (line 3) — did you mean port? (Listener fields: name, bindAddress, port, cluster, proxyProtocol, allowCidrs, denyCidrs, maxConnections, handshakeTimeout, idleTimeout)"]);
+    expect(p).toEqual(["error: a.yaml document 1 (Listener x): field prot: unknown field (line 3) — did you mean port? (Listener fields: name, bindAddress, port, cluster, proxyProtocol, allowCidrs, denyCidrs, maxConnections, handshakeTimeout, idleTimeout, role, replicaFallback, readYourWrites, causalReadTimeout, multiplexing)"]);
     const q = problems({ "a.yaml": "kind: Cluster\nname: c\nbackends:\n  - name: a\n    adress: h:1\n" });
     expect(q[0]).toContain("field backends[0].adress: unknown field (line 5) — did you mean address?");
   });
@@ -69,7 +69,7 @@ describe("loading policy YAML", () => {
   });
 
   it("reports unknown and missing kinds and non-mappings", () => {
-    expect(problems({ "a.yaml": "kind: Clustr\nname: x\n" })).toEqual(['error: a.yaml document 1, line 1: unknown kind "Clustr" — did you mean Cluster? (Cluster, Listener, User, Gateway)']);
+    expect(problems({ "a.yaml": "kind: Clustr\nname: x\n" })).toEqual(['error: a.yaml document 1, line 1: unknown kind "Clustr" — did you mean Cluster? (Cluster, Listener, User, Gateway, QueryRule)']);
     expect(problems({ "a.yaml": "kind: Route\n" })[0]).toContain("use one of Cluster, Listener, User");
     expect(problems({ "a.yaml": "name: x\n" })[0]).toBe("error: a.yaml document 1: no kind — add kind: Cluster, Listener or User at the top of the document");
     expect(problems({ "a.yaml": "- a\n- b\n" })[0]).toContain("not a mapping");

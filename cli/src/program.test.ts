@@ -119,7 +119,7 @@ describe("mysqlgw apply / diff", () => {
     const api = fakeApi();
     const r = await cli(["diff", "-f", "policy"], api);
     expect(r.code).toBe(1);
-    expect(r.err).toEqual(["error: policy/bad.yaml document 1 (Listener x): field prot: unknown field (line 3) — did you mean port? (Listener fields: name, bindAddress, port, cluster, proxyProtocol, allowCidrs, denyCidrs, maxConnections, handshakeTimeout, idleTimeout)"]);
+    expect(r.err).toEqual(["error: policy/bad.yaml document 1 (Listener x): field prot: unknown field (line 3) — did you mean port? (Listener fields: name, bindAddress, port, cluster, proxyProtocol, allowCidrs, denyCidrs, maxConnections, handshakeTimeout, idleTimeout, role, replicaFallback, readYourWrites, causalReadTimeout, multiplexing)"]);
     expect(api.calls).toEqual([]);
   });
 
@@ -142,7 +142,7 @@ describe("mysqlgw get / status", () => {
     r = await cli(["get", "policy", "--version", "4"], api);
     expect(r.err).toEqual(["error: config version 4 does not exist; versions go from 1 to 1"]);
     r = await cli(["get", "widgets"], api);
-    expect(r).toMatchObject({ code: 2, err: ['error: unknown kind "widgets" — use clusters, listeners, users, gateway or policy'] });
+    expect(r).toMatchObject({ code: 2, err: ['error: unknown kind "widgets" — use clusters, listeners, users, gateway, rules or policy'] });
   });
 
   it("status prints a table and warns about data planes behind or on disk", async () => {

@@ -6,6 +6,7 @@ import { backendsCommand } from "./commands/backends";
 import type { CommandContext } from "./commands/context";
 import { registerDemo } from "./commands/demo";
 import { diffPolicyCommand } from "./commands/diff-policy";
+import { explainCommand } from "./commands/explain";
 import { getResourcesCommand } from "./commands/get-resources";
 import { hashPasswordCommand } from "./commands/hash-password";
 import { statusCommand } from "./commands/status";
@@ -74,8 +75,8 @@ export function buildProgram(io: ProgramIo): Command {
 
   program
     .command("get")
-    .description("print the current resources as policy YAML (KIND: clusters, listeners, users, gateway or policy)")
-    .argument("<kind>", "clusters | listeners | users | policy (singular accepted)")
+    .description("print the current resources as policy YAML (KIND: clusters, listeners, users, gateway, rules or policy)")
+    .argument("<kind>", "clusters | listeners | users | gateway | rules | policy (singular accepted)")
     .argument("[name]", "only the resource with this name")
     .option("-o, --output <format>", "yaml or json", "yaml")
     .option("--version <n>", "a past config version instead of the current one")
@@ -96,6 +97,20 @@ export function buildProgram(io: ProgramIo): Command {
     .command("hash-password")
     .description("print the mysql_native_password and caching_sha2_password verifiers (passwordHash, cachingSha2PasswordHash) of a password read from stdin (or prompted without echo)")
     .action(() => hashPasswordCommand(io.stdout));
+
+  program
+    .command("explain")
+    .description("show how the data plane would classify and route a statement: kind, flags, digest, tables, the matching query rule, the route and why")
+    .requiredOption("--user <name>", "the mysqlgw user the statement comes from")
+    .requiredOption("--sql <statement>", "the statement text")
+    .option("--schema <name>", "the session's current schema")
+    .option("--listener <name>", "the listener it arrives on (default: the policy's first listener; its role decides)")
+    .option("-f, --file <path...>", "policy files or directories to explain against, instead of the current policy")
+    .option("--in-transaction", "as inside a transaction", false)
+    .option("--autocommit-off", "as after SET autocommit=0", false)
+    .option("--json", "print JSON", false)
+    .action((opts: { user: string; sql: string; schema?: string; listener?: string; file?: string[]; inTransaction: boolean; autocommitOff: boolean; json: boolean }) =>
+      explainCommand(ctx(), opts));
 
   registerDemo(program);
   return program;
