@@ -5,7 +5,7 @@
 // close, and a rotated password.
 import { Buffer } from "node:buffer";
 import pino from "pino";
-import { sleep, startMariaDB, waitFor, type MariaDBServer } from "../helpers";
+import { runProcess, sleep, startMariaDB, tempDir, waitFor, type MariaDBServer } from "../helpers";
 import { toSqlError } from "../../data-plane/src/errors";
 import { Capability, ResponseHeader } from "../../data-plane/src/protocol/constants";
 import { PacketFramer } from "../../data-plane/src/protocol/framer";
@@ -295,5 +295,61 @@ describe("backend pool against MariaDB", () => {
     } finally {
       await db.query(`ALTER USER '${USER}'@'%' IDENTIFIED BY '${PASSWORD}'`);
     }
+  });
+});
+
+describe("backend pool over TLS", () => {
+  let tlsDb: MariaDBServer;
+  beforeAll(async () => {
+    const dir = tempDir("pool-tls");
+    const r = await runProcess(
+      "openssl",
+      ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", `${dir}/key.pem`, "-out", `${dir}/cert.pem`, "-days", "2", "-subj", "/CN=localhost"],
+      { timeoutMs: 30_000 },
+    );
+    if (r.code !== 0) throw new Error(`openssl: ${r.stderr}`);
+    tlsDb = await startMariaDB({
+      accounts: [{ user: USER, password: PASSWORD }],
+      name: "pool-tls-db",
+      extraArgs: [`--ssl-cert=${dir}/cert.pem`, `--ssl-key=${dir}/key.pem`],
+    });
+  }, 60_000);
+
+  it("checks, resets and reuses TLS connections (tls.mode REQUIRED)", async () => {
+    const p = new BackendPool(
+      login({ target: { name: "tls1", host: tlsDb.host, port: tlsDb.port, weight: 1 }, tls: { mode: "required", ca: null, serverName: "", error: null } }),
+      { ...DEFAULT_POOL_SETTINGS, checkAfterIdleMs: 50 },
+      logger,
+    );
+    pools.push(p);
+    const a = await p.acquire();
+    const [version] = await queryRow(a, "SELECT VARIABLE_VALUE FROM information_schema.SESSION_STATUS WHERE VARIABLE_NAME = 'Ssl_version'");
+    expect(version).toMatch(/^TLSv1\.[23]$/);
+    await exec(a, "SET @x = 1");
+    a.dirty = true;
+    p.release(a);
+    await sleep(80); // idle past checkAfterIdle: a COM_PING over TLS on the next borrow
+    const b = await p.acquire();
+    expect(b.threadId).toBe(a.threadId);
+    expect(await queryRow(b, "SELECT @x IS NULL")).toEqual(["1"]);
+    expect(p.stats()).toMatchObject({ resets: 1, checkFailures: 0, created: 1 });
+    p.release(b);
+  });
+});
+
+describe("backend pool across a server restart", () => {
+  it("after a restart, the check on borrow discards every stale idle connection and a new login serves; while the server is down, acquire fails with the login's error", async () => {
+    const p = newPool({ checkAfterIdleMs: 100 });
+    const cs = await Promise.all([p.acquire(), p.acquire(), p.acquire()]);
+    for (const c of cs) p.release(c);
+    await db.stop();
+    await sleep(120);
+    await expect(p.acquire()).rejects.toMatchObject({ code: "MGW_ERR_BACKEND_CONNECT" });
+    expect(p.stats()).toMatchObject({ total: 0, checkFailures: 3 });
+    await db.restart();
+    const c = await p.acquire();
+    expect(await queryRow(c, "SELECT 1")).toEqual(["1"]);
+    expect(p.stats()).toMatchObject({ total: 1, created: 4, closed: 3 });
+    p.release(c);
   });
 });
