@@ -8,6 +8,7 @@ import { startControlPlaneServer } from "./api/server";
 import { isMgwError } from "./errors";
 import { createMonitor, createMonitorEtcdClient, monitorElection, readMonitorLeader, type Monitor } from "./monitor/monitor";
 import { createEtcdConfigStore, DEFAULT_ETCD_CALL_TIMEOUT_MS } from "./store/etcd-config-store";
+import { createControlPlaneMetrics } from "./metrics";
 
 const USAGE = `usage: mysqlgw-control-plane [options]
 
@@ -90,11 +91,15 @@ async function main(): Promise<void> {
   // ListBackendHealth, with or without --no-monitor.
   const electionClient = createMonitorEtcdClient(endpoints, timeoutMs);
   const election = monitorElection(electionClient, etcdKeysFor(values["etcd-prefix"]));
-  const service = createAdminService({ store, buildVersion, logger: log, monitorLeader: () => readMonitorLeader(election, timeoutMs) });
+  // GET /metrics on the API port (docs/observability.md)
+  const metrics = createControlPlaneMetrics();
+  metrics.setCurrentVersionSource(async () => (await store.getCurrent())?.version ?? 0n, Math.min(timeoutMs, 2000));
+  const service = createAdminService({ store, buildVersion, logger: log, monitorLeader: () => readMonitorLeader(election, timeoutMs), metrics });
   let monitor: Monitor | null = null;
+  metrics.setMonitorLeaderSource(() => monitor?.leading ?? false);
   let server;
   try {
-    server = await startControlPlaneServer({ service, host, port, descriptorSetPath });
+    server = await startControlPlaneServer({ service, host, port, descriptorSetPath, metrics: () => metrics.scrape() });
   } catch (err) {
     log.fatal({ err }, "cannot listen");
     process.stderr.write(`error: cannot listen on ${values.listen} (${(err as Error).message}) — pick another --listen address\n`);
@@ -106,7 +111,7 @@ async function main(): Promise<void> {
   log.info({ address: `${hostText}:${server.address.port}`, etcd: endpoints, prefix: values["etcd-prefix"], version: buildVersion }, "control plane listening");
 
   if (monitorEnabled) {
-    monitor = createMonitor({ endpoints, prefix: values["etcd-prefix"], id: values.id, logger: log.child({ component: "monitor" }), callTimeoutMs: timeoutMs });
+    monitor = createMonitor({ endpoints, prefix: values["etcd-prefix"], id: values.id, logger: log.child({ component: "monitor" }), callTimeoutMs: timeoutMs, metrics: metrics.monitor });
     monitor.start();
     log.info({ monitorId: values.id }, "monitor campaigning");
   } else {

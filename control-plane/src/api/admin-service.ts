@@ -7,6 +7,8 @@ import { normalizePolicy } from "../model/normalize";
 import { validatePolicy } from "../model/validate";
 import type { ConfigStore } from "../store/config-store";
 import { toConnectError } from "./connect-errors";
+import { codeToString } from "@connectrpc/connect/protocol-connect";
+import { applyFailureResult, type ControlPlaneMetrics } from "../metrics";
 
 /** The subset of a pino logger the service uses. */
 export interface ServiceLogger {
@@ -21,6 +23,8 @@ export interface AdminServiceOptions {
   logger?: ServiceLogger;
   /** The id of the control plane leading the monitor ("" if none); ListBackendHealth reports it. */
   monitorLeader?: () => Promise<string>;
+  /** Counts every call by method and code, and ApplyPolicy by result. */
+  metrics?: Pick<ControlPlaneMetrics, "apiRequest" | "applied" | "configVersion">;
 }
 
 export type AdminServiceImpl = ServiceImpl<typeof AdminService>;
@@ -45,16 +49,34 @@ export function createAdminService(options: AdminServiceOptions): AdminServiceIm
     }
   }
 
+  const metrics = options.metrics;
   function guard<A extends unknown[], R>(method: string, fn: (...args: A) => Promise<R>): (...args: A) => Promise<R> {
     return async (...args: A) => {
+      const started = performance.now();
       try {
-        return await fn(...args);
+        const r = await fn(...args);
+        metrics?.apiRequest(method, "ok", (performance.now() - started) / 1000);
+        return r;
       } catch (err) {
         const ce = toConnectError(err);
         if (!isMgwError(err)) log?.error({ err, method }, "unexpected error in handler");
+        metrics?.apiRequest(method, codeToString(ce.code), (performance.now() - started) / 1000);
         throw ce;
       }
     };
+  }
+
+  /** apply(), counted by result. */
+  async function countedApply(req: ApplyPolicyRequest) {
+    try {
+      const r = await apply(req);
+      if (!req.dryRun) metrics?.configVersion(r.version);
+      metrics?.applied(req.dryRun ? "dry_run" : r.changed ? "applied" : "unchanged");
+      return r;
+    } catch (err) {
+      metrics?.applied(applyFailureResult(isMgwError(err) ? err.code : ""));
+      throw err;
+    }
   }
 
   // Applies through this process run one at a time, so that they never race
@@ -105,7 +127,7 @@ export function createAdminService(options: AdminServiceOptions): AdminServiceIm
   }
 
   return {
-    applyPolicy: guard("ApplyPolicy", apply),
+    applyPolicy: guard("ApplyPolicy", countedApply),
     getPolicy: guard("GetPolicy", async (req) => {
       if (req.version === 0n) return { config: await store.getCurrent() };
       const config = await store.getVersion(req.version);

@@ -34,6 +34,8 @@ export interface RestHandlerOptions {
   maxBodyBytes?: number;
   /** FileDescriptorSet served at GET /v1/descriptor (for grpcurl -protoset). */
   descriptorSetPath?: string;
+  /** Prometheus text served at GET /metrics; absent: 404. */
+  metrics?: () => Promise<string>;
 }
 
 export const DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024;
@@ -47,6 +49,7 @@ export const REST_ROUTES = [
   "GET /v1/health",
   "GET /v1/backends[?cluster=C]",
   "GET /v1/descriptor",
+  "GET /metrics",
 ] as const;
 
 /**
@@ -116,6 +119,15 @@ export function createRestHandler(service: AdminServiceImpl, options: RestHandle
         const bytes = await readFile(options.descriptorSetPath);
         res.writeHead(200, { "content-type": "application/octet-stream", "content-length": bytes.length });
         res.end(bytes);
+        return;
+      }
+      case "/metrics": {
+        allow("GET");
+        if (options.metrics === undefined) throw new ConnectError("metrics are not served by this server", Code.NotFound);
+        const text = await options.metrics();
+        res.writeHead(200, { "content-type": "text/plain; version=0.0.4; charset=utf-8", "content-length": Buffer.byteLength(text) });
+        if (method === "HEAD") res.end();
+        else res.end(text);
         return;
       }
       default:

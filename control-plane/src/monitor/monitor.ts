@@ -6,6 +6,7 @@ import { isMgwError } from "../errors";
 import { applyProbe, buildHealth, DEFAULT_REFRESH_MS, healthFingerprint, newTracker, probeSettings, roleDisagreement, shouldWrite, type BackendTracker, type ProbeObservation, type ProbeSettings } from "./health";
 import { probeBackend, type ProbeTarget } from "./probe";
 import { resolveMonitorSecret } from "./secret";
+import type { MonitorMetrics } from "../metrics";
 
 /** The subset of a pino logger the monitor uses. */
 export interface MonitorLogger {
@@ -31,6 +32,8 @@ export interface MonitorOptions {
   env?: NodeJS.ProcessEnv;
   /** Replaces the mysql2 probe (tests). */
   probe?: (t: ProbeTarget) => Promise<ProbeObservation>;
+  /** Probes by result and the backends' state as seen here (only while leading). */
+  metrics?: MonitorMetrics;
 }
 
 export interface Monitor {
@@ -158,7 +161,7 @@ export function createMonitor(options: MonitorOptions): Monitor {
       lease.release();
       return;
     }
-    const t = new Term({ client, keys, lease, leaseId, campaignKey, ttl, callTimeoutMs, refreshMs, env, probe, log, monitorId: options.id, onFatal: (why, err) => endCampaign(c, why, err) });
+    const t = new Term({ client, keys, lease, leaseId, campaignKey, ttl, callTimeoutMs, refreshMs, env, probe, log, monitorId: options.id, metrics: options.metrics ?? null, onFatal: (why, err) => endCampaign(c, why, err) });
     term = t;
     t.start();
   }
@@ -201,6 +204,7 @@ interface TermOptions {
   probe: (t: ProbeTarget) => Promise<ProbeObservation>;
   log: MonitorLogger;
   monitorId: string;
+  metrics: MonitorMetrics | null;
   onFatal: (why: string, err?: unknown) => void;
 }
 
@@ -409,6 +413,7 @@ class Prober {
     this.stopped = true;
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
+    this.o.metrics?.forget(this.spec.cluster, this.spec.backend);
   }
 
   private async tick(): Promise<void> {
@@ -427,6 +432,7 @@ class Prober {
     if (this.done) return;
     const before = this.tracker.state;
     applyProbe(this.tracker, result, settings.failureThreshold);
+    this.o.metrics?.probed(this.spec.cluster, this.spec.backend, result.ok, this.tracker.state === BackendHealth_State.UP, result.ok ? result.observation.lagSeconds : null);
     if (this.tracker.state !== before) {
       this.o.log.info({ cluster: this.spec.cluster, backend: this.spec.backend, from: BackendHealth_State[before], to: BackendHealth_State[this.tracker.state], err: this.tracker.lastError || undefined }, "monitor: backend state changed");
     }
