@@ -1,4 +1,4 @@
-import type { ConfigVersion } from "@mysqlgw/proto";
+import type { BackendHealth, ConfigVersion } from "@mysqlgw/proto";
 
 /**
  * The seam between a worker process's network side (listeners, client
@@ -28,6 +28,12 @@ export interface ListenerManager {
    * id's worker bits); never forwards. May run concurrently with anything.
    */
   killLocal?(req: KillRequest): Promise<KillResult>;
+  /**
+   * The monitor's health of one backend changed in etcd (null: its key is
+   * gone). Lands at once in that cluster's ClusterState (created if no config
+   * named the cluster yet), whatever apply() is doing. Synchronous; never throws.
+   */
+  applyHealth?(cluster: string, backend: string, health: BackendHealth | null): void;
 }
 
 /** A client's KILL, by the connection id it got in our handshake. */

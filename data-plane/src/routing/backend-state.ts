@@ -585,11 +585,11 @@ export class ClusterState {
     if (e.role !== e.loggedRole || e.roleSource !== e.loggedSource) {
       if (e.role !== BackendRole.Unknown) {
         this.log?.info(
-          { cluster: this.name, backend: name, role: ROLE_TEXT[e.role], source: e.roleSource },
+          { cluster: this.name, backend: name, backendRole: ROLE_TEXT[e.role], roleSource: e.roleSource },
           `backend ${name} of cluster ${this.name} is now ${ROLE_TEXT[e.role]} (${e.roleSource})`,
         );
       } else if (e.loggedRole !== BackendRole.Unknown) {
-        this.log?.info({ cluster: this.name, backend: name, role: "UNKNOWN", source: "none" }, `backend ${name} of cluster ${this.name} has no known role now`);
+        this.log?.info({ cluster: this.name, backend: name, backendRole: "UNKNOWN", roleSource: "none" }, `backend ${name} of cluster ${this.name} has no known role now`);
       }
       e.loggedRole = e.role;
       e.loggedSource = e.roleSource;

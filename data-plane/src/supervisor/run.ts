@@ -7,6 +7,8 @@ import type { DataPlaneOptions, ListenerManager } from "../types";
 import type { DataPlaneFlags } from "../config/flags";
 import { createDiskConfigCache, ensureDir } from "../config/disk-cache";
 import { createEtcdConfigSource } from "../config/etcd-config-source";
+import { createEtcdHealthSource } from "../config/etcd-health-source";
+import { attachHealthReceiver, createHealthBroadcaster } from "./health-relay";
 import { sleep } from "../config/with-timeout";
 import { createRegistryEntry } from "../registry/registry-entry";
 import { createSupervisor } from "./supervisor";
@@ -80,6 +82,8 @@ export function runWorker(flags: DataPlaneFlags, createListenerManager: Listener
   };
   const runtime = createWorkerRuntime({ manager, send, logger: log, onDrained: exitSoon, metrics: () => metrics.registry.getMetricsAsJSON() });
   process.on("message", (m: unknown) => runtime.handleMessage(m));
+  // backend health from etcd, relayed by the supervisor (not queued behind applies)
+  attachHealthReceiver({ logger: log, sink: (c, b, h) => manager.applyHealth?.(c, b, h) });
   process.on("disconnect", () => {
     log.warn("supervisor is gone; draining and exiting");
     void runtime.drain(flags.drainTimeoutMs).then(() => process.exit(0));
@@ -166,6 +170,7 @@ export async function runSupervisor(flags: DataPlaneFlags, createListenerManager
   served = () => endpoint?.served();
 
   let pool: WorkerPool | null = null;
+  let localManager: ListenerManager | null = null;
   if (flags.workers === 0) {
     let manager: ListenerManager;
     try {
@@ -173,6 +178,7 @@ export async function runSupervisor(flags: DataPlaneFlags, createListenerManager
     } catch (err) {
       exitWithError(log, `could not start the listener manager: ${(err as Error).message}`);
     }
+    localManager = manager;
     const handle = createLocalWorkerHandle(manager);
     supervisor.addWorker(handle);
     supervisor.workerReady(handle);
@@ -192,6 +198,15 @@ export async function runSupervisor(flags: DataPlaneFlags, createListenerManager
     });
     pool.start();
   }
+
+  // The monitor's backend health: read and watched in etcd, relayed to every worker at once.
+  const lm = localManager;
+  const relayHealth = createHealthBroadcaster({
+    logger: log,
+    current: () => health.current(),
+    local: lm === null ? null : (c, b, h) => lm.applyHealth?.(c, b, h),
+  });
+  const health = createEtcdHealthSource({ endpoints: flags.etcdEndpoints, keys, timeoutMs: flags.etcdTimeoutMs, logger: log, onHealth: relayHealth });
 
   log.info(
     {
@@ -218,6 +233,7 @@ export async function runSupervisor(flags: DataPlaneFlags, createListenerManager
     await pool?.waitForExit(5000);
     pool?.killAll();
     await etcd.stop({ deregister: true });
+    await health.stop();
     await endpoint?.close();
     log.info({ signal }, "data plane stopped");
     process.exit(0);
@@ -226,6 +242,7 @@ export async function runSupervisor(flags: DataPlaneFlags, createListenerManager
   process.on("SIGINT", () => void shutdown("SIGINT"));
 
   etcd.start();
+  health.start();
   const connected = await Promise.race([etcd.firstAttempt, sleep(flags.etcdTimeoutMs).then(() => false)]);
   if (connected || shuttingDown) return;
 
