@@ -337,6 +337,18 @@ describe("backend pool over TLS", () => {
   });
 });
 
+describe("backend pool toward a server expecting PROXY headers", () => {
+  it("logs in without a header from a proxy-protocol network: the server sees the gateway's address (pooled connections serve many clients)", async () => {
+    const proxied = await startMariaDB({ accounts: [{ user: USER, password: PASSWORD }], name: "pool-proxy-db", extraArgs: ["--proxy-protocol-networks=127.0.0.0/8"] });
+    const p = new BackendPool(login({ target: { name: "px1", host: proxied.host, port: proxied.port, weight: 1 } }), DEFAULT_POOL_SETTINGS, logger);
+    pools.push(p);
+    const c = await p.acquire();
+    const [row] = await proxied.query<{ HOST: string }>("SELECT HOST FROM information_schema.PROCESSLIST WHERE ID = ?", [c.threadId]);
+    expect(row.HOST).toMatch(/^127\.0\.0\.1:\d+$/);
+    p.release(c);
+  });
+});
+
 describe("backend pool across a server restart", () => {
   it("after a restart, the check on borrow discards every stale idle connection and a new login serves; while the server is down, acquire fails with the login's error", async () => {
     const p = newPool({ checkAfterIdleMs: 100 });

@@ -37,9 +37,11 @@ export interface PoolLogin {
   connectTimeoutMs: number;
   maxHandshakePacketSize: number;
   /**
-   * Addition: a PROXY v2 header written first on every pooled connection (the
-   * cluster's sendProxyProtocol; a pooled connection serves many clients, so
-   * the header carries the gateway's own address). Absent or null: none.
+   * Addition: a PROXY v2 header written first on every pooled connection.
+   * Absent or null (normal): none — a pooled connection serves many clients,
+   * so no client address applies, and MariaDB accepts a connection without a
+   * header from a proxy_protocol_networks address (it uses the TCP peer:
+   * checked by test/integration/backend-pool.test.ts).
    */
   proxyHeader?: Buffer | null;
 }
