@@ -67,6 +67,9 @@ const POOL_ATTRIBUTES: ReadonlyMap<string, string> = new Map([["_mysqlgw_pool", 
 /** A COM_QUIT, framed once. */
 const QUIT_FRAME = framePayload(COM_QUIT, 0);
 
+/** setTimeout's longest delay (longer ones fire at once). */
+const MAX_TIMER_MS = 2_147_483_647;
+
 /** After COM_QUIT, how long we wait for the server to close before destroying the socket. */
 const QUIT_GRACE_MS = 1000;
 
@@ -499,7 +502,7 @@ export class BackendPool {
         this.timeouts++;
         const t = this.login.target;
         this.settle(w, null, new PoolTimeoutError(`backend '${t.name}' (${t.host}:${t.port})`, this.login.user, this.settings.maxConnections, timeoutMs));
-      }, timeoutMs);
+      }, Math.min(Math.max(timeoutMs, 0), MAX_TIMER_MS));
       this.waiters.push(w);
       this.waiting++;
     });
