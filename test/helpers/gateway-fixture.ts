@@ -22,6 +22,12 @@ export interface GatewayFixtureOptions {
   dataPlaneArgs?: string[];
   /** Databases created on the server before the data plane starts. */
   databases?: string[];
+  /**
+   * More fields of the listener (e.g. `{ role: "LISTENER_ROLE_SPLIT" }` to run a
+   * suite through the routed engine). Default: the environment's
+   * MYSQLGW_FIXTURE_LISTENER (JSON), else none.
+   */
+  listener?: Record<string, unknown>;
 }
 
 /** Where one side of a comparison connects: host is always 127.0.0.1. */
@@ -59,7 +65,7 @@ export async function startGatewayFixture(options: GatewayFixtureOptions = {}): 
   const port = await freePort();
   const { version } = await applyPolicy(cp, {
     clusters: [{ name: "main", backends: [{ name: "db", address: db.address }] }],
-    listeners: [{ name: "main", bindAddress: "127.0.0.1", port, cluster: "main" }],
+    listeners: [{ name: "main", bindAddress: "127.0.0.1", port, cluster: "main", ...(options.listener ?? fixtureListenerFromEnv()) }],
     users: [{ name: "app", passwordHash: nativePasswordHash(password), backendCredentials: { user: "app", secretRef: "env:MGW_FIXTURE_PW" } }],
   });
   const dp = await startDataPlane({
@@ -80,4 +86,9 @@ export async function startGatewayFixture(options: GatewayFixtureOptions = {}): 
     direct: { port: db.port, user: "app", password },
     gateway: { port, user: "app", password },
   };
+}
+
+function fixtureListenerFromEnv(): Record<string, unknown> {
+  const raw = process.env.MYSQLGW_FIXTURE_LISTENER;
+  return raw === undefined || raw === "" ? {} : (JSON.parse(raw) as Record<string, unknown>);
 }

@@ -106,6 +106,9 @@ const MAX_CACHED_PREPARE = 64 * 1024;
 
 const CURSOR_TYPE_READ_ONLY = 0x01;
 
+/** Statement id meaning "the one prepared last" (MariaDB). */
+const LAST_PREPARED = 0xffffffff;
+
 export class RoutedSession {
   private readonly host: RoutedHost;
   private readonly options: RoutedSessionOptions;
@@ -147,7 +150,10 @@ export class RoutedSession {
   private wroteToClient = false;
 
   // ---- client packet reader ----
-  private pending: Buffer | null = null;
+  /** Bytes of an incomplete client packet, and how many are needed before it can be read. */
+  private parts: Buffer[] = [];
+  private partsLength = 0;
+  private need = 0;
   private readonly queue: Buffer[] = [];
   /** Commands run (for the idle timeout's probe). */
   commandCount = 0;
@@ -165,7 +171,7 @@ export class RoutedSession {
 
   /** True while a command is under way (for the idle timeout and drain). */
   isBusy(): boolean {
-    return this.busy || this.queue.length > 0 || this.pending !== null;
+    return this.busy || this.queue.length > 0 || this.parts.length > 0;
   }
 
   /**
@@ -201,40 +207,53 @@ export class RoutedSession {
   readonly onClientData = (chunk: Buffer): void => {
     if (this.closed) return;
     let buf = chunk;
-    if (this.pending !== null) {
-      buf = Buffer.concat([this.pending, chunk]);
-      this.pending = null;
+    if (this.parts.length > 0) {
+      // an incomplete packet waits for `need` bytes; joined once, when they are all here
+      this.parts.push(chunk);
+      this.partsLength += chunk.length;
+      if (this.partsLength < this.need) return;
+      buf = Buffer.concat(this.parts, this.partsLength);
+      this.parts = [];
+      this.partsLength = 0;
     }
     let pos = 0;
     // whole logical packets (a payload of 0xFFFFFF continues in the next packet)
-    for (let guard = 0; guard < buf.length; guard++) {
+    for (let guard = 0; guard < buf.length && pos < buf.length; guard++) {
       let p = pos;
       let complete = false;
-      for (let parts = 0; parts < buf.length; parts++) {
-        if (buf.length - p < 4) break;
+      let need = 0;
+      for (let parts = 0; parts <= buf.length; parts++) {
+        if (buf.length - p < 4) {
+          need = p - pos + 4;
+          break;
+        }
         const len = buf[p] | (buf[p + 1] << 8) | (buf[p + 2] << 16);
+        if (buf.length - p - 4 < len) {
+          need = p - pos + 4 + len;
+          break;
+        }
+        p += 4 + len;
         if (this.uploading || len !== MAX_PACKET_PAYLOAD) {
-          if (buf.length - p - 4 < len) break;
-          p += 4 + len;
           complete = true;
           break;
         }
-        if (buf.length - p - 4 < len) break;
-        p += 4 + len;
       }
-      if (!complete) break;
+      if (!complete) {
+        if (need > this.options.maxPacketSize + 4 * (1 + Math.ceil(this.options.maxPacketSize / MAX_PACKET_PAYLOAD))) {
+          this.host.fail(buildErr({ errno: 1153, sqlState: "08S01", message: "Got a packet bigger than 'max_allowed_packet' bytes" }, 1));
+          return this.close();
+        }
+        this.need = need;
+        break;
+      }
       const packet = buf.subarray(pos, p);
       pos = p;
       if (this.uploading) this.onUploadPacket(packet);
       else this.queue.push(packet);
     }
     if (pos < buf.length) {
-      const rest = buf.subarray(pos);
-      if (rest.length > this.options.maxPacketSize + 4 * 64) {
-        this.host.fail(buildErr({ errno: 1153, sqlState: "08S01", message: "Got a packet bigger than 'max_allowed_packet' bytes" }, 1));
-        return this.close();
-      }
-      this.pending = Buffer.from(rest);
+      this.parts = [buf.subarray(pos)];
+      this.partsLength = buf.length - pos;
     }
     if (!this.busy) this.next();
   };
@@ -471,12 +490,14 @@ export class RoutedSession {
     const stmt: ClientStatement = { sql, packet: Buffer.from(packet), kind: c.kind, flags: c.flags, numParams: 0, paramTypes: null, boundTo: null };
     const target = this.statementTarget(stmt);
     const conn = await this.ensureState(await this.connFor(target));
+    this.lastPrepared = 0;
     const be = await this.prepareOn(conn, stmt);
     if (be === null) return; // the ERR went to the client
     const id = this.nextStatementId++;
     if (this.nextStatementId > 0x7fffffff) this.nextStatementId = 1;
     const numParams = be.response.length >= 13 ? be.response[11] | (be.response[12] << 8) : 0;
     this.statements.set(id, { ...stmt, numParams });
+    this.lastPrepared = id;
     const out = Buffer.from(be.response);
     out.writeUInt32LE(id, 5);
     this.host.client().write(out);
@@ -503,10 +524,19 @@ export class RoutedSession {
     return be;
   }
 
+  /**
+   * The client statement a command names. MariaDB's id 0xFFFFFFFF means the
+   * statement prepared last (connectors pipeline PREPARE and EXECUTE with it).
+   */
   private statementOf(packet: Buffer): ClientStatement | null {
     if (packet.length < 9) return null;
-    return this.statements.get(packet.readUInt32LE(5)) ?? null;
+    const id = packet.readUInt32LE(5);
+    if (id === LAST_PREPARED) return this.lastPrepared === 0 ? null : (this.statements.get(this.lastPrepared) ?? null);
+    return this.statements.get(id) ?? null;
   }
+
+  /** The gateway id of the statement prepared last (0: none, or its prepare failed). */
+  private lastPrepared = 0;
 
   private unknownStatement(packet: Buffer, what: string): void {
     const id = packet.length >= 9 ? packet.readUInt32LE(5) : 0;
@@ -583,7 +613,10 @@ export class RoutedSession {
   private async closeStatement(packet: Buffer): Promise<void> {
     const stmt = this.statementOf(packet);
     if (stmt !== null) {
-      this.statements.delete(packet.readUInt32LE(5));
+      const id = packet.readUInt32LE(5);
+      const gid = id === LAST_PREPARED ? this.lastPrepared : id;
+      this.statements.delete(gid);
+      if (gid === this.lastPrepared) this.lastPrepared = 0;
       if (stmt.boundTo !== null) {
         stmt.boundTo = null;
         this.unpinIfUnbound("cursor");
