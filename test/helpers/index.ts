@@ -17,6 +17,8 @@ export type { CliResult } from "./cli";
 export { runProcess } from "./run-process";
 export type { ProcessResult } from "./run-process";
 export { nativePasswordHash } from "./password";
+export { parseExposition, scrape } from "./prometheus";
+export type { Exposition, Sample } from "./prometheus";
 
 // The integration project's jest environment (sandbox-environment.js) stops
 // everything at teardown, after the file's own afterAll hooks; under any other
