@@ -171,7 +171,8 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
     started.push({ stop: () => controlPlane.stop("SIGTERM") });
     const dataPlane = await step(
       "starting data plane (1 worker)",
-      () => startDataPlane({ etcd, workers: 1, stateDir: path.join(dir, "data-plane-state"), env: backendEnv }),
+      // --metrics-listen on a free port: the URL is logged ("serving metrics") and printed below
+      () => startDataPlane({ etcd, workers: 1, stateDir: path.join(dir, "data-plane-state"), env: backendEnv, args: ["--metrics-listen", "127.0.0.1:0"] }),
       (dp) => `pid ${dp.pid}`,
     );
     started.push({ stop: () => dataPlane.stop("SIGTERM") });
@@ -207,6 +208,7 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
         "",
         ...listeners.slice(1).map((l) => `    (listener ${l.name}: mariadb -h127.0.0.1 -P${l.port} -u${DEMO_USER} -p${DEMO_PASSWORD})`),
         `API (REST + gRPC): ${controlPlane.url}    e.g. curl ${controlPlane.url}/v1/policy`,
+        `Metrics (Prometheus): data plane ${String(dataPlane.logs.find((r) => r.msg === "serving metrics")?.metrics ?? "(not served)")}, control plane ${controlPlane.url}/metrics`,
         "",
         "Try the CLI:",
         `    ${cliCmd} status`,
