@@ -1,3 +1,5 @@
+import * as fs from "node:fs";
+import * as path from "node:path";
 import { create } from "@bufbuild/protobuf";
 import { QueryRuleSchema, RouteAction_Target, type QueryRule } from "@mysqlgw/proto";
 import { classify } from "./classify";
@@ -23,6 +25,14 @@ describe("kind and flag names", () => {
     expect(STATEMENT_KIND_NAMES.length).toBe(K.Explain + 1);
     expect(statementKindOf("DESCRIBE")).toBe(K.Explain);
     expect(statementKindOf("SELEC")).toBeNull();
+  });
+
+  it("the control plane validates kinds against the same list", () => {
+    // the planes share no code (STYLE), so the control plane keeps a copy; read it from its source
+    const src = fs.readFileSync(path.join(__dirname, "../../../control-plane/src/model/validate-rules.ts"), "utf8");
+    const literal = /export const RULE_KINDS: readonly string\[\] = \[([^\]]*)\]/.exec(src);
+    expect(literal).not.toBeNull();
+    expect([...literal![1]!.matchAll(/"([A-Z]+)"/g)].map((m) => m[1])).toEqual(STATEMENT_KIND_NAMES);
   });
 
   it("names flags in bit order", () => {
