@@ -1,6 +1,6 @@
 import { Backend_Role, BackendHealth_Role, BackendHealth_State, LoadBalancing, type BackendHealth } from "@mysqlgw/proto";
 import type { BackendTarget } from "../session/config-snapshot";
-import { covers, mergeGtidLists, parseGtidList, type GtidList } from "./gtid";
+import { mergeGtidLists, parseGtidList, type GtidList } from "./gtid";
 
 /**
  * Per-cluster backend state of one worker: which backend is the primary,
@@ -113,6 +113,8 @@ class BackendEntry {
   roleSource: RoleSource = "none";
   monitorDown = false;
   lagging = false;
+  /** From the monitor's last report (kept while DOWN); null: unknown. */
+  applied: GtidList | null = null;
   // local ejection
   failures = 0;
   ejections = 0;
@@ -149,6 +151,18 @@ function toBackendRole(r: BackendHealth_Role): BackendRole {
   return r === BackendHealth_Role.PRIMARY ? BackendRole.Primary : r === BackendHealth_Role.REPLICA ? BackendRole.Replica : BackendRole.Unknown;
 }
 
+/** A GTID list to be covered, flattened for the pick loop. */
+interface NeededGtid {
+  readonly domains: number[];
+  readonly seqs: bigint[];
+}
+
+function neededOf(text: string): NeededGtid | null {
+  const list = parseGtidList(text);
+  if (list === null) return null;
+  return { domains: [...list.keys()], seqs: [...list.values()] };
+}
+
 const enum Pick {
   Replica = 0,
   Any = 1,
@@ -163,7 +177,9 @@ export class ClusterState {
   private maxLagMs: number | null = null;
   private rotation = 0;
   private lastNeededText = "";
-  private lastNeeded: GtidList | null = null;
+  private lastNeeded: NeededGtid | null = null;
+  /** Eligible backends of the pick under way (reused, so that a pick allocates nothing). */
+  private readonly scratch: BackendEntry[] = [];
   private warnedPrimaries = "";
   private readonly log: StateLogger | null;
   private readonly ejectAfter: number;
@@ -367,14 +383,15 @@ export class ClusterState {
 
   /**
    * The statement's result (or error) came back after `latencyUs`; a negative
-   * or non-finite latency only ends the statement (no sample).
+   * or non-finite latency only ends the statement (no sample). `now` (the
+   * options' clock by default) saves a clock read when the caller has one.
    */
-  statementFinished(name: string, latencyUs: number): void {
+  statementFinished(name: string, latencyUs: number, now?: number): void {
     const e = this.byName.get(name);
     if (e === undefined) return;
     if (e.outstanding > 0) e.outstanding--;
     if (!(latencyUs >= 0) || latencyUs === Infinity) return;
-    const now = this.clock();
+    if (now === undefined) now = this.clock();
     if (e.ewmaUs < 0) {
       e.ewmaUs = latencyUs;
     } else {
@@ -441,39 +458,46 @@ export class ClusterState {
     if (e.ejectedUntil !== 0 && now >= e.ejectedUntil) e.trialAt = now;
   }
 
-  private eligible(e: BackendEntry, kind: Pick, now: number, exclude: string | null, needed: GtidList | null): boolean {
+  private eligible(e: BackendEntry, kind: Pick, now: number, exclude: string | null, needed: NeededGtid | null): boolean {
     if (exclude !== null && e.target.name === exclude) return false;
     if (!this.candidate(e, now)) return false;
     if (kind === Pick.Any) return true;
     if (e.role !== BackendRole.Replica || e.lagging) return false;
     if (needed !== null) {
-      const applied = this.health.get(e.target.name)?.applied ?? null;
-      if (applied === null || !covers(applied, needed)) return false;
+      const applied = e.applied;
+      if (applied === null) return false;
+      for (let i = 0; i < needed.domains.length; i++) {
+        const have = applied.get(needed.domains[i]!);
+        if (have === undefined || have < needed.seqs[i]!) return false;
+      }
     }
     return true;
   }
 
   private pick(kind: Pick, now: number, exclude: string | null, gtid: string | undefined): BackendTarget | null {
-    let needed: GtidList | null = null;
+    let needed: NeededGtid | null = null;
     if (gtid !== undefined) {
       if (gtid !== this.lastNeededText || this.lastNeeded === null) {
         this.lastNeededText = gtid;
-        this.lastNeeded = parseGtidList(gtid);
+        this.lastNeeded = neededOf(gtid);
       }
       needed = this.lastNeeded;
       if (needed === null) return null; // junk: nothing is known to have applied it
     }
-    let chosen: BackendEntry | null;
-    switch (this.lb) {
-      case LoadBalancing.LEAST_OUTSTANDING:
-        chosen = this.pickLeastOutstanding(kind, now, exclude, needed);
-        break;
-      case LoadBalancing.POWER_OF_TWO_LATENCY:
-        chosen = this.pickTwoChoices(kind, now, exclude, needed);
-        break;
-      default:
-        chosen = this.pickRoundRobin(kind, now, exclude, needed);
+    // one pass over the backends: the eligible ones into the (reused) scratch array
+    const c = this.scratch;
+    let n = 0;
+    let total = 0;
+    for (const e of this.entries) {
+      if (!this.eligible(e, kind, now, exclude, needed)) continue;
+      c[n++] = e;
+      total += e.weight;
     }
+    let chosen: BackendEntry | null;
+    if (n <= 1) chosen = n === 1 ? c[0]! : null;
+    else if (this.lb === LoadBalancing.LEAST_OUTSTANDING) chosen = this.pickLeastOutstanding(n);
+    else if (this.lb === LoadBalancing.POWER_OF_TWO_LATENCY) chosen = this.pickTwoChoices(n, total, now);
+    else chosen = this.pickRoundRobin(n, total);
     if (chosen === null) return null;
     this.claim(chosen, now);
     return chosen.target;
@@ -485,38 +509,38 @@ export class ClusterState {
    * that skipping a backend (down, lagging, excluded) keeps the others' weights
    * exact instead of handing its turns to its ring neighbour.
    */
-  private pickRoundRobin(kind: Pick, now: number, exclude: string | null, needed: GtidList | null): BackendEntry | null {
-    let total = 0;
-    let best: BackendEntry | null = null;
-    for (const e of this.entries) {
-      if (!this.eligible(e, kind, now, exclude, needed)) continue;
+  private pickRoundRobin(n: number, total: number): BackendEntry {
+    const c = this.scratch;
+    let best = c[0]!;
+    for (let k = 0; k < n; k++) {
+      const e = c[k]!;
       e.swrr += e.weight;
-      total += e.weight;
-      if (best === null || e.swrr > best.swrr) best = e;
+      if (e.swrr > best.swrr) best = e;
     }
-    if (best !== null) best.swrr -= total;
+    best.swrr -= total;
     return best;
   }
 
   /** Fewest statements in flight; ties: higher weight, then in turn. */
-  private pickLeastOutstanding(kind: Pick, now: number, exclude: string | null, needed: GtidList | null): BackendEntry | null {
-    let best: BackendEntry | null = null;
-    let ties = 0;
-    for (const e of this.entries) {
-      if (!this.eligible(e, kind, now, exclude, needed)) continue;
-      if (best === null || e.outstanding < best.outstanding || (e.outstanding === best.outstanding && e.weight > best.weight)) {
+  private pickLeastOutstanding(n: number): BackendEntry {
+    const c = this.scratch;
+    let best = c[0]!;
+    let ties = 1;
+    for (let k = 1; k < n; k++) {
+      const e = c[k]!;
+      if (e.outstanding < best.outstanding || (e.outstanding === best.outstanding && e.weight > best.weight)) {
         best = e;
         ties = 1;
       } else if (e.outstanding === best.outstanding && e.weight === best.weight) {
         ties++;
       }
     }
-    if (ties <= 1) return best;
-    let k = this.rotation++ % ties;
+    if (ties === 1) return best;
+    let turn = this.rotation++ % ties;
     if (this.rotation >= 0x40000000) this.rotation = 0;
-    for (const e of this.entries) {
-      if (e.outstanding !== best!.outstanding || e.weight !== best!.weight || !this.eligible(e, kind, now, exclude, needed)) continue;
-      if (k-- === 0) return e;
+    for (let k = 0; k < n; k++) {
+      const e = c[k]!;
+      if (e.outstanding === best.outstanding && e.weight === best.weight && turn-- === 0) return e;
     }
     return best;
   }
@@ -527,32 +551,24 @@ export class ClusterState {
    * An unknown latency counts as best while nothing is in flight on it, so a
    * new backend gets tried, and as worst while its first statements run.
    */
-  private pickTwoChoices(kind: Pick, now: number, exclude: string | null, needed: GtidList | null): BackendEntry | null {
-    let total = 0;
-    let count = 0;
-    let only: BackendEntry | null = null;
-    for (const e of this.entries) {
-      if (!this.eligible(e, kind, now, exclude, needed)) continue;
-      total += e.weight;
-      count++;
-      only = e;
-    }
-    if (count <= 1) return only;
-    const a = this.drawByWeight(kind, now, exclude, needed, total, null);
-    const b = this.drawByWeight(kind, now, exclude, needed, total - a.weight, a);
+  private pickTwoChoices(n: number, total: number, now: number): BackendEntry {
+    const a = this.drawByWeight(n, total, null);
+    const b = this.drawByWeight(n, total - a.weight, a);
     return this.cost(b, now) < this.cost(a, now) ? b : a;
   }
 
-  private drawByWeight(kind: Pick, now: number, exclude: string | null, needed: GtidList | null, total: number, skip: BackendEntry | null): BackendEntry {
+  private drawByWeight(n: number, total: number, skip: BackendEntry | null): BackendEntry {
+    const c = this.scratch;
     let r = this.random() * total;
-    let last: BackendEntry | null = null;
-    for (const e of this.entries) {
-      if (e === skip || !this.eligible(e, kind, now, exclude, needed)) continue;
+    let last = c[0]!;
+    for (let k = 0; k < n; k++) {
+      const e = c[k]!;
+      if (e === skip) continue;
       last = e;
       r -= e.weight;
       if (r < 0) return e;
     }
-    return last!; // r ≥ total only by rounding: the last one
+    return last; // r ≥ total only by rounding: the last one
   }
 
   private cost(e: BackendEntry, now: number): number {
@@ -579,6 +595,7 @@ export class ClusterState {
       e.roleSource = "none";
     }
     e.monitorDown = h !== null && h.state === BackendHealth_State.DOWN;
+    e.applied = h?.applied ?? null;
     e.lagging =
       this.maxLagMs !== null && fresh && monitorRole === BackendRole.Replica && (h.lagMs === null || h.lagMs > this.maxLagMs);
 
