@@ -25,13 +25,14 @@ let dp: DataPlane;
 let port: number;
 let deadPort: number;
 let brokenPort: number;
+let splitPort: number;
 let dpMetrics: string;
 let policy: (extraListenerMax: number) => unknown;
 
 beforeAll(async () => {
   const [etcd, db] = await Promise.all([startEtcd(), startMariaDB({ accounts: [{ user: "app", password: APP_PW }] })]);
   cp = await startControlPlane({ etcd });
-  [port, deadPort, brokenPort] = [await freePort(), await freePort(), await freePort()];
+  [port, deadPort, brokenPort, splitPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
   policy = (max) => ({
     clusters: [
       { name: "main", backends: [{ name: "db", address: db.address }] },
@@ -41,6 +42,8 @@ beforeAll(async () => {
     listeners: [
       { name: "app", bindAddress: "127.0.0.1", port, cluster: "main", denyCidrs: ["127.0.0.2/32"], maxConnections: max },
       { name: "broken", bindAddress: "127.0.0.1", port: brokenPort, cluster: "gone" },
+      // the routed engine (pooled backend connections)
+      { name: "split", bindAddress: "127.0.0.1", port: splitPort, cluster: "main", role: "LISTENER_ROLE_SPLIT" },
     ],
     users: [{ name: "app", passwordHash: nativePasswordHash(PW), backendCredentials: { user: "app", secretRef: "env:APP_PW" } }],
   });
@@ -103,7 +106,16 @@ test("data plane: connections accepted, refused by the deny list, failed logins,
   // the cluster behind "broken" has no reachable backend: 1105 after one failed login
   expect(await refused(gw(undefined, PW, brokenPort))).toMatchObject({ errno: 1105 });
 
+  // a routed listener: one session, one refused by the server (unknown database, 1049 passed on)
+  const routed = await gw(undefined, PW, splitPort);
+  expect(await routed.query("SELECT 1 AS one").then(([rows]) => rows)).toEqual([{ one: 1 }]);
+  await routed.end();
+  expect(await refused(connect({ port: splitPort, user: "app", password: PW, database: "no_such_db" }))).toMatchObject({ errno: 1049 });
+
   let m = await scrape(dpMetrics);
+  expect(m.value("mysqlgw_client_connections_accepted_total", { listener: "split" })).toBe(2);
+  expect(m.value("mysqlgw_client_sessions_established_total", { listener: "split" })).toBe(1);
+  expect(m.value("mysqlgw_client_handshake_failures_total", { listener: "split", reason: "backend_refused" })).toBe(1);
   expect(m.value("mysqlgw_client_connections_accepted_total", { listener: "app" })).toBe(5);
   expect(m.value("mysqlgw_client_connections_accepted_total", { listener: "broken" })).toBe(1);
   expect(m.value("mysqlgw_client_sessions_established_total", { listener: "app" })).toBe(4);

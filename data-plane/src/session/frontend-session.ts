@@ -610,6 +610,7 @@ export class FrontendSession {
     }
     if (refused !== null) {
       log.info({ conn: this.connectionId, listener: this.listener.name, user: user.name, errno: refused.errno, err: refused.message }, "routed login refused");
+      metrics.handshakeFailed(this.listener.name, refused.errno === 1044 || refused.errno === 1049 ? "backend_refused" : "no_backend");
       this.sendErrAndClose(buildErr(refused, this.lastSeq + 1));
       return;
     }
