@@ -106,6 +106,17 @@ describe("metrics over the supervisor IPC", () => {
     expect(sample(text, 'mysqlgw_metrics_worker_scrape_failures_total{worker="1"}')).toBe(1);
   });
 
+  it("with --workers 0 serves the supervisor's and the one process's registries, no IPC", async () => {
+    const local = createDataPlaneMetrics();
+    local.connectionAccepted("rw");
+    const sup = createSupervisorMetrics();
+    sup.configServed({ version: 2n, source: "disk", appliedAt: null });
+    const text = await scrapeDataPlane({ own: [sup.registry, local.registry], workers: [], timeoutMs: 100, onWorkerFailed: () => undefined });
+    expect(sample(text, 'mysqlgw_client_connections_accepted_total{listener="rw"}')).toBe(1);
+    expect(sample(text, "mysqlgw_config_version")).toBe(2);
+    expect(sample(text, "mysqlgw_config_served_from_disk")).toBe(1);
+  });
+
   it("rejects a scrape of a worker that exited", async () => {
     const h = wiredWorker(0, null, { mute: true });
     const p = h.metrics(5000);
