@@ -13,7 +13,7 @@ import { CachingSha2Cache } from "./session/client-auth";
 import { loadClientTls, loadRsaKeyPair } from "./session/tls";
 import { ConnectionLimits, SessionSlots, type AccessCounters } from "./session/access";
 import { buildErr } from "./protocol/packets/err";
-import { metrics } from "./metrics";
+import { metrics, type BackendState } from "./metrics";
 
 /** Defaults of every DataPlaneOptions field. */
 export const DEFAULT_DATA_PLANE_OPTIONS: Required<Omit<DataPlaneOptions, "remoteKill">> = {
@@ -92,6 +92,8 @@ class ListenerManagerImpl implements ListenerManager, SessionHost {
       },
     };
     this.pools.startSweeping();
+    // mysqlgw_backend_* gauges: read from the clusters' backend state at each scrape
+    metrics.setBackendStateProvider(() => backendStateFigures(this.runtimes));
     this.remoteKill = options.remoteKill ?? null;
     this.limits = new ConnectionLimits(options.workerCount ?? d.workerCount);
     const w = options.workerIndex ?? 0;
@@ -314,4 +316,17 @@ function noop(): void {}
 
 function destroySocket(s: net.Socket): void {
   s.destroy();
+}
+
+/** Every configured backend of every cluster as this worker routes on it (the mysqlgw_backend_* gauges). */
+function backendStateFigures(runtimes: ReadonlyMap<string, ClusterRuntime>): BackendState[] {
+  const out: BackendState[] = [];
+  const now = Date.now();
+  for (const [cluster, rt] of runtimes) {
+    for (const v of rt.state.snapshot(now)) {
+      if (!v.inConfig) continue;
+      out.push({ cluster, backend: v.name, up: v.up, replicationLagSeconds: v.lagMs === null ? null : v.lagMs / 1000, outstandingStatements: v.outstanding });
+    }
+  }
+  return out;
 }

@@ -36,6 +36,7 @@ let dbs: MariaDBServer[];
 let dp: DataPlane;
 let client: Etcd3;
 let port: number;
+let metricsPort: number;
 
 function health(backend: string, state: BackendHealth_State, role: BackendHealth_Role, extra: { lastError?: string; roleDisagreement?: string } = {}): string {
   const db = dbs[backend === "db1" ? 0 : 1]!;
@@ -87,6 +88,13 @@ async function landings(n: number): Promise<number[]> {
   return out;
 }
 
+/** mysqlgw_backend_up of main/<backend> as GET /metrics shows it (the minimum over the workers). */
+async function backendUpGauge(backend: string): Promise<number | null> {
+  const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+  const m = new RegExp(`^mysqlgw_backend_up\\{[^}]*backend="${backend}"[^}]*\\} (\\S+)$`, "m").exec(text);
+  return m === null ? null : Number(m[1]);
+}
+
 beforeAll(async () => {
   etcd = await startEtcd();
   dbs = await Promise.all([1, 2].map(() => startMariaDB({ accounts: [{ user: "app", password: APP_PW }] })));
@@ -108,7 +116,8 @@ beforeAll(async () => {
     listeners: [{ name: "l", bindAddress: "127.0.0.1", port, cluster: "main" }],
     users: [{ name: "app", passwordHash: nativePasswordHash(PW), backendCredentials: { user: "app", secretRef: "env:APP_PW" } }],
   });
-  dp = await startDataPlane({ etcd, workers: 2, env: { APP_PW }, waitForConfig: version });
+  metricsPort = await freePort();
+  dp = await startDataPlane({ etcd, workers: 2, env: { APP_PW }, waitForConfig: version, args: ["--metrics-listen", `127.0.0.1:${metricsPort}`] });
 }, 120_000);
 
 afterAll(async () => {
@@ -161,6 +170,8 @@ test("failover seen in etcd: new connections go to the new primary at once; back
   console.log(`failover written to etcd → both workers act on it in ${ms} ms`);
   // db1's server still runs: only the health says it is down
   expect(await landings(8)).toEqual(Array(8).fill(p2));
+  expect(await backendUpGauge("db1")).toBe(0);
+  expect(await backendUpGauge("db2")).toBe(1);
 
   const back = dp.mark();
   await client.put(keys.backendHealth("main", "db2")).value(health("db2", BackendHealth_State.UP, BackendHealth_Role.REPLICA));
@@ -168,6 +179,7 @@ test("failover seen in etcd: new connections go to the new primary at once; back
   await bothWorkersLog(back, "backend db1 of cluster main is UP (monitor)", Date.now());
   await bothWorkersLog(back, "backend db2 of cluster main is now REPLICA (monitor)", Date.now());
   expect(await landings(4)).toContain(p1);
+  expect(await backendUpGauge("db1")).toBe(1);
 }, 60_000);
 
 test("a deleted key (the monitor's lease expired) is seen by both workers: back to the policy's role", async () => {
