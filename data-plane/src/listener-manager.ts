@@ -4,7 +4,8 @@ import type { BackendHealth, ConfigVersion } from "@mysqlgw/proto";
 import { HostNotAllowedError, ListenerBindError, TooManyConnectionsError, toSqlError, type MgwError } from "./errors";
 import type { ApplyResult, DataPlaneOptions, KillRequest, KillResult, ListenerManager } from "./types";
 import { KillDeniedError, NoSuchThreadError } from "./errors";
-import { killBackendThread, killResultOf } from "./session/kill";
+import { KILL_OK, killBackendThread, killResultOf } from "./session/kill";
+import type { RoutedSession } from "./session/routed-session";
 import { compileConfig, createClusterRuntime, type ClusterRuntime, type ClusterSnapshot, type ListenerSnapshot } from "./session/config-snapshot";
 import { learnClusterGreeting } from "./session/backend-probe";
 import { PoolManager } from "./pool/backend-pool";
@@ -232,13 +233,38 @@ class ListenerManagerImpl implements ListenerManager, SessionHost {
   }
 
   async killLocal(req: KillRequest): Promise<KillResult> {
-    const target = this.byId.get(req.target)?.killTarget() ?? null;
+    const session = this.byId.get(req.target);
+    const routed = session?.routedSession() ?? null;
+    if (session !== undefined && routed !== null) return this.killRouted(session, routed, req);
+    const target = session?.killTarget() ?? null;
     if (target === null) return killResultOf(new NoSuchThreadError(req.target));
     if (target.user !== req.user) return killResultOf(new KillDeniedError(req.target));
     return killBackendThread(target, req.query, {
       timeoutMs: this.sessionOptions.backendConnectTimeoutMs,
       maxHandshakePacketSize: this.sessionOptions.maxHandshakePacketSize,
     });
+  }
+
+  /**
+   * KILL of a session on a routed listener: its statement under way (if any)
+   * is interrupted on the backend connection running it; KILL CONNECTION then
+   * closes the client's connection (its backend connections go back to the pool).
+   */
+  private async killRouted(session: FrontendSession, routed: RoutedSession, req: KillRequest): Promise<KillResult> {
+    if (routed.ownerName() !== req.user) return killResultOf(new KillDeniedError(req.target));
+    const t = routed.beginKill();
+    let r: KillResult = KILL_OK;
+    try {
+      if (t !== null) {
+        r = await killBackendThread(t, true, { timeoutMs: this.sessionOptions.backendConnectTimeoutMs, maxHandshakePacketSize: this.sessionOptions.maxHandshakePacketSize });
+        // the statement ended on its own meanwhile: nothing left to interrupt
+        if (r.errno === 1094) r = KILL_OK;
+      }
+    } finally {
+      routed.endKill();
+    }
+    if (!req.query) session.killed();
+    return r;
   }
 
   private nextConnectionId(): number {

@@ -243,6 +243,16 @@ export class FrontendSession {
   }
 
   /** Who owns this connection and where its backend thread is; null before forwarding. */
+  /** The routed command phase, once started (KILL of routed sessions goes through it). */
+  routedSession(): RoutedSession | null {
+    return this.state === State.Routed ? this.routed : null;
+  }
+
+  /** Ends the session as KILL CONNECTION does (the client sees its connection closed). */
+  killed(): void {
+    this.close();
+  }
+
   killTarget(): KillTarget | null {
     return this.state === State.Forwarding && this.commands !== null ? this.commands.killTarget() : null;
   }
@@ -644,6 +654,13 @@ export class FrontendSession {
       client: () => this.client,
       fail: (packet) => (packet !== null ? this.sendErrAndClose(packet) : this.close()),
       quit: () => this.close(),
+      killConnection: (req) => this.host.killConnection(req),
+      users: this.listener.users,
+      nonce: this.nonce,
+      secure: this.secure,
+      authRuntime: this.options.auth,
+      clientHost: this.clientHost,
+      handshakeTimeoutMs: this.handshakeTimeoutMs(),
     };
   }
 

@@ -16,6 +16,13 @@ import type { BackendPool, PooledConnection, PoolLogin, PoolManager } from "../p
 import { ListenerRole } from "@mysqlgw/proto";
 import type { BackendTarget, ClusterSnapshot, ListenerSnapshot, UserSnapshot } from "./config-snapshot";
 import { chooseBackend } from "./backend-choice";
+import { AccessDeniedError, ChangeUserRefusedError } from "../errors";
+import { parseKillStatement } from "../protocol/kill-statement";
+import { parseChangeUser } from "../protocol/packets/change-user";
+import { resolveSecretRef } from "../secrets";
+import type { KillRequest, KillResult } from "../types";
+import { AuthStepKind, ClientAuthentication, type ClientAuthRuntime } from "./client-auth";
+import type { KillTarget } from "./kill";
 
 /**
  * The command phase of a session on a routed listener (SPLIT, or any listener
@@ -55,11 +62,21 @@ export interface RoutedHost {
   fail(packet: Buffer | null): void;
   /** The session closed itself after COM_QUIT. */
   quit(): void;
+  /** Routes a client's KILL to the session owning `req.target` (any worker); never rejects. */
+  killConnection(req: KillRequest): Promise<KillResult>;
+  /** What COM_CHANGE_USER re-authenticates against. */
+  readonly users: ReadonlyMap<string, UserSnapshot>;
+  readonly nonce: Buffer;
+  readonly secure: boolean;
+  readonly authRuntime: ClientAuthRuntime;
+  readonly clientHost: string;
+  readonly handshakeTimeoutMs: number;
 }
 
 export interface RoutedLogin {
   listener: ListenerSnapshot;
   cluster: ClusterSnapshot;
+  /** Replaced by COM_CHANGE_USER. */
   user: UserSnapshot;
   password: string;
   /** Negotiated with the client (its capabilities & what we advertised). */
@@ -249,7 +266,11 @@ export class RoutedSession {
       const packet = buf.subarray(pos, p);
       pos = p;
       if (this.uploading) this.onUploadPacket(packet);
-      else this.queue.push(packet);
+      else if (this.packetWaiter !== null) {
+        const w = this.packetWaiter;
+        this.packetWaiter = null;
+        w(packet);
+      } else this.queue.push(packet);
     }
     if (pos < buf.length) {
       this.parts = [buf.subarray(pos)];
@@ -352,6 +373,11 @@ export class RoutedSession {
         return this.fetch(packet);
       case Command.ResetConnection:
         return this.resetConnection();
+      case Command.ProcessKill:
+        if (packet.length < 9) break;
+        return this.kill(packet.readUInt32LE(5), false);
+      case Command.ChangeUser:
+        return this.changeUser(packet);
       case Command.FieldList:
         return this.simple(packet, this.readTarget(), ResponseShape.FieldList);
       case Command.Statistics:
@@ -359,17 +385,16 @@ export class RoutedSession {
       case Command.SetOption:
         this.pin("set-option");
         return this.simple(packet, RouteTarget.Primary, ResponseShape.Single);
-      default:
-        this.replyErr(
-          {
-            errno: 1047,
-            sqlState: "08S01",
-            message: `Unknown command: mysqlgw's ${this.modeName()} listener '${this.login.listener.name}' does not route command 0x${cmd.toString(16)}; use a READ_WRITE listener without multiplexing for it`,
-          },
-          1,
-        );
-        return this.finish();
     }
+    this.replyErr(
+      {
+        errno: 1047,
+        sqlState: "08S01",
+        message: `Unknown command: mysqlgw's ${this.modeName()} listener '${this.login.listener.name}' does not route command 0x${cmd.toString(16)}; use a READ_WRITE listener without multiplexing for it`,
+      },
+      1,
+    );
+    return this.finish();
   }
 
   private modeName(): string {
@@ -396,6 +421,10 @@ export class RoutedSession {
     if (large || this.mustStayOnPrimary()) target = RouteTarget.Primary;
     const kind = c.kind;
     const flags = c.flags;
+    if (kind === K.Kill && !large) {
+      const k = parseKillStatement(packet.toString("utf8", 5));
+      if (k !== null) return this.kill(k.id, k.query);
+    }
     let after: (() => void) | null = null;
     if (kind === K.Set && (flags & F.MultiStatement) === 0) {
       const a = analyseSet(packet, 5, packet.length);
@@ -658,6 +687,142 @@ export class RoutedSession {
     });
   }
 
+  // ---- KILL and COM_CHANGE_USER ---------------------------------------------
+
+  /** `KILL [QUERY] id` / COM_PROCESS_KILL by this client: routed to the owner of `id` (any session, any worker). */
+  private async kill(id: number, query: boolean): Promise<void> {
+    const r = await this.host.killConnection({ target: id >>> 0, user: this.login.user.name, query });
+    this.log.info({ conn: this.host.connectionId, target: id, query, errno: r.errno }, "kill");
+    if (r.errno === 0) this.replyOk(1);
+    else this.replyErr(r, 1);
+    this.finish();
+  }
+
+  /**
+   * Someone's KILL of this session: the statement under way (if any) is
+   * interrupted on its backend connection, which is kept from the pool until
+   * the KILL QUERY has run (so that it cannot hit another client's statement).
+   * Returns the backend thread to kill, or null when idle.
+   */
+  beginKill(): KillTarget | null {
+    const conn = this.current;
+    if (conn === null || this.closed) return null;
+    this.killConn = conn;
+    const u = this.login.user;
+    const backend = this.poolByConn.get(conn)?.backend;
+    if (backend === undefined) return null;
+    return { user: u.name, backend, backendUser: u.backendUser, secretRef: u.secretRef, threadId: conn.threadId, tls: this.login.cluster.tls };
+  }
+
+  endKill(): void {
+    const conn = this.killConn;
+    this.killConn = null;
+    if (conn !== null && this.deferredRelease === conn) {
+      this.deferredRelease = null;
+      this.releaseConn(conn);
+    }
+  }
+
+  /** The mysqlgw user owning the session (who may KILL it). */
+  ownerName(): string {
+    return this.login.user.name;
+  }
+
+  private killConn: PooledConnection | null = null;
+  private deferredRelease: PooledConnection | null = null;
+
+  /** Reads the next client packet of an exchange (COM_CHANGE_USER's auth rounds); bounded by the handshake timeout. */
+  private nextClientPacket(): Promise<Buffer> {
+    const queued = this.queue.shift();
+    if (queued !== undefined) return Promise.resolve(queued);
+    return new Promise<Buffer>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.packetWaiter = null;
+        reject(new ChangeUserRefusedError("mysqlgw: the client did not answer the authentication exchange in time"));
+      }, this.host.handshakeTimeoutMs);
+      this.packetWaiter = (p) => {
+        clearTimeout(timer);
+        resolve(p);
+      };
+    });
+  }
+
+  private packetWaiter: ((packet: Buffer) => void) | null = null;
+
+  /**
+   * COM_CHANGE_USER: re-authenticated against mysqlgw's users; the session
+   * then starts afresh as the new user (its connections go back to the pool
+   * to be reset; the next statement borrows from the new user's pool).
+   */
+  private async changeUser(packet: Buffer): Promise<void> {
+    const caps = this.login.clientCapabilities | Capability.Protocol41 | Capability.SecureConnection | Capability.PluginAuth | Capability.ConnectAttrs | Capability.PluginAuthLenencClientData;
+    const req = parseChangeUser(packet.subarray(4), caps);
+    let seq = packet[3];
+    const auth = new ClientAuthentication(
+      this.host.users,
+      {
+        capabilities: caps,
+        mariadbCapabilities: 0,
+        maxPacketSize: 0,
+        characterSet: req.characterSet ?? this.login.characterSet,
+        username: req.username,
+        authResponse: req.authResponse,
+        database: req.database,
+        authPluginName: req.authPluginName,
+        connectAttributes: req.connectAttributes,
+      },
+      this.host.nonce,
+      this.host.secure,
+      this.host.authRuntime,
+    );
+    let step = auth.begin();
+    for (let round = 0; step.kind === AuthStepKind.Send && round < 4; round++) {
+      seq += 1;
+      this.host.client().write(framePayload(step.payload, seq));
+      const answer = await this.nextClientPacket();
+      seq = answer[3];
+      step = auth.next(Buffer.from(answer.subarray(4)));
+    }
+    if (step.kind !== AuthStepKind.Done) {
+      const used = step.kind === AuthStepKind.Denied ? step.usedPassword : true;
+      this.log.info({ conn: this.host.connectionId, user: req.username }, "change user: access denied");
+      this.replyErr(toSqlError(new AccessDeniedError(req.username, this.host.clientHost, used)), seq + 1);
+      return this.finish();
+    }
+    if (step.payload !== null) {
+      seq += 1;
+      this.host.client().write(framePayload(step.payload, seq));
+    }
+    const u = step.user as UserSnapshot;
+    let password: string;
+    try {
+      password = await resolveSecretRef(u.secretRef);
+    } catch {
+      this.replyErr(toSqlError(new ChangeUserRefusedError(`mysqlgw: the backend credentials of user '${u.name}' cannot be resolved on this data plane (see its log)`)), seq + 1);
+      return this.finish();
+    }
+    // the session starts afresh, as after COM_CHANGE_USER on MariaDB
+    this.settings.clear();
+    this.pins.clear();
+    this.statements.clear();
+    this.lastPrepared = 0;
+    Object.assign(this.route, createSessionRouteState());
+    this.releaseHeld(true);
+    const previous = this.login.user.name;
+    this.login.user = u;
+    this.login.password = password;
+    if (req.characterSet !== null && req.characterSet !== 0) this.login.characterSet = req.characterSet;
+    this.schema = req.database || null;
+    const refused = await this.start();
+    if (refused !== null) {
+      this.replyErr(refused, seq + 1);
+      return this.finish();
+    }
+    this.log.info({ conn: this.host.connectionId, from: previous, to: u.name }, "change user");
+    this.replyOk(seq + 1);
+    this.finish();
+  }
+
   // ---- pins -----------------------------------------------------------------
 
   private pin(reason: string): void {
@@ -696,10 +861,11 @@ export class RoutedSession {
   }
 
   private poolOf(conn: PooledConnection): BackendPool | null {
-    return this.poolByConn.get(conn) ?? null;
+    return this.poolByConn.get(conn)?.pool ?? null;
   }
 
-  private readonly poolByConn = new WeakMap<PooledConnection, BackendPool>();
+  /** Where each connection the session borrowed comes from. */
+  private readonly poolByConn = new WeakMap<PooledConnection, { pool: BackendPool; backend: BackendTarget }>();
 
   /** A connection from the pool of a backend chosen for `target`. */
   private async acquire(target: RouteTarget): Promise<PooledConnection> {
@@ -712,7 +878,7 @@ export class RoutedSession {
     }
     const pool = this.poolFor(choice.backend);
     const conn = await pool.acquire();
-    this.poolByConn.set(conn, pool);
+    this.poolByConn.set(conn, { pool, backend: choice.backend });
     this.currentTarget = choice.target;
     return conn;
   }
@@ -819,6 +985,11 @@ export class RoutedSession {
   };
 
   private releaseConn(conn: PooledConnection): void {
+    if (conn === this.killConn) {
+      // a KILL QUERY is on its way to this connection's thread: not back to the pool before it has run
+      this.deferredRelease = conn;
+      return;
+    }
     const pool = this.poolOf(conn);
     conn.link.socket.removeListener("close", this.onHeldClose);
     if (conn.link.socket.destroyed) {
