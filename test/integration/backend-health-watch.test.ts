@@ -37,6 +37,8 @@ let dp: DataPlane;
 let client: Etcd3;
 let port: number;
 let metricsPort: number;
+/** A listener on cluster "spare": db1 and a backend nobody listens on, no roles (plain round robin). */
+let sparePort: number;
 
 function health(backend: string, state: BackendHealth_State, role: BackendHealth_Role, extra: { lastError?: string; roleDisagreement?: string } = {}): string {
   const db = dbs[backend === "db1" ? 0 : 1]!;
@@ -103,6 +105,8 @@ beforeAll(async () => {
   // a value present before the data plane starts: read by its first get
   await client.put(keys.backendHealth("main", "db2")).value(health("db2", BackendHealth_State.UP, BackendHealth_Role.REPLICA));
   port = await freePort();
+  sparePort = await freePort();
+  const deadPort = await freePort(); // nothing listens there
   const { version } = await applyPolicy(cp, {
     clusters: [
       {
@@ -112,8 +116,18 @@ beforeAll(async () => {
           { name: "db2", address: dbs[1]!.address },
         ],
       },
+      {
+        name: "spare",
+        backends: [
+          { name: "db1", address: dbs[0]!.address },
+          { name: "dead", address: `127.0.0.1:${deadPort}` },
+        ],
+      },
     ],
-    listeners: [{ name: "l", bindAddress: "127.0.0.1", port, cluster: "main" }],
+    listeners: [
+      { name: "l", bindAddress: "127.0.0.1", port, cluster: "main" },
+      { name: "spare", bindAddress: "127.0.0.1", port: sparePort, cluster: "spare" },
+    ],
     users: [{ name: "app", passwordHash: nativePasswordHash(PW), backendCredentials: { user: "app", secretRef: "env:APP_PW" } }],
   });
   metricsPort = await freePort();
@@ -231,4 +245,31 @@ test("after etcd was down, the data plane re-reads the health prefix and catches
   expect(dp.logs.slice(lost).filter((r) => r.role === "supervisor" && /etcd watch of backend health|backend health from etcd/.test(String(r.msg))).map((r) => r.msg)).toEqual(
     expect.arrayContaining(["reading backend health from etcd again"]),
   );
+}, 60_000);
+
+test("a worker ejects a backend it cannot reach after 2 failed logins, and retries it once after the backoff (doubled when it fails again)", async () => {
+  const since = dp.mark();
+  const ejected = (ms: number, n: number) => `backend dead of cluster spare ejected on this data plane for ${ms} ms after ${n} consecutive connect failures; one connection is tried then`;
+  const run = async (n: number): Promise<void> => {
+    for (let i = 0; i < n; i++) {
+      const c = await connect({ port: sparePort, user: "app", password: PW }); // db1 always logs in
+      await c.end();
+    }
+  };
+  await run(10);
+  await dp.waitForLog((r) => r.msg === ejected(1000, 2), 5000, since);
+  const ejectedAt = Date.now();
+  // while ejected, that worker tries db1 first: no more failed logins to dead from it within the second
+  const mid = dp.mark();
+  await run(6);
+  const workerOf = (r: LogRecord) => Number(r.worker);
+  const ejectedWorkers = new Set(dp.logs.slice(since).filter((r) => r.msg === ejected(1000, 2)).map(workerOf));
+  if (Date.now() - ejectedAt < 900) {
+    const tried = dp.logs.slice(mid).filter((r) => r.msg === "backend login failed, trying the next one" && r.backend === "dead" && ejectedWorkers.has(workerOf(r)));
+    expect(tried).toEqual([]);
+  }
+  // after the backoff the half-open trial fails: ejected again, twice as long
+  await new Promise((r) => setTimeout(r, 1100));
+  await run(10);
+  await dp.waitForLog((r) => r.msg === ejected(2000, 3), 5000, since);
 }, 60_000);

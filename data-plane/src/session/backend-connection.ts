@@ -126,9 +126,12 @@ export class BackendHandshake {
   private caps: number;
   private resolve!: (link: BackendLink) => void;
   private reject!: (err: MgwError) => void;
+  /** abort() was called: the outcome says nothing about the backend. */
+  private aborted: boolean;
 
   constructor(target: BackendTarget, params: BackendLoginParams) {
     this.target = target;
+    this.aborted = false;
     this.params = params;
     this.phase = Phase.Greeting;
     this.greeting = null;
@@ -151,6 +154,7 @@ export class BackendHandshake {
 
   /** Gives up (the client went away): destroys the socket, rejects `result`. */
   abort(): void {
+    this.aborted = true;
     this.fail(new BackendConnectError(`${this.describe()}: aborted`));
   }
 
@@ -185,6 +189,13 @@ export class BackendHandshake {
     this.phase = Phase.Done;
     clearTimeout(this.timer);
     this.socket.destroy();
+    // local ejection (routing/backend-state.ts): only failures to reach the server count against it;
+    // a server that answered (refused the login, an unsupported plugin, TLS settings) is reachable
+    const o = this.target.loginOutcomes;
+    if (o !== undefined && !this.aborted) {
+      if (err instanceof BackendConnectError || err instanceof BackendTimeoutError || err instanceof BackendProtocolError) o.connectFailed(this.target.name, Date.now());
+      else o.connectSucceeded(this.target.name);
+    }
     this.reject(err);
   }
 
@@ -356,6 +367,7 @@ export class BackendHandshake {
     s.removeListener("data", this.onData);
     s.removeListener("close", this.onClose);
     // onError stays as a no-op guard until the session adds its own listener
+    this.target.loginOutcomes?.connectSucceeded(this.target.name);
     this.resolve({
       socket: s,
       greeting: this.greeting as HandshakeV10,

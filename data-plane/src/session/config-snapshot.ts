@@ -24,6 +24,14 @@ export interface BackendTarget {
   readonly maxConnections?: number;
   /** The policy's Backend.expected_role (an expectation; the monitor's report wins, see routing/backend-state.ts); absent: Unknown. */
   readonly expectedRole?: BackendRole;
+  /** Told the outcome of every login to this backend (BackendHandshake): the cluster's ClusterState, for local ejection. */
+  readonly loginOutcomes?: LoginOutcomes;
+}
+
+/** What a backend login reports (implemented by ClusterState). */
+export interface LoginOutcomes {
+  connectFailed(name: string, now: number): void;
+  connectSucceeded(name: string): void;
 }
 
 /**
@@ -222,7 +230,7 @@ export function compileConfig(config: ConfigVersion, runtimes: Map<string, Clust
       runtime = createClusterRuntime(c.name, stateOptions);
       runtimes.set(c.name, runtime);
     }
-    const backends = c.backends.map((b) => ({ name: b.name, ...parseBackendAddress(b.address), weight: b.weight || 1, maxConnections: b.maxConnections, expectedRole: backendRoleOf(b.expectedRole) }));
+    const backends = c.backends.map((b) => ({ name: b.name, ...parseBackendAddress(b.address), weight: b.weight || 1, maxConnections: b.maxConnections, expectedRole: backendRoleOf(b.expectedRole), loginOutcomes: runtime.state }));
     runtime.state.setBackends(backends, c.loadBalancing, durationMs(c.health?.maxReplicationLag) || null);
     clusters.set(c.name, { name: c.name, backends, ring: buildRing(backends.map((b) => b.weight)), runtime, tls: compileBackendTls(c.tls), sendProxyProtocol: c.sendProxyProtocol, pool: compilePoolSettings(c.pool) });
   }
