@@ -383,6 +383,20 @@ describe("local ejection", () => {
     expect(s.primary(1000)).toBeNull(); // trial taken
   });
 
+  it("a statement answered by the backend (a pooled connection, no login) ends its ejection", () => {
+    const s = withReplicas(LoadBalancing.ROUND_ROBIN, [["r1", 1]], opts);
+    s.statementStarted("r1");
+    s.connectFailed("r1", 0);
+    s.connectFailed("r1", 0);
+    expect(s.pickReplica(1000)?.name).toBe("r1"); // the trial, claimed
+    expect(s.pickReplica(1001)).toBeNull();
+    s.statementFinished("r1", -1); // no answer: nothing learned
+    expect(s.pickReplica(1002)).toBeNull();
+    s.statementStarted("r1");
+    s.statementFinished("r1", 800);
+    expect(s.snapshot(1003)[1]).toMatchObject({ name: "r1", up: true, ejectedUntil: 0, consecutiveConnectFailures: 0 });
+  });
+
   it("a monitor report turning UP lets the ejected backend's trial through at once", () => {
     const s = withReplicas(LoadBalancing.ROUND_ROBIN, [["r1", 1]], opts);
     s.applyHealth("r1", health({ state: BackendHealth_State.DOWN, role: BackendHealth_Role.REPLICA }), 0);

@@ -383,14 +383,17 @@ export class ClusterState {
 
   /**
    * The statement's result (or error) came back after `latencyUs`; a negative
-   * or non-finite latency only ends the statement (no sample). `now` (the
-   * options' clock by default) saves a clock read when the caller has one.
+   * or non-finite latency only ends the statement (no sample: pass -1 when the
+   * backend did not answer). An answer proves the backend reachable, so it also
+   * ends an ejection (a pooled connection may run a half-open trial without a
+   * new login). `now` (the options' clock by default) saves a clock read.
    */
   statementFinished(name: string, latencyUs: number, now?: number): void {
     const e = this.byName.get(name);
     if (e === undefined) return;
     if (e.outstanding > 0) e.outstanding--;
     if (!(latencyUs >= 0) || latencyUs === Infinity) return;
+    if (e.failures !== 0 || e.ejectedUntil !== 0) this.connectSucceeded(name);
     if (now === undefined) now = this.clock();
     if (e.ewmaUs < 0) {
       e.ewmaUs = latencyUs;
