@@ -111,10 +111,12 @@ function parseSample(line: string, where: string): Sample {
   return { name, labels, value };
 }
 
+/** As Prometheus reads it (Go's strconv.ParseFloat): NaN and Inf in any case — prom-client writes NaN as "Nan". */
 function parseValue(s: string): number | null {
-  if (s === "+Inf" || s === "Inf") return Infinity;
-  if (s === "-Inf") return -Infinity;
-  if (s === "NaN") return NaN;
+  const l = s.toLowerCase();
+  if (l === "+inf" || l === "inf" || l === "+infinity" || l === "infinity") return Infinity;
+  if (l === "-inf" || l === "-infinity") return -Infinity;
+  if (l === "nan") return NaN;
   const n = Number(s);
   return s !== "" && !Number.isNaN(n) ? n : null;
 }

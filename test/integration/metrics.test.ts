@@ -80,10 +80,11 @@ async function eventually(fn: () => Promise<boolean>, ms = 10_000): Promise<void
 }
 
 test("the text exposition parser reads HELP/TYPE, escaped labels, +Inf, and rejects malformed lines", () => {
-  const e = parseExposition('# HELP a_total x\n# TYPE a_total counter\na_total{l="q\\"u\\\\o\\nte",m="2"} 3\nb_bucket{le="+Inf"} +Inf 1700000000\n');
+  const e = parseExposition('# HELP a_total x\n# TYPE a_total counter\na_total{l="q\\"u\\\\o\\nte",m="2"} 3\nb_bucket{le="+Inf"} +Inf 1700000000\nc Nan\n');
   expect(e.types.get("a_total")).toBe("counter");
   expect(e.value("a_total", { l: 'q"u\\o\nte' })).toBe(3);
   expect(e.value("b_bucket")).toBe(Infinity);
+  expect(e.value("c")).toBeNaN(); // prom-client writes NaN so; Prometheus reads NaN in any case
   expect(() => parseExposition("a_total{l=x} 1")).toThrow(/without quotes/);
   expect(() => parseExposition("a_total one")).toThrow(/bad value/);
   expect(() => parseExposition("# TYPE a counter\n# TYPE a gauge")).toThrow(/twice/);
@@ -151,6 +152,10 @@ test("data plane: connections accepted, refused by the deny list, failed logins,
   expect(delay).toBeGreaterThanOrEqual(0);
   expect(delay).toBeLessThan(10);
   expect(m.value("mysqlgw_metrics_worker_scrape_failures_total")).toBeUndefined();
+  // the standard process metrics, one series per process
+  expect(m.samples.filter((s) => s.name === "process_cpu_seconds_total").map((s) => s.labels.worker).sort()).toEqual(["0", "1", "supervisor"]);
+  expect(m.sum("process_resident_memory_bytes")).toBeGreaterThan(3 * 20e6);
+  expect(m.value("nodejs_eventloop_lag_seconds", { worker: "1" })).toBeGreaterThanOrEqual(0);
   console.log(`data plane: watch delay of config version ${version}: ${(delay * 1000).toFixed(0)} ms`);
 
   const health = await fetch(dpMetrics.replace(/\/metrics$/, "/healthz"));

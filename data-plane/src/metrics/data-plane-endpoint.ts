@@ -5,6 +5,7 @@ import type { Supervisor } from "../supervisor/supervisor";
 import { startMetricsHttpServer, type Health } from "./http-server";
 import { scrapeDataPlane, type WorkerMetricsSource } from "./scrape";
 import { createSupervisorMetrics } from "./supervisor-metrics";
+import { enableProcessMetrics } from "./process-metrics";
 
 /** Default bound on a worker's answer to a scrape. */
 export const WORKER_SCRAPE_TIMEOUT_MS = 3000;
@@ -40,6 +41,8 @@ export interface DataPlaneMetricsServer {
  */
 export async function startDataPlaneMetricsServer(options: DataPlaneMetricsServerOptions): Promise<DataPlaneMetricsServer> {
   const sup = createSupervisorMetrics();
+  // with --workers 0 this one process also serves the listeners: its series say worker "0"
+  enableProcessMetrics(sup.registry, options.local === null ? "supervisor" : "0");
   const own = options.local === null ? [sup.registry] : [sup.registry, options.local];
   const timeoutMs = options.workerTimeoutMs ?? WORKER_SCRAPE_TIMEOUT_MS;
 

@@ -25,4 +25,5 @@ export {
 export { handshakeFailureReason, backendConnectFailureReason } from "./reasons";
 export { createSupervisorMetrics, WATCH_DELAY_BUCKETS, type SupervisorMetrics, type ServedConfig } from "./supervisor-metrics";
 export { scrapeDataPlane, PROMETHEUS_CONTENT_TYPE, type WorkerMetricsSource, type ScrapeOptions } from "./scrape";
+export { enableProcessMetrics } from "./process-metrics";
 export { startMetricsHttpServer, type MetricsHttpServer, type MetricsHttpServerOptions, type Health } from "./http-server";

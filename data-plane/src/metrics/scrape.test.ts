@@ -8,6 +8,7 @@ import { createDataPlaneMetrics, type DataPlaneMetrics } from "./data-plane-metr
 import { scrapeDataPlane, type WorkerMetricsSource } from "./scrape";
 import { createSupervisorMetrics } from "./supervisor-metrics";
 import { startMetricsHttpServer } from "./http-server";
+import { enableProcessMetrics } from "./process-metrics";
 
 const silent = pino({ level: "silent" });
 
@@ -115,6 +116,18 @@ describe("metrics over the supervisor IPC", () => {
     expect(sample(text, 'mysqlgw_client_connections_accepted_total{listener="rw"}')).toBe(1);
     expect(sample(text, "mysqlgw_config_version")).toBe(2);
     expect(sample(text, "mysqlgw_config_served_from_disk")).toBe(1);
+  });
+
+  it("keeps one series of the process metrics per process (label worker)", async () => {
+    const a = createDataPlaneMetrics();
+    const b = createDataPlaneMetrics();
+    enableProcessMetrics(a.registry, "0");
+    enableProcessMetrics(a.registry, "0"); // idempotent
+    enableProcessMetrics(b.registry, "1");
+    const text = await scrapeDataPlane({ own: [a.registry, b.registry], workers: [], timeoutMs: 100, onWorkerFailed: () => undefined });
+    expect(sample(text, 'process_cpu_seconds_total{worker="0"}')).toBeGreaterThan(0);
+    expect(sample(text, 'process_cpu_seconds_total{worker="1"}')).toBeGreaterThan(0);
+    expect(text).not.toContain("process_start_time_seconds"); // omitted by its aggregator
   });
 
   it("rejects a scrape of a worker that exited", async () => {

@@ -17,7 +17,7 @@ import { createClusterWorkerPool, WORKER_INDEX_ENV, type WorkerPool } from "./wo
 import { createWorkerRuntime } from "./worker-runtime";
 import type { FromWorkerMessage } from "./ipc-protocol";
 import type { IpcWorkerHandle } from "./worker-handle";
-import { metrics } from "../metrics";
+import { enableProcessMetrics, metrics } from "../metrics";
 import { startDataPlaneMetricsServer } from "../metrics/data-plane-endpoint";
 
 export type ListenerManagerFactory = (options: DataPlaneOptions & { logger: Logger }) => ListenerManager;
@@ -80,6 +80,7 @@ export function runWorker(flags: DataPlaneFlags, createListenerManager: Listener
       if (m.t === "mgw:drained") process.exit(0);
     });
   };
+  if (flags.metricsListen !== null) enableProcessMetrics(metrics.registry, String(index));
   const runtime = createWorkerRuntime({ manager, send, logger: log, onDrained: exitSoon, metrics: () => metrics.registry.getMetricsAsJSON() });
   process.on("message", (m: unknown) => runtime.handleMessage(m));
   // backend health from etcd, relayed by the supervisor (not queued behind applies)
