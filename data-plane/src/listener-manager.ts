@@ -9,6 +9,7 @@ import type { RoutedSession } from "./session/routed-session";
 import { compileConfig, createClusterRuntime, type ClusterRuntime, type ClusterSnapshot, type ListenerSnapshot } from "./session/config-snapshot";
 import { learnClusterGreeting } from "./session/backend-probe";
 import { PoolManager } from "./pool/backend-pool";
+import { createTableExtractor } from "./routing/tables";
 import { FrontendSession, type SessionHost, type SessionOptions } from "./session/frontend-session";
 import { CachingSha2Cache } from "./session/client-auth";
 import { loadClientTls, loadRsaKeyPair } from "./session/tls";
@@ -87,6 +88,7 @@ class ListenerManagerImpl implements ListenerManager, SessionHost {
       auth: { rsa: loadRsaKeyPair(options), cache: new CachingSha2Cache(options.sha2CacheSize || d.sha2CacheSize) },
       routed: {
         pools: this.pools,
+        tables: createTableExtractor(),
         backendConnectTimeoutMs: options.backendConnectTimeoutMs || d.backendConnectTimeoutMs,
         maxHandshakePacketSize: options.maxHandshakePacketSize || d.maxHandshakePacketSize,
         maxPacketSize: options.maxPacketSize || d.maxPacketSize,

@@ -46,6 +46,14 @@ beforeAll(async () => {
         ],
         pool: { maxConnections: POOL_MAX, acquireTimeout: "10s" },
       },
+      // a one-server "cluster" on the second replica, for a rule that routes elsewhere
+      { name: "archive", backends: [{ name: "arc1", address: cluster.replicas[1].address }] },
+    ],
+    rules: [
+      { name: "no-truncate", match: { kinds: ["TRUNCATE"] }, deny: { message: "TRUNCATE is not allowed through mysqlgw; ask the DBA team" } },
+      { name: "reports-on-primary", match: { pattern: "^/\\* report \\*/ select", listeners: ["shop-split"] }, route: { target: "TARGET_PRIMARY" } },
+      { name: "legacy-name", match: { pattern: "legacy_items" }, rewrite: { pattern: "legacy_items", replacement: "items" } },
+      { name: "to-archive", match: { pattern: "archive_probe" }, route: { cluster: "archive" } },
     ],
     listeners: [
       { name: "shop-rw", bindAddress: "127.0.0.1", port: ports.rw, cluster: "shop" },
@@ -258,3 +266,24 @@ test("multiplexing: 40 clients share at most the pool's connections per backend,
   process.stdout.write(`multiplexing: 40 clients, peak backend connections per server ${JSON.stringify(peak)} (pool max ${POOL_MAX})\n`);
   for (const p of peak) expect(p).toBeLessThanOrEqual(POOL_MAX);
 }, 60_000);
+
+describe("query rules on a SPLIT listener", () => {
+  test("deny gives the rule's error (1142/42000 by default) and the session goes on", async () => {
+    const c = await client(ports.split);
+    await expect(c.query("TRUNCATE TABLE items")).rejects.toMatchObject({ errno: 1142, sqlState: "42000", sqlMessage: "TRUNCATE is not allowed through mysqlgw; ask the DBA team" });
+    const [n] = await cluster.primary.query<{ n: number }>("SELECT COUNT(*) AS n FROM shop.items");
+    expect(Number(n.n)).toBeGreaterThanOrEqual(2);
+    expect([2, 3]).toContain(await serverId(c));
+  });
+
+  test("route sends matching reads to the primary; rewrite changes the text; a rule may route to another cluster", async () => {
+    const c = await client(ports.split);
+    expect(await idsOver(c, 4, "/* report */ SELECT @@server_id AS id")).toEqual(new Set([1]));
+    const [r] = await c.query<mysql.RowDataPacket[]>("SELECT name FROM legacy_items WHERE id = 2");
+    expect(r[0].name).toBe("pear");
+    expect(await idsOver(c, 4, "SELECT @@server_id AS id, 'archive_probe' AS p")).toEqual(new Set([3]));
+    // the rules apply to routed listeners; the pass-through READ_WRITE listener sends the text as it is
+    const rw = await client(ports.rw);
+    await expect(rw.query("SELECT name FROM legacy_items")).rejects.toMatchObject({ errno: 1146 });
+  });
+});

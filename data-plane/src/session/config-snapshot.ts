@@ -2,6 +2,7 @@ import type { Buffer } from "node:buffer";
 import type { ConfigVersion } from "@mysqlgw/proto";
 import { parseNativePasswordHash } from "../protocol/auth/mysql-native-password";
 import { parseCachingSha2Verifier, type CachingSha2Verifier } from "../protocol/auth/sha256-crypt";
+import { compileRules, type CompiledRules } from "../routing/rules";
 import { compilePoolSettings, type PoolSettings } from "../pool/pool-settings";
 import { compileBackendTls, type BackendTlsSettings } from "./tls";
 import { compileProxyProtocol, type ProxyProtocolSettings } from "./proxy-intake";
@@ -120,6 +121,10 @@ export interface ListenerSnapshot {
   /** proto ReadYourWrites. */
   readonly readYourWrites: number;
   readonly causalReadTimeoutMs: number;
+  /** The version's query rules, compiled once (shared by its listeners). */
+  readonly rules: CompiledRules;
+  /** Every cluster of the version, for rules that route elsewhere. */
+  readonly clusters: ReadonlyMap<string, ClusterSnapshot>;
 }
 
 /** Weights above this are clamped (keeps the ring small). */
@@ -236,6 +241,7 @@ export function compileConfig(config: ConfigVersion, runtimes: Map<string, Clust
   }
   const g = policy?.gateway;
   const gateway: GatewaySnapshot = g === undefined ? NO_GATEWAY : { access: compileCidrAccess(g.allowCidrs, g.denyCidrs), maxConnections: g.maxConnections };
+  const rules = compileRules(policy?.rules ?? []);
   const listeners = (policy?.listeners ?? []).map(
     (l): ListenerSnapshot => ({
       configVersion: config.version,
@@ -256,6 +262,8 @@ export function compileConfig(config: ConfigVersion, runtimes: Map<string, Clust
       multiplexing: l.multiplexing ?? null,
       readYourWrites: l.readYourWrites,
       causalReadTimeoutMs: durationMs(l.causalReadTimeout),
+      rules,
+      clusters,
     }),
   );
   return { version: config.version, listeners, invalidUsers };

@@ -16,6 +16,10 @@ import type { BackendPool, PooledConnection, PoolLogin, PoolManager } from "../p
 import { ListenerRole } from "@mysqlgw/proto";
 import type { BackendTarget, ClusterSnapshot, ListenerSnapshot, UserSnapshot } from "./config-snapshot";
 import { chooseBackend } from "./backend-choice";
+import { createRuleContext, type RuleAction } from "../routing/rules";
+import { statementKindName } from "../routing/names";
+import type { TableExtractor } from "../routing/tables";
+import { metrics } from "../metrics";
 import { AccessDeniedError, ChangeUserRefusedError } from "../errors";
 import { parseKillStatement } from "../protocol/kill-statement";
 import { parseChangeUser } from "../protocol/packets/change-user";
@@ -47,6 +51,8 @@ export function routedListener(l: ListenerSnapshot): boolean {
 
 export interface RoutedSessionOptions {
   pools: PoolManager;
+  /** Tables of statements for query rules that match on them (one per worker, cached by digest). */
+  tables: TableExtractor;
   backendConnectTimeoutMs: number;
   maxHandshakePacketSize: number;
   maxPacketSize: number;
@@ -413,10 +419,32 @@ export class RoutedSession {
 
   // ---- COM_QUERY ------------------------------------------------------------
 
-  private async query(packet: Buffer): Promise<void> {
+  private async query(packetIn: Buffer): Promise<void> {
+    let packet = packetIn;
+    const started = performance.now();
     const large = packet.length > 4 + MAX_PACKET_PAYLOAD - 1 && (packet[0] & packet[1] & packet[2]) === 0xff;
     const c = classify(packet, 5, large ? 4 + MAX_PACKET_PAYLOAD : packet.length, this.cls);
-    let d: RouteDecision = decideRoute(this.mode, c, this.route, null);
+    const listener = this.login.listener;
+    let rule: RuleAction | null = null;
+    if (!listener.rules.empty && !large) {
+      rule = listener.rules.match(
+        createRuleContext(
+          { user: this.login.user.name, schema: this.schema, listener: listener.name, sql: packet.toString("utf8", 5), classification: c, bytes: packet, start: 5, end: packet.length },
+          listener.rules.needsTables ? this.options.tables : null,
+        ),
+      );
+      if (rule !== null && rule.deny !== null) {
+        this.log.debug({ conn: this.host.connectionId, rule: rule.rule }, "statement denied by rule");
+        metrics.statementFinished(listener.name, statementKindName(c.kind), "error", 0);
+        this.replyErr(rule.deny, 1);
+        return this.finish();
+      }
+      if (rule !== null && rule.rewrite !== null) {
+        const text = rule.rewrite(packet.toString("utf8", 5));
+        packet = framePayload(Buffer.concat([Buffer.from([Command.Query]), Buffer.from(text, "utf8")]), packet[3]);
+      }
+    }
+    let d: RouteDecision = decideRoute(this.mode, c, this.route, rule);
     let target = d.target;
     if (large || this.mustStayOnPrimary()) target = RouteTarget.Primary;
     const kind = c.kind;
@@ -462,6 +490,10 @@ export class RoutedSession {
     }
     if (d.target !== target) d = { ...d, target };
     const route = this.route;
+    metrics.routed(listener.name, target === RouteTarget.Replica ? "replica" : "primary", d.reason);
+    if (d.cluster !== null && d.cluster !== this.login.cluster.name && !this.mustStayOnPrimary() && after === null) {
+      return this.runElsewhere(d.cluster, target, packet, kind, started);
+    }
     const previous = (flags & (F.ReadsDiagnostics | F.UsesFoundRows | F.UsesLastInsertId)) !== 0;
     const conn = await this.ensureState(await this.connFor(target, previous));
     route.lastTarget = this.currentTarget;
@@ -469,8 +501,31 @@ export class RoutedSession {
       if ((flags & F.UsesUserVariableAssignment) !== 0 && !this.tracker.error) route.userVariablesSet = true;
       if ((flags & F.TemporaryTable) !== 0 && !this.tracker.error) route.temporaryTables = true;
       after?.();
+      metrics.statementFinished(listener.name, statementKindName(kind), this.tracker.error ? "error" : "ok", (performance.now() - started) / 1000);
     });
   }
+
+  /**
+   * A statement a rule sends to another cluster: on a connection of that
+   * cluster's pool for this statement only (the session's own connections and
+   * state stay with its listener's cluster; settings and schema are replayed).
+   */
+  private async runElsewhere(clusterName: string, target: RouteTarget, packet: Buffer, kind: K, started: number): Promise<void> {
+    const cluster = this.login.listener.clusters.get(clusterName);
+    if (cluster === undefined) throw new NoBackendAvailableError(`mysqlgw: query rule routes to cluster '${clusterName}', which this config version does not define`);
+    if (this.sticky !== null) {
+      this.releaseConn(this.sticky);
+      this.sticky = null;
+    }
+    const conn = await this.ensureState(await this.acquire(target, cluster));
+    this.external = conn;
+    await this.run(conn, packet, ResponseShape.ResultSets, () => {
+      metrics.statementFinished(this.login.listener.name, statementKindName(kind), this.tracker.error ? "error" : "ok", (performance.now() - started) / 1000);
+    });
+  }
+
+  /** A connection of another cluster (rule route) running the current statement: released right after it. */
+  private external: PooledConnection | null = null;
 
   // ---- other commands -------------------------------------------------------
 
@@ -828,6 +883,7 @@ export class RoutedSession {
   private pin(reason: string): void {
     if (!this.pins.has(reason)) {
       this.pins.add(reason);
+      metrics.pinned(this.login.listener.name, reason);
       this.log.debug({ conn: this.host.connectionId, reason }, "session pinned to its primary connection");
     }
   }
@@ -841,9 +897,8 @@ export class RoutedSession {
 
   // ---- connections ----------------------------------------------------------
 
-  private poolFor(target: BackendTarget): BackendPool {
+  private poolFor(target: BackendTarget, cluster: ClusterSnapshot): BackendPool {
     const l = this.login;
-    const cluster = l.cluster;
     const login: PoolLogin = {
       clusterName: cluster.name,
       target,
@@ -868,15 +923,14 @@ export class RoutedSession {
   private readonly poolByConn = new WeakMap<PooledConnection, { pool: BackendPool; backend: BackendTarget }>();
 
   /** A connection from the pool of a backend chosen for `target`. */
-  private async acquire(target: RouteTarget): Promise<PooledConnection> {
-    const cluster = this.login.cluster;
+  private async acquire(target: RouteTarget, cluster: ClusterSnapshot = this.login.cluster): Promise<PooledConnection> {
     const choice = chooseBackend(cluster, target, this.login.listener);
     if (choice === null) {
       throw new NoBackendAvailableError(
         `mysqlgw: no ${target === RouteTarget.Replica ? "replica" : "primary"} of cluster '${cluster.name}' is usable; check the backends' health (mysqlgw backends) or the listener's replicaFallback`,
       );
     }
-    const pool = this.poolFor(choice.backend);
+    const pool = this.poolFor(choice.backend, cluster);
     const conn = await pool.acquire();
     this.poolByConn.set(conn, { pool, backend: choice.backend });
     this.currentTarget = choice.target;
@@ -1130,6 +1184,11 @@ export class RoutedSession {
       this.route.autocommit = (f & ServerStatus.Autocommit) !== 0;
     }
     this.current = null;
+    if (conn === this.external) {
+      this.external = null;
+      this.releaseConn(conn);
+      return this.finish();
+    }
     const target = this.currentTarget;
     const mustHold = !this.multiplexing || this.mustStayOnPrimary();
     if (mustHold) {
