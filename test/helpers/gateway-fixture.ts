@@ -88,7 +88,8 @@ export async function startGatewayFixture(options: GatewayFixtureOptions = {}): 
   };
 }
 
-function fixtureListenerFromEnv(): Record<string, unknown> {
+/** Extra listener fields from MYSQLGW_FIXTURE_LISTENER (JSON), for suites run again through another listener kind. */
+export function fixtureListenerFromEnv(): Record<string, unknown> {
   const raw = process.env.MYSQLGW_FIXTURE_LISTENER;
   return raw === undefined || raw === "" ? {} : (JSON.parse(raw) as Record<string, unknown>);
 }
