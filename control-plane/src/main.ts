@@ -9,6 +9,7 @@ import { isMgwError } from "./errors";
 import { createMonitor, createMonitorEtcdClient, monitorElection, readMonitorLeader, type Monitor } from "./monitor/monitor";
 import { createEtcdConfigStore, DEFAULT_ETCD_CALL_TIMEOUT_MS } from "./store/etcd-config-store";
 import { createControlPlaneMetrics } from "./metrics";
+import { collectDefaultMetrics } from "prom-client";
 
 const USAGE = `usage: mysqlgw-control-plane [options]
 
@@ -93,6 +94,7 @@ async function main(): Promise<void> {
   const election = monitorElection(electionClient, etcdKeysFor(values["etcd-prefix"]));
   // GET /metrics on the API port (docs/observability.md)
   const metrics = createControlPlaneMetrics();
+  collectDefaultMetrics({ register: metrics.registry });
   metrics.setCurrentVersionSource(async () => (await store.getCurrent())?.version ?? 0n, Math.min(timeoutMs, 2000));
   const service = createAdminService({ store, buildVersion, logger: log, monitorLeader: () => readMonitorLeader(election, timeoutMs), metrics });
   let monitor: Monitor | null = null;

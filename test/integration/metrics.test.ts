@@ -179,6 +179,7 @@ test("control plane: API requests by method and code, applies, current version, 
   expect(m.value("mysqlgw_policy_applies_total", { result: "applied" })).toBe(applies);
   expect(m.value("mysqlgw_config_version")).toBe(Number(dp.servedVersion));
   expect(m.value("mysqlgw_etcd_reachable")).toBe(1);
+  expect(m.value("process_resident_memory_bytes")).toBeGreaterThan(20e6);
   // the only control plane wins the monitor election
   await eventually(async () => (await scrape(url)).value("mysqlgw_monitor_leader") === 1, 15_000);
 }, 60_000);
