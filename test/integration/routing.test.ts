@@ -22,7 +22,7 @@ let etcd: EtcdServer;
 let cluster: ReplicatedCluster;
 let cp: ControlPlane;
 let dp: DataPlane;
-const ports = { rw: 0, ro: 0, split: 0, splitDedicated: 0 };
+const ports = { rw: 0, ro: 0, split: 0, splitDedicated: 0, ryw: 0 };
 const USER = "shopapp";
 const PASSWORD = "routing-pw-4";
 const POOL_MAX = 4;
@@ -60,6 +60,10 @@ beforeAll(async () => {
       { name: "shop-ro", bindAddress: "127.0.0.1", port: ports.ro, cluster: "shop", role: "LISTENER_ROLE_READ_ONLY" },
       { name: "shop-split", bindAddress: "127.0.0.1", port: ports.split, cluster: "shop", role: "LISTENER_ROLE_SPLIT" },
       { name: "shop-split-dedicated", bindAddress: "127.0.0.1", port: ports.splitDedicated, cluster: "shop", role: "LISTENER_ROLE_SPLIT", multiplexing: false },
+      {
+        name: "shop-ryw", bindAddress: "127.0.0.1", port: ports.ryw, cluster: "shop", role: "LISTENER_ROLE_SPLIT",
+        readYourWrites: "READ_YOUR_WRITES_SESSION", causalReadTimeout: "0.3s",
+      },
     ],
     users: [{ name: USER, passwordHash: nativePasswordHash(PASSWORD), backendCredentials: { user: cluster.app.user, secretRef: "env:APP_PW" } }],
   });
@@ -285,5 +289,47 @@ describe("query rules on a SPLIT listener", () => {
     // the rules apply to routed listeners; the pass-through READ_WRITE listener sends the text as it is
     const rw = await client(ports.rw);
     await expect(rw.query("SELECT name FROM legacy_items")).rejects.toMatchObject({ errno: 1146 });
+  });
+});
+
+describe("read-your-writes", () => {
+  async function setReplicasApplying(on: boolean): Promise<void> {
+    for (const r of cluster.replicas) await r.query(on ? "START SLAVE SQL_THREAD" : "STOP SLAVE SQL_THREAD");
+  }
+
+  test("with replicas not applying: a SESSION listener's read after a write sees it (from the primary); a NONE listener's does not", async () => {
+    await setReplicasApplying(false);
+    try {
+      const ryw = await client(ports.ryw);
+      const none = await client(ports.split);
+      for (let i = 0; i < 5; i++) {
+        const [a] = await ryw.query<mysql.ResultSetHeader>(`INSERT INTO items (name, qty) VALUES ('ryw-${i}', ${i})`);
+        const [seen] = await ryw.query<mysql.RowDataPacket[]>(`SELECT COUNT(*) AS n, @@server_id AS id FROM items WHERE id = ${a.insertId}`);
+        expect({ n: Number(seen[0].n), id: Number(seen[0].id) }).toEqual({ n: 1, id: 1 });
+        const [b] = await none.query<mysql.ResultSetHeader>(`INSERT INTO items (name, qty) VALUES ('stale-${i}', ${i})`);
+        const [stale] = await none.query<mysql.RowDataPacket[]>(`SELECT COUNT(*) AS n, @@server_id AS id FROM items WHERE id = ${b.insertId}`);
+        expect(Number(stale[0].n)).toBe(0);
+        expect([2, 3]).toContain(Number(stale[0].id));
+      }
+      // reads that do not follow a write of this session still go to replicas (the bound is per session)
+      const fresh = await client(ports.ryw);
+      expect([2, 3]).toContain(await serverId(fresh));
+    } finally {
+      await setReplicasApplying(true);
+      await cluster.waitForReplicas();
+    }
+  });
+
+  test("with replicas applying: reads after writes are served by a replica once it has caught up (MASTER_GTID_WAIT)", async () => {
+    const ryw = await client(ports.ryw);
+    const ids = new Set<number>();
+    for (let i = 0; i < 6; i++) {
+      const [a] = await ryw.query<mysql.ResultSetHeader>(`INSERT INTO items (name, qty) VALUES ('caught-${i}', ${i})`);
+      const [seen] = await ryw.query<mysql.RowDataPacket[]>(`SELECT COUNT(*) AS n, @@server_id AS id FROM items WHERE id = ${a.insertId}`);
+      expect(Number(seen[0].n)).toBe(1);
+      ids.add(Number(seen[0].id));
+    }
+    expect([...ids].some((id) => id === 2 || id === 3)).toBe(true);
+    await ryw.query("DELETE FROM items WHERE name LIKE 'caught-%' OR name LIKE 'ryw-%' OR name LIKE 'stale-%'");
   });
 });

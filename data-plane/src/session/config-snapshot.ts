@@ -49,11 +49,13 @@ export interface ClusterRuntime {
   characterSet: number | null;
   /** Roles, health, local ejection and load of the cluster's backends (routing/backend-state.ts). */
   readonly state: ClusterState;
+  /** The last GTID a write through this worker produced on the cluster (read-your-writes GLOBAL); null: none yet. */
+  lastGtid: string | null;
 }
 
 /** A fresh ClusterRuntime for cluster `name` (before any config or health named it). */
 export function createClusterRuntime(name: string, stateOptions?: ClusterStateOptions): ClusterRuntime {
-  return { rr: 0, serverVersion: null, capabilities: null, mariadbCapabilities: null, characterSet: null, state: new ClusterState(name, stateOptions) };
+  return { rr: 0, serverVersion: null, capabilities: null, mariadbCapabilities: null, characterSet: null, state: new ClusterState(name, stateOptions), lastGtid: null };
 }
 
 export interface ClusterSnapshot {

@@ -13,7 +13,8 @@ import { createSessionRouteState, decideRoute, ListenerMode, RouteTarget, type R
 import { analyseSet, NAMES_KEY, useStatementSchema } from "../routing/session-settings";
 import { runBackendCommand } from "../pool/backend-command";
 import type { BackendPool, PooledConnection, PoolLogin, PoolManager } from "../pool/backend-pool";
-import { ListenerRole } from "@mysqlgw/proto";
+import { ListenerRole, ReadYourWrites } from "@mysqlgw/proto";
+import { covers, mergeGtidLists, parseGtidList } from "../routing/gtid";
 import type { BackendTarget, ClusterSnapshot, ListenerSnapshot, UserSnapshot } from "./config-snapshot";
 import { chooseBackend } from "./backend-choice";
 import { createRuleContext, type RuleAction } from "../routing/rules";
@@ -495,14 +496,107 @@ export class RoutedSession {
       return this.runElsewhere(d.cluster, target, packet, kind, started);
     }
     const previous = (flags & (F.ReadsDiagnostics | F.UsesFoundRows | F.UsesLastInsertId)) !== 0;
-    const conn = await this.ensureState(await this.connFor(target, previous));
+    const conn = await this.ensureState(
+      target === RouteTarget.Replica && !previous && this.causalGtid() !== null ? await this.connForCausalRead() : await this.connFor(target, previous),
+    );
     route.lastTarget = this.currentTarget;
+    // read-your-writes: the GTID of a write is read on its connection before the next command
+    const captureGtid = this.ryw !== ReadYourWrites.NONE && this.currentTarget === RouteTarget.Primary && writes(kind);
+    if (captureGtid) this.holdFinish = true;
     await this.run(conn, packet, ResponseShape.ResultSets, () => {
       if ((flags & F.UsesUserVariableAssignment) !== 0 && !this.tracker.error) route.userVariablesSet = true;
       if ((flags & F.TemporaryTable) !== 0 && !this.tracker.error) route.temporaryTables = true;
       after?.();
       metrics.statementFinished(listener.name, statementKindName(kind), this.tracker.error ? "error" : "ok", (performance.now() - started) / 1000);
     });
+    if (captureGtid) {
+      const failed = this.tracker.error;
+      try {
+        if (!failed && !this.route.inTransaction && (conn === this.sticky || conn === this.heldPrimary)) {
+          await this.readLastGtid(conn).catch((err: unknown) => this.log.debug({ conn: this.host.connectionId, err: String(err) }, "could not read @@last_gtid"));
+        }
+      } finally {
+        this.holdFinish = false;
+        this.finish();
+      }
+    }
+  }
+
+  // ---- read-your-writes -----------------------------------------------------
+
+  /** The listener's ReadYourWrites (UNSPECIFIED: NONE). */
+  private get ryw(): ReadYourWrites {
+    const r = this.login.listener.readYourWrites as ReadYourWrites;
+    return r === ReadYourWrites.UNSPECIFIED ? ReadYourWrites.NONE : r;
+  }
+
+  /** The session's last written GTID (SESSION), or the worker's last on the cluster (GLOBAL); null: no constraint. */
+  private causalGtid(): string | null {
+    const r = this.ryw;
+    if (r === ReadYourWrites.SESSION) return this.lastGtid;
+    if (r === ReadYourWrites.GLOBAL) return this.login.cluster.runtime.lastGtid;
+    return null;
+  }
+
+  /** The session's last write's GTID (MariaDB @@last_gtid). */
+  private lastGtid: string | null = null;
+  /** Backends known (this session) to have applied `lastGtid`. */
+  private readonly caughtUp = new Set<string>();
+
+  /** SELECT @@last_gtid on the connection that just wrote. */
+  private async readLastGtid(conn: PooledConnection): Promise<void> {
+    const v = await this.scalar(conn, "SELECT @@last_gtid");
+    if (v === null || !/^[0-9]+-[0-9]+-[0-9]+(,[0-9]+-[0-9]+-[0-9]+)*$/.test(v)) return;
+    this.lastGtid = v;
+    this.caughtUp.clear();
+    const rt = this.login.cluster.runtime;
+    const mine = parseGtidList(v);
+    const prev = rt.lastGtid === null ? null : parseGtidList(rt.lastGtid);
+    if (mine !== null && (prev === null || !covers(prev, mine))) rt.lastGtid = prev === null ? v : gtidText(mergeGtidLists(prev, mine), v);
+  }
+
+  /**
+   * A replica connection for a read that must see `causalGtid()`: a replica
+   * the monitor reports as having applied it, or one that catches up within
+   * the listener's causalReadTimeout (MASTER_GTID_WAIT), else the primary.
+   */
+  private async connForCausalRead(): Promise<PooledConnection> {
+    const gtid = this.causalGtid() as string;
+    const cluster = this.login.cluster;
+    if (this.sticky !== null) {
+      this.releaseConn(this.sticky);
+      this.sticky = null;
+    }
+    const now = Date.now();
+    const known = cluster.runtime.state.pickReplica(now, { gtid });
+    if (known !== null) return this.acquireFrom(known, RouteTarget.Replica, cluster);
+    const timeoutMs = this.login.listener.causalReadTimeoutMs;
+    if (timeoutMs > 0) {
+      const conn = await this.ensureState(await this.acquire(RouteTarget.Replica));
+      if (this.currentTarget === RouteTarget.Replica) {
+        const backend = this.poolByConn.get(conn)?.backend.name ?? "";
+        if (this.caughtUp.has(backend)) return conn;
+        const v = await this.scalar(conn, `SELECT MASTER_GTID_WAIT('${gtid}', ${(timeoutMs / 1000).toFixed(3)})`);
+        if (v === "0") {
+          this.caughtUp.add(backend);
+          return conn;
+        }
+        this.log.debug({ conn: this.host.connectionId, backend, gtid, timeoutMs }, "replica did not catch up in time: read goes to the primary");
+        this.releaseConn(conn);
+      } else {
+        return conn; // already the primary (no replica usable)
+      }
+    }
+    metrics.routed(this.login.listener.name, "primary", "read-your-writes");
+    return this.connFor(RouteTarget.Primary);
+  }
+
+  /** Runs a one-value query on `conn` (the client sees nothing); its value as text, or null (NULL, error, no row). */
+  private async scalar(conn: PooledConnection, sql: string): Promise<string | null> {
+    const bytes = await this.collect(conn, framePayload(Buffer.concat([Buffer.from([Command.Query]), Buffer.from(sql, "utf8")]), 0), ResponseShape.ResultSets);
+    this.current = null;
+    if (this.tracker.error) return null;
+    return firstValue(bytes, this.tracker.deprecateEof);
   }
 
   /**
@@ -930,10 +1024,14 @@ export class RoutedSession {
         `mysqlgw: no ${target === RouteTarget.Replica ? "replica" : "primary"} of cluster '${cluster.name}' is usable; check the backends' health (mysqlgw backends) or the listener's replicaFallback`,
       );
     }
-    const pool = this.poolFor(choice.backend, cluster);
+    return this.acquireFrom(choice.backend, choice.target, cluster);
+  }
+
+  private async acquireFrom(backend: BackendTarget, target: RouteTarget, cluster: ClusterSnapshot): Promise<PooledConnection> {
+    const pool = this.poolFor(backend, cluster);
     const conn = await pool.acquire();
-    this.poolByConn.set(conn, { pool, backend: choice.backend });
-    this.currentTarget = choice.target;
+    this.poolByConn.set(conn, { pool, backend });
+    this.currentTarget = target;
     return conn;
   }
 
@@ -1227,7 +1325,11 @@ export class RoutedSession {
     this.releaseConn(c);
   };
 
+  /** Set while a command's tail (read-your-writes' GTID read) still runs after its response went out. */
+  private holdFinish = false;
+
   private finish(): void {
+    if (this.holdFinish) return;
     this.busy = false;
     if (this.queue.length > 0) setImmediate(() => this.next());
   }
@@ -1296,4 +1398,55 @@ class BackendLostMidCommand extends MgwError {
   constructor() {
     super("MGW_ERR_BACKEND_LOST", "Lost connection to the backend during the query; mysqlgw closed this session's connection to it (the statement may or may not have run; check before retrying)");
   }
+}
+
+/** Statements after which read-your-writes records the session's GTID. */
+function writes(kind: K): boolean {
+  switch (kind) {
+    case K.Insert:
+    case K.Update:
+    case K.Delete:
+    case K.Replace:
+    case K.Load:
+    case K.Commit:
+    case K.Create:
+    case K.Alter:
+    case K.Drop:
+    case K.Truncate:
+    case K.Rename:
+    case K.Call:
+      return true;
+    default:
+      return false;
+  }
+}
+
+/** A GTID list as MariaDB writes it, keeping the server ids of `hint` where it names the domain. */
+function gtidText(list: ReadonlyMap<number, bigint>, hint: string): string {
+  const servers = new Map<number, string>();
+  for (const g of hint.split(",")) {
+    const [d, srv] = g.split("-");
+    servers.set(Number(d), srv);
+  }
+  return [...list].map(([d, seq]) => `${d}-${servers.get(d) ?? "0"}-${seq}`).join(",");
+}
+
+/** The first column of the first row of a text-protocol result set in `bytes` (whole packets), or null. */
+function firstValue(bytes: Buffer, deprecateEof: boolean): string | null {
+  let p = 0;
+  let index = 0;
+  const rowIndex = deprecateEof ? 2 : 3; // column count, one definition, [EOF], row
+  for (let guard = 0; guard < 8 && p + 4 <= bytes.length; guard++) {
+    const len = bytes[p] | (bytes[p + 1] << 8) | (bytes[p + 2] << 16);
+    const at = p + 4;
+    if (index === 0 && bytes[at] !== 1) return null;
+    if (index === rowIndex) {
+      const b = bytes[at];
+      if (b === 0xfb || b >= 0xfc) return null; // NULL, or too long for a scalar we ask for
+      return bytes.toString("utf8", at + 1, at + 1 + b);
+    }
+    p = at + len;
+    index++;
+  }
+  return null;
 }
