@@ -20,6 +20,7 @@ import {
 
 const APP_PW = "metrics-app-pw-1";
 const PW = "metrics-gw-pw-1";
+const MONITOR_PW = "metrics-monitor-pw-1";
 let cp: ControlPlane;
 let dp: DataPlane;
 let port: number;
@@ -30,14 +31,21 @@ let dpMetrics: string;
 let policy: (extraListenerMax: number) => unknown;
 
 beforeAll(async () => {
-  const [etcd, db] = await Promise.all([startEtcd(), startMariaDB({ accounts: [{ user: "app", password: APP_PW }] })]);
-  cp = await startControlPlane({ etcd });
+  const [etcd, db] = await Promise.all([
+    startEtcd(),
+    startMariaDB({ accounts: [{ user: "app", password: APP_PW }, { user: "monitor", password: MONITOR_PW, grants: "REPLICATION CLIENT, SLAVE MONITOR" }] }),
+  ]);
+  cp = await startControlPlane({ etcd, env: { MONITOR_PW } });
+  // the control plane's monitor probes both clusters
+  const health = { interval: "0.5s", timeout: "0.5s", credentials: { user: "monitor", secretRef: "env:MONITOR_PW" } };
   [port, deadPort, brokenPort, splitPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
   policy = (max) => ({
     clusters: [
-      { name: "main", backends: [{ name: "db", address: db.address }] },
-      // nothing listens there: every login attempt fails to connect
+      { name: "main", backends: [{ name: "db", address: db.address }], health },
+      // nothing listens there: every login attempt fails to connect (not probed: the data plane tries it)
       { name: "gone", backends: [{ name: "nobody", address: `127.0.0.1:${deadPort}` }] },
+      // probed only, by the monitor: every probe fails
+      { name: "ghost", backends: [{ name: "nobody", address: `127.0.0.1:${deadPort}` }], health },
     ],
     listeners: [
       { name: "app", bindAddress: "127.0.0.1", port, cluster: "main", denyCidrs: ["127.0.0.2/32"], maxConnections: max },
@@ -180,6 +188,19 @@ test("control plane: API requests by method and code, applies, current version, 
   expect(m.value("mysqlgw_config_version")).toBe(Number(dp.servedVersion));
   expect(m.value("mysqlgw_etcd_reachable")).toBe(1);
   expect(m.value("process_resident_memory_bytes")).toBeGreaterThan(20e6);
-  // the only control plane wins the monitor election
-  await eventually(async () => (await scrape(url)).value("mysqlgw_monitor_leader") === 1, 15_000);
+  // the only control plane wins the monitor election and probes: db up, ghost/nobody down
+  await eventually(async () => {
+    const s = await scrape(url);
+    return (
+      s.value("mysqlgw_monitor_leader") === 1 &&
+      (s.value("mysqlgw_monitor_probes_total", { cluster: "main", backend: "db", result: "ok" }) ?? 0) >= 1 &&
+      (s.value("mysqlgw_monitor_probes_total", { cluster: "ghost", backend: "nobody", result: "error" }) ?? 0) >= 3 &&
+      s.value("mysqlgw_monitor_backend_up", { cluster: "ghost", backend: "nobody" }) === 0
+    );
+  }, 20_000);
+  m = await scrape(url);
+  expect(m.value("mysqlgw_monitor_backend_up", { cluster: "main", backend: "db" })).toBe(1);
+  expect(m.value("mysqlgw_monitor_probes_total", { cluster: "main", backend: "db", result: "error" })).toBeUndefined();
+  // a primary has no replication lag
+  expect(m.value("mysqlgw_monitor_backend_replication_lag_seconds", { cluster: "main", backend: "db" })).toBeUndefined();
 }, 60_000);
