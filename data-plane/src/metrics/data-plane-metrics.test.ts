@@ -85,7 +85,7 @@ describe("DataPlaneMetrics", () => {
 
   it("reads pool and backend gauges from their providers at each scrape", async () => {
     const m = createDataPlaneMetrics();
-    let pools: PoolStats[] = [{ cluster: "main", backend: "db1", user: "app", total: 5, idle: 2, inUse: 2, waiting: 3 }];
+    let pools: PoolStats[] = [{ cluster: "main", backend: "db1", user: "app", total: 5, idle: 2, inUse: 2, waiting: 3, created: 9, closed: 4, timeouts: 1 }];
     const backends: BackendState[] = [
       { cluster: "main", backend: "db1", up: true, replicationLagSeconds: null, outstandingStatements: 4 },
       { cluster: "main", backend: "db2", up: false, replicationLagSeconds: 1.5, outstandingStatements: 0 },
@@ -98,6 +98,10 @@ describe("DataPlaneMetrics", () => {
     expect(sample(text, "mysqlgw_pool_connections", { ...pool, state: "in_use" })).toBe(2);
     expect(sample(text, "mysqlgw_pool_connections", { ...pool, state: "opening" })).toBe(1);
     expect(sample(text, "mysqlgw_pool_waiting_requests", pool)).toBe(3);
+    expect(sample(text, "mysqlgw_pool_connections_opened_total", pool)).toBe(9);
+    expect(sample(text, "mysqlgw_pool_connections_closed_total", pool)).toBe(4);
+    expect(sample(text, "mysqlgw_pool_acquire_timeouts_total", pool)).toBe(1);
+    expect(text).toContain("# TYPE mysqlgw_pool_acquire_timeouts_total counter");
     expect(sample(text, "mysqlgw_backend_up", { cluster: "main", backend: "db1" })).toBe(1);
     expect(sample(text, "mysqlgw_backend_up", { cluster: "main", backend: "db2" })).toBe(0);
     expect(sample(text, "mysqlgw_backend_replication_lag_seconds", { cluster: "main", backend: "db1" })).toBeUndefined();

@@ -92,6 +92,10 @@ export interface PoolStats {
   inUse: number;
   /** Requests waiting to acquire a connection. */
   waiting: number;
+  /** Since the pool was made (optional): connections opened, closed, and acquires that timed out. Exported as counters. */
+  created?: number;
+  closed?: number;
+  timeouts?: number;
 }
 
 export interface BackendState {
@@ -284,6 +288,26 @@ export function createDataPlaneMetrics(options: DataPlaneMetricsOptions = {}): D
       for (const p of poolCache) this.set({ cluster: p.cluster, backend: p.backend, user: p.user }, p.waiting);
     },
   });
+
+  // cumulative figures of each pool, as counters (a pool made anew starts from 0: a counter reset)
+  const poolCounter = (name: string, help: string, pick: (p: PoolStats) => number | undefined): void => {
+    new Counter({
+      name,
+      help,
+      labelNames: ["cluster", "backend", "user"],
+      registers,
+      collect() {
+        this.reset();
+        for (const p of poolCache) {
+          const v = pick(p);
+          if (v !== undefined && Number.isFinite(v) && v >= 0) this.inc({ cluster: p.cluster, backend: p.backend, user: p.user }, v);
+        }
+      },
+    });
+  };
+  poolCounter("mysqlgw_pool_connections_opened_total", "Backend connections the pool opened (logged in), by cluster, backend and backend user.", (p) => p.created);
+  poolCounter("mysqlgw_pool_connections_closed_total", "Backend connections the pool closed (lifetime, idle timeout, failed check or reset, discard), by cluster, backend and backend user.", (p) => p.closed);
+  poolCounter("mysqlgw_pool_acquire_timeouts_total", "Requests that got no pooled connection within the pool's acquire timeout, by cluster, backend and backend user.", (p) => p.timeouts);
 
   let backendCache: readonly BackendState[] = [];
   new Gauge({
