@@ -1,0 +1,305 @@
+#!/usr/bin/env node
+// sysbench through a SPLIT listener (issue 4, point 9), interleaved in one run
+// with the paths it is compared to, so that machine noise hits them alike:
+//   direct   sysbench → one replica
+//   pipe     sysbench → bare Node.js socket pipe (bench/pipe.js) → one replica
+//   split    sysbench → data plane (real binary, config from etcd), a SPLIT
+//            listener, multiplexed over the pool → primary + 2 replicas
+// Workloads: oltp_point_select, oltp_read_only (its reads sit between BEGIN and
+// COMMIT, so on a SPLIT listener they all run on the primary) and
+// oltp_read_only --skip-trx (the same reads without the transaction: replicas).
+// For each it prints median QPS, p50 latency, the ratio to direct and to the
+// pipe, the proxy's CPU µs per query (utime+stime from /proc, summed over the
+// process tree), and for split the backend connections of the gateway's backend
+// user (SHOW PROCESSLIST on every server, sampled during the run): sysbench
+// threads ÷ peak open connections is the multiplexing ratio under load.
+//
+//   npm run build && node bench/split.js [--seconds 10] [--rounds 3] [--threads 16]
+//     [--workloads point_select,read_only,read_only_skip_trx] [--workers 1]
+//     [--pool-max 16] [--table-size 10000] [--cpu-prof DIR] [--out FILE]
+// Defaults take about 6 minutes (3 rounds × 3 workloads × 3 paths × 10 s, plus setup).
+"use strict";
+const { spawn, execFileSync } = require("node:child_process");
+const fs = require("node:fs");
+const os = require("node:os");
+const path = require("node:path");
+const { parseArgs } = require("node:util");
+const sb = require("../sandbox/dist/index.js");
+
+const { values: opt } = parseArgs({
+  options: {
+    seconds: { type: "string", default: "10" },
+    rounds: { type: "string", default: "3" },
+    threads: { type: "string", default: "16" },
+    workloads: { type: "string", default: "point_select,read_only,read_only_skip_trx" },
+    workers: { type: "string", default: "1" },
+    "pool-max": { type: "string", default: "16" },
+    "table-size": { type: "string", default: "10000" },
+    "cpu-prof": { type: "string" },
+    out: { type: "string" },
+  },
+});
+const SECONDS = Number(opt.seconds);
+const ROUNDS = Number(opt.rounds);
+const THREADS = opt.threads.split(",").map(Number);
+const POOL_MAX = Number(opt["pool-max"]);
+const TICK_US = 1e6 / Number(execFileSync("getconf", ["CLK_TCK"]).toString().trim());
+const PASSWORD = "bench-password";
+const GW_BACKEND_USER = "gwpool";
+/** name → sysbench test and extra options */
+const WORKLOADS = {
+  point_select: ["oltp_point_select"],
+  read_only: ["oltp_read_only"],
+  read_only_skip_trx: ["oltp_read_only", "--skip-trx=on"],
+};
+const workloads = opt.workloads.split(",").map((w) => {
+  if (!(w in WORKLOADS)) throw new Error(`unknown workload '${w}': use ${Object.keys(WORKLOADS).join(", ")}`);
+  return w;
+});
+
+function log(msg) {
+  process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${msg}\n`);
+}
+
+/** utime+stime in µs of pid and all its descendants. */
+function cpuMicros(pid) {
+  let total = 0;
+  const stack = [pid];
+  for (let guard = 0; stack.length > 0 && guard < 1000; guard++) {
+    const p = stack.pop();
+    let stat;
+    try {
+      stat = fs.readFileSync(`/proc/${p}/stat`, "utf8");
+    } catch {
+      continue;
+    }
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    total += (Number(fields[11]) + Number(fields[12])) * TICK_US; // utime, stime (fields 14, 15)
+    for (const t of fs.readdirSync(`/proc/${p}/task`)) {
+      try {
+        for (const c of fs.readFileSync(`/proc/${p}/task/${t}/children`, "utf8").trim().split(/\s+/)) if (c) stack.push(Number(c));
+      } catch {
+        /* task ended */
+      }
+    }
+  }
+  return total;
+}
+
+function sysbench(workload, port, threads, command, seconds) {
+  const [test, ...extra] = WORKLOADS[workload];
+  const args = [
+    test, "--db-driver=mysql", "--mysql-host=127.0.0.1", `--mysql-port=${port}`,
+    "--mysql-user=sb", `--mysql-password=${PASSWORD}`, "--mysql-db=sbtest", "--mysql-ssl=off", "--tables=1",
+    `--table-size=${opt["table-size"]}`, `--threads=${threads}`, `--time=${seconds}`, "--percentile=50",
+    "--report-interval=0", "--db-ps-mode=disable", ...extra, command,
+  ];
+  return new Promise((resolve, reject) => {
+    const child = spawn("sysbench", args, { stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    child.stdout.on("data", (d) => (out += d));
+    child.stderr.on("data", (d) => (out += d));
+    const timer = setTimeout(() => child.kill("SIGKILL"), (seconds + 60) * 1000);
+    child.on("exit", (code) => {
+      clearTimeout(timer);
+      if (code !== 0) return reject(new Error(`sysbench ${workload} ${command} on port ${port} exited ${code}:\n${out}`));
+      resolve(out);
+    });
+  });
+}
+
+function parseRun(out) {
+  const q = /queries:\s+(\d+)\s+\(([\d.]+) per sec\.\)/.exec(out);
+  const tx = /transactions:\s+(\d+)\s+\(([\d.]+) per sec\.\)/.exec(out);
+  const p50 = /50th percentile:\s+([\d.]+)/.exec(out);
+  const errs = /ignored errors:\s+(\d+)/.exec(out);
+  if (!q) throw new Error(`cannot parse sysbench output:\n${out}`);
+  return {
+    queries: Number(q[1]), qps: Number(q[2]), tps: tx ? Number(tx[2]) : NaN,
+    p50ms: p50 ? Number(p50[1]) : NaN, errors: errs ? Number(errs[1]) : 0,
+  };
+}
+
+const median = (xs) => {
+  const s = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+  if (s.length === 0) return NaN;
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+
+/** The gateway's backend connections on each server (primary first): open, and running a command. */
+async function backendConnections(servers) {
+  return Promise.all(
+    servers.map(async (s) => {
+      const rows = await s.query("SHOW FULL PROCESSLIST");
+      const mine = rows.filter((r) => r.User === GW_BACKEND_USER);
+      return { open: mine.length, active: mine.filter((r) => r.Command !== "Sleep").length };
+    }),
+  );
+}
+
+/** Samples backendConnections every intervalMs until stop(); returns peaks and medians of the totals. */
+function sampleConnections(servers, intervalMs = 250) {
+  const open = [];
+  const active = [];
+  const peakPerServer = servers.map(() => 0);
+  let running = true;
+  const done = (async () => {
+    await sb.sleep(500); // let the run ramp up
+    for (let guard = 0; running && guard < 100_000; guard++) {
+      const now = await backendConnections(servers);
+      open.push(now.reduce((a, b) => a + b.open, 0));
+      active.push(now.reduce((a, b) => a + b.active, 0));
+      now.forEach((n, j) => (peakPerServer[j] = Math.max(peakPerServer[j], n.open)));
+      await sb.sleep(intervalMs);
+    }
+  })();
+  return async () => {
+    running = false;
+    await done;
+    return {
+      samples: open.length, peakOpen: Math.max(0, ...open), medianOpen: median(open),
+      peakActive: Math.max(0, ...active), medianActive: median(active), peakOpenPerServer: peakPerServer,
+    };
+  };
+}
+
+async function main() {
+  log("starting a primary + 2 replicas, etcd, control plane");
+  const cluster = await sb.startReplicatedCluster({
+    replicas: 2,
+    accounts: [{ user: "sb", password: PASSWORD }, { user: GW_BACKEND_USER, password: PASSWORD }],
+    extraArgs: ["--innodb-buffer-pool-size=128M", "--max-connections=500"],
+  });
+  await cluster.primary.query("CREATE DATABASE IF NOT EXISTS sbtest");
+  await sysbench("point_select", cluster.primary.port, 1, "prepare", 60);
+  await cluster.waitForReplicas(60_000);
+  const replica = cluster.replicas[0];
+  const etcd = await sb.startEtcd();
+  const cp = await sb.startControlPlane({ etcd });
+  const gwPort = await sb.freePort();
+  const policy = {
+    clusters: [
+      {
+        name: "bench",
+        backends: [
+          { name: "primary", address: cluster.primary.address, expectedRole: "ROLE_PRIMARY" },
+          { name: "replica1", address: cluster.replicas[0].address, expectedRole: "ROLE_REPLICA" },
+          { name: "replica2", address: cluster.replicas[1].address, expectedRole: "ROLE_REPLICA" },
+        ],
+        pool: { maxConnections: POOL_MAX, acquireTimeout: "10s" },
+      },
+    ],
+    listeners: [{ name: "bench-split", bindAddress: "127.0.0.1", port: gwPort, cluster: "bench", role: "LISTENER_ROLE_SPLIT" }],
+    users: [{ name: "sb", passwordHash: nativeHash(PASSWORD), backendCredentials: { user: GW_BACKEND_USER, secretRef: "env:BENCH_BACKEND_PASSWORD" } }],
+  };
+  const res = await fetch(`${cp.url}/v1/policy:apply`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ policy, appliedBy: "bench" }) });
+  if (!res.ok) throw new Error(`apply failed: ${res.status} ${await res.text()}`);
+  const env = { BENCH_BACKEND_PASSWORD: PASSWORD };
+  if (opt["cpu-prof"]) {
+    fs.mkdirSync(opt["cpu-prof"], { recursive: true });
+    env.NODE_OPTIONS = `--cpu-prof --cpu-prof-dir=${path.resolve(opt["cpu-prof"])}`;
+  }
+  const dp = await sb.startDataPlane({ etcd, workers: Number(opt.workers), env, waitForConfig: true });
+  const pipePort = await sb.freePort();
+  const pipe = spawn(process.execPath, [path.join(__dirname, "pipe.js"), String(pipePort), replica.address], { stdio: ["ignore", "pipe", "inherit"] });
+  await new Promise((resolve) => pipe.stdout.once("data", resolve));
+
+  const targets = [
+    { name: "direct", port: replica.port, pid: null },
+    { name: "pipe", port: pipePort, pid: pipe.pid },
+    { name: "split", port: gwPort, pid: dp.pid },
+  ];
+  const runs = [];
+  try {
+    // Warm up every path and workload (JIT, buffer pools, pool connections).
+    for (const w of workloads) for (const t of targets) await sysbench(w, t.port, 16, "run", 3);
+    for (let round = 1; round <= ROUNDS; round++) {
+      for (const w of workloads) {
+        for (const threads of THREADS) {
+          for (const t of targets) {
+            const stopSampling = t.name === "split" ? sampleConnections(cluster.servers) : null;
+            const cpu0 = t.pid ? cpuMicros(t.pid) : 0;
+            const r = parseRun(await sysbench(w, t.port, threads, "run", SECONDS));
+            const cpu = t.pid ? cpuMicros(t.pid) - cpu0 : NaN;
+            const backend = stopSampling ? await stopSampling() : null;
+            const row = { round, workload: w, threads, target: t.name, ...r, cpuUsPerQuery: t.pid ? cpu / r.queries : null, backend };
+            runs.push(row);
+            log(
+              `round ${round} ${w} threads ${threads} ${t.name}: ${r.qps.toFixed(0)} qps, p50 ${r.p50ms} ms` +
+                (t.pid ? `, ${(cpu / r.queries).toFixed(1)} µs CPU/query` : "") +
+                (backend ? `, backend connections open peak ${backend.peakOpen} (per server ${backend.peakOpenPerServer.join("/")}) median ${backend.medianOpen}, active median ${backend.medianActive}` : "") +
+                (r.errors ? `, ${r.errors} errors` : ""),
+            );
+          }
+        }
+      }
+    }
+  } finally {
+    pipe.kill("SIGTERM");
+    await dp.stop();
+    await cp.stop();
+    await sb.stopAll();
+  }
+
+  const summary = [];
+  for (const w of workloads) {
+    for (const threads of THREADS) {
+      const sel = (name) => runs.filter((r) => r.workload === w && r.threads === threads && r.target === name);
+      const pick = (name, key) => median(sel(name).map((r) => r[key]));
+      const direct = pick("direct", "qps");
+      const pipeQps = pick("pipe", "qps");
+      for (const t of targets) {
+        const qps = pick(t.name, "qps");
+        const row = {
+          workload: w, threads, target: t.name, qps: Math.round(qps), p50ms: pick(t.name, "p50ms"),
+          vsDirect: +(qps / direct).toFixed(3), vsPipe: +(qps / pipeQps).toFixed(3),
+          perRoundVsPipe: t.name === "split" ? sel("split").map((r) => +(r.qps / sel("pipe").find((p) => p.round === r.round).qps).toFixed(3)) : undefined,
+          cpuUsPerQuery: t.pid ? +pick(t.name, "cpuUsPerQuery").toFixed(1) : null,
+          errors: sel(t.name).reduce((a, r) => a + r.errors, 0),
+        };
+        if (t.name === "split") {
+          const b = sel("split").map((r) => r.backend);
+          const peakOpen = Math.max(...b.map((x) => x.peakOpen));
+          row.backend = {
+            peakOpen, medianOpen: median(b.map((x) => x.medianOpen)), medianActive: median(b.map((x) => x.medianActive)),
+            peakOpenPerServer: b[0].peakOpenPerServer.map((_, j) => Math.max(...b.map((x) => x.peakOpenPerServer[j]))),
+          };
+          row.multiplexingRatio = +(threads / peakOpen).toFixed(2);
+        }
+        summary.push(row);
+      }
+    }
+  }
+  const lines = [
+    "| workload | threads | path | QPS (median) | p50 ms | × direct | × pipe | proxy CPU µs/query | backend conns open peak (P/R1/R2) | threads ÷ peak |",
+    "|---|---|---|---|---|---|---|---|---|---|",
+  ];
+  for (const s of summary) {
+    lines.push(
+      `| ${s.workload} | ${s.threads} | ${s.target} | ${s.qps} | ${s.p50ms} | ${s.vsDirect} | ${s.vsPipe} | ${s.cpuUsPerQuery ?? "—"} | ` +
+        `${s.backend ? `${s.backend.peakOpen} (${s.backend.peakOpenPerServer.join("/")})` : "—"} | ${s.multiplexingRatio ?? "—"} |`,
+    );
+  }
+  const report = {
+    date: new Date().toISOString(), host: { cpus: os.cpus().length, model: os.cpus()[0]?.model, node: process.version, loadavg: os.loadavg() },
+    settings: { seconds: SECONDS, rounds: ROUNDS, threads: THREADS, workloads, workers: Number(opt.workers), poolMax: POOL_MAX, tableSize: Number(opt["table-size"]) },
+    summary, runs,
+  };
+  console.log(lines.join("\n"));
+  if (opt.out) {
+    fs.writeFileSync(opt.out, JSON.stringify(report, null, 2) + "\n");
+    log(`wrote ${opt.out}`);
+  }
+}
+
+function nativeHash(password) {
+  const crypto = require("node:crypto");
+  const sha1 = (b) => crypto.createHash("sha1").update(b).digest();
+  return "*" + sha1(sha1(Buffer.from(password))).toString("hex").toUpperCase();
+}
+
+main().catch(async (err) => {
+  console.error(`bench failed: ${err.stack || err}`);
+  await sb.stopAll().catch(() => {});
+  process.exit(1);
+});
