@@ -195,11 +195,7 @@ async function main() {
   const res = await fetch(`${cp.url}/v1/policy:apply`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ policy, appliedBy: "bench" }) });
   if (!res.ok) throw new Error(`apply failed: ${res.status} ${await res.text()}`);
   const env = { BENCH_BACKEND_PASSWORD: PASSWORD };
-  if (opt["cpu-prof"]) {
-    fs.mkdirSync(opt["cpu-prof"], { recursive: true });
-    env.NODE_OPTIONS = `--cpu-prof --cpu-prof-dir=${path.resolve(opt["cpu-prof"])}`;
-  }
-  const dp = await sb.startDataPlane({ etcd, workers: Number(opt.workers), env, waitForConfig: true });
+  const dp = opt["cpu-prof"] ? await startProfiledDataPlane(etcd, env, opt["cpu-prof"]) : await sb.startDataPlane({ etcd, workers: Number(opt.workers), env, waitForConfig: true });
   const pipePort = await sb.freePort();
   const pipe = spawn(process.execPath, [path.join(__dirname, "pipe.js"), String(pipePort), replica.address], { stdio: ["ignore", "pipe", "inherit"] });
   await new Promise((resolve) => pipe.stdout.once("data", resolve));
@@ -290,6 +286,50 @@ async function main() {
     fs.writeFileSync(opt.out, JSON.stringify(report, null, 2) + "\n");
     log(`wrote ${opt.out}`);
   }
+}
+
+/**
+ * The data plane under `node --cpu-prof` (not allowed in NODE_OPTIONS; node:cluster
+ * workers inherit the flag through execArgv): each process writes a .cpuprofile
+ * into `dir` when it exits after SIGTERM. Open them in Chrome DevTools.
+ */
+async function startProfiledDataPlane(etcd, env, dir) {
+  fs.mkdirSync(dir, { recursive: true });
+  const main = path.join(__dirname, "../data-plane/dist/main.js");
+  const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), "split-bench-state-"));
+  const child = spawn(
+    process.execPath,
+    ["--cpu-prof", `--cpu-prof-dir=${path.resolve(dir)}`, main, "--etcd", etcd.endpoint, "--workers", opt.workers, "--state-dir", stateDir],
+    { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, ...env } },
+  );
+  await new Promise((resolve, reject) => {
+    let buf = "";
+    const timer = setTimeout(() => reject(new Error("profiled data plane: no 'serving config' within 20 s")), 20_000);
+    child.stdout.on("data", (d) => {
+      buf += d;
+      if (buf.includes('"serving config"')) {
+        clearTimeout(timer);
+        resolve();
+      }
+      if (buf.length > 1e6) buf = buf.slice(-1000);
+    });
+    child.on("exit", (code) => reject(new Error(`profiled data plane exited ${code}`)));
+  });
+  child.stdout.resume();
+  return {
+    pid: child.pid,
+    stop: () =>
+      new Promise((resolve) => {
+        const t = setTimeout(() => child.kill("SIGKILL"), 20_000);
+        child.once("exit", () => {
+          clearTimeout(t);
+          fs.rmSync(stateDir, { recursive: true, force: true });
+          log(`cpu profiles in ${dir}: ${fs.readdirSync(dir).join(", ")}`);
+          resolve();
+        });
+        child.kill("SIGTERM");
+      }),
+  };
 }
 
 function nativeHash(password) {
