@@ -9,6 +9,7 @@ import type { RoutedSession } from "./session/routed-session";
 import { compileConfig, createClusterRuntime, type ClusterRuntime, type ClusterSnapshot, type ListenerSnapshot } from "./session/config-snapshot";
 import { learnClusterGreeting } from "./session/backend-probe";
 import { PoolManager } from "./pool/backend-pool";
+import { DEFAULT_PLUGIN_BUDGET_MS, loadPhasePlugin, PhaseHooks } from "./plugins/phase-hooks";
 import { createTableExtractor } from "./routing/tables";
 import { FrontendSession, type SessionHost, type SessionOptions } from "./session/frontend-session";
 import { CachingSha2Cache } from "./session/client-auth";
@@ -31,6 +32,8 @@ export const DEFAULT_DATA_PLANE_OPTIONS: Required<Omit<DataPlaneOptions, "remote
   rsaPrivateKeyFile: "",
   rsaPublicKeyFile: "",
   sha2CacheSize: 100_000,
+  pluginFile: "",
+  pluginBudgetMs: 5,
 };
 
 /** Bound on learning a new cluster's greeting before its listeners open (see backend-probe.ts). */
@@ -79,6 +82,8 @@ class ListenerManagerImpl implements ListenerManager, SessionHost {
     this.logger = options.logger;
     const d = DEFAULT_DATA_PLANE_OPTIONS;
     this.pools = new PoolManager(options.logger);
+    const hooks = options.pluginFile ? new PhaseHooks(loadPhasePlugin(options.pluginFile), options.pluginBudgetMs || DEFAULT_PLUGIN_BUDGET_MS, options.logger) : null;
+    if (hooks !== null) options.logger.info({ plugin: options.pluginFile }, "phase-hook plugin loaded");
     this.sessionOptions = {
       handshakeTimeoutMs: options.handshakeTimeoutMs || d.handshakeTimeoutMs,
       backendConnectTimeoutMs: options.backendConnectTimeoutMs || d.backendConnectTimeoutMs,
@@ -86,7 +91,9 @@ class ListenerManagerImpl implements ListenerManager, SessionHost {
       maxHandshakePacketSize: options.maxHandshakePacketSize || d.maxHandshakePacketSize,
       clientTls: loadClientTls(options),
       auth: { rsa: loadRsaKeyPair(options), cache: new CachingSha2Cache(options.sha2CacheSize || d.sha2CacheSize) },
+      hooks,
       routed: {
+        hooks,
         pools: this.pools,
         tables: createTableExtractor(),
         backendConnectTimeoutMs: options.backendConnectTimeoutMs || d.backendConnectTimeoutMs,

@@ -85,6 +85,10 @@ export interface DataPlaneOptions {
   rsaPublicKeyFile?: string;
   /** Entries of the caching_sha2_password fast-path cache per worker; default 100000. */
   sha2CacheSize?: number;
+  /** Phase-hook plugin module (--plugin); absent or "": none. */
+  pluginFile?: string;
+  /** Budget of one hook call (--plugin-budget); default 5 ms. */
+  pluginBudgetMs?: number;
   /** Sends a KILL for a connection of another worker (through the supervisor); absent with one process. */
   remoteKill?: (req: KillRequest) => Promise<KillResult>;
 }

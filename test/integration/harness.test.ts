@@ -177,11 +177,11 @@ test("waitFor retries until a value, and times out with the last error", async (
 });
 
 test("startDemo (what `mysqlgw demo` runs) serves the example policy through the gateway, then stops", async () => {
-  // A block of three free ports: the API on portBase, demo-rw on portBase+1, demo-ro on portBase+2.
+  // A block of four free ports: the API on portBase, demo-rw on portBase+1, demo-ro on portBase+2, demo-split on portBase+3.
   let portBase = 0;
   for (let i = 0; i < 20 && portBase === 0; i++) {
     const p = await freePort();
-    if (p < 65000 && (await isPortFree(p + 1)) && (await isPortFree(p + 2))) portBase = p;
+    if (p < 65000 && (await isPortFree(p + 1)) && (await isPortFree(p + 2)) && (await isPortFree(p + 3))) portBase = p;
   }
   expect(portBase).toBeGreaterThan(0);
   const lines: string[] = [];
@@ -207,6 +207,16 @@ test("startDemo (what `mysqlgw demo` runs) serves the example policy through the
     // demo-ro reaches the replica (server id 2), where the row has replicated.
     const viaReadOnly = await runMariadbCli({ port: portBase + 2, user: "app", password: "app-password", sql: "SELECT id, @@server_id AS sid FROM demo_check.t" });
     expect(viaReadOnly).toEqual({ code: 0, stdout: "id\tsid\n7\t2\n", stderr: "" });
+    // demo-split: the insert goes to the primary, the read after it (read-your-writes) sees it, a plain read goes to the replica
+    const viaSplit = await runMariadbCli({
+      port: portBase + 3,
+      user: "app",
+      password: "app-password",
+      sql: "INSERT INTO demo_check.t VALUES (8); SELECT COUNT(*) AS n FROM demo_check.t",
+    });
+    expect(viaSplit).toEqual({ code: 0, stdout: "n\n2\n", stderr: "" });
+    const splitRead = await runMariadbCli({ port: portBase + 3, user: "app", password: "app-password", sql: "SELECT @@server_id AS sid" });
+    expect(splitRead).toEqual({ code: 0, stdout: "sid\n2\n", stderr: "" });
   } finally {
     await demo.stop();
   }

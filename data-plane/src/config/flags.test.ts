@@ -28,7 +28,13 @@ describe("parseFlags", () => {
       rsaPrivateKeyFile: "",
       rsaPublicKeyFile: "",
       metricsListen: null,
+      pluginFile: "",
+      pluginBudgetMs: 5,
     });
+  });
+
+  it("takes --plugin as a path (resolved) and --plugin-budget in ms", () => {
+    expect(flags(["--plugin", "hooks.js", "--plugin-budget", "20"])).toMatchObject({ pluginFile: path.resolve("hooks.js"), pluginBudgetMs: 20 });
   });
 
   it("takes --metrics-listen as HOST:PORT (IPv6 in brackets), or MYSQLGW_METRICS_LISTEN", () => {

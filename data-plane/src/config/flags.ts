@@ -31,6 +31,10 @@ export interface DataPlaneFlags {
   rsaPublicKeyFile: string;
   /** Where the supervisor serves GET /metrics and GET /healthz; null = not served (the default). */
   metricsListen: { host: string; port: number } | null;
+  /** Phase-hook plugin module (see plugins/phase-hooks.ts); "" = none. */
+  pluginFile: string;
+  /** Time budget of one hook call. */
+  pluginBudgetMs: number;
 }
 
 export const USAGE = `Usage: mysqlgw-data-plane [options]
@@ -57,6 +61,9 @@ export const USAGE = `Usage: mysqlgw-data-plane [options]
   --rsa-public-key FILE         PEM public half of --rsa-private-key (default: derived from it) [MYSQLGW_RSA_PUBLIC_KEY]
   --metrics-listen HOST:PORT    serve GET /metrics (Prometheus) and GET /healthz over HTTP there
                                 [MYSQLGW_METRICS_LISTEN] (default: off; e.g. 127.0.0.1:9104, [::1]:9104)
+  --plugin FILE                 phase-hook plugin module (.js, or .ts with typescript installed) [MYSQLGW_PLUGIN]
+  --plugin-budget MS            longest a hook may take before the session goes on without it
+                                [MYSQLGW_PLUGIN_BUDGET] (default 5)
   -h, --help                    show this help
 `;
 
@@ -106,6 +113,8 @@ export function parseFlags(
         "rsa-private-key": { type: "string" },
         "rsa-public-key": { type: "string" },
         "metrics-listen": { type: "string" },
+        plugin: { type: "string" },
+        "plugin-budget": { type: "string" },
         help: { type: "boolean", short: "h" },
       },
     }));
@@ -193,6 +202,8 @@ export function parseFlags(
       tlsCaFile: file("tls-ca", "MYSQLGW_TLS_CA"),
       rsaPrivateKeyFile: file("rsa-private-key", "MYSQLGW_RSA_PRIVATE_KEY"),
       rsaPublicKeyFile: file("rsa-public-key", "MYSQLGW_RSA_PUBLIC_KEY"),
+      pluginFile: file("plugin", "MYSQLGW_PLUGIN"),
+      pluginBudgetMs: int("plugin-budget", "MYSQLGW_PLUGIN_BUDGET", 5, 1),
       metricsListen: parseListenAddress(pick("metrics-listen", "MYSQLGW_METRICS_LISTEN"), "--metrics-listen (or MYSQLGW_METRICS_LISTEN)"),
     },
   };

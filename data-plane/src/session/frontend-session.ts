@@ -38,6 +38,7 @@ import { backendOrder, type ClusterRuntime, type ListenerSnapshot, type UserSnap
 import { buildOk } from "../protocol/packets/ok";
 import { listenerModeOf } from "../routing/decide";
 import { passthroughOrder } from "./backend-choice";
+import type { HookError, PhaseHooks } from "../plugins/phase-hooks";
 import { RoutedSession, routedListener, type RoutedHost, type RoutedSessionOptions } from "./routed-session";
 import { metrics, backendConnectFailureReason, handshakeFailureReason, type AuthRefusalReason, type HandshakeFailureReason } from "../metrics";
 
@@ -54,6 +55,8 @@ export interface SessionOptions {
   auth: ClientAuthRuntime;
   /** Pools and limits of routed listeners (SPLIT, multiplexing). */
   routed: RoutedSessionOptions;
+  /** The phase-hook plugin (connectServer, readHandshake, readAuth, readAuthResult); null: none. */
+  hooks: PhaseHooks | null;
 }
 
 /** What a session needs from whoever accepted it. Called synchronously, once. */
@@ -270,7 +273,32 @@ export class FrontendSession {
     this.sendGreeting();
   }
 
+  /** The greeting, after the plugin's connectServer and readHandshake hooks when it has them. */
   private sendGreeting(): void {
+    const hooks = this.options.hooks;
+    if (hooks === null || !(hooks.has("connectServer") || hooks.has("readHandshake"))) return this.writeGreeting(null);
+    this.client.pause();
+    void this.greetWithHooks(hooks);
+  }
+
+  private async greetWithHooks(hooks: PhaseHooks): Promise<void> {
+    const listener = this.listener.name;
+    const verdict = await hooks.call<{ reject?: HookError }>("connectServer", { connectionId: this.connectionId, listener, clientAddress: this.clientHost, clientPort: this.clientPort });
+    if (this.state === State.Closed) return;
+    if (verdict?.reject !== undefined) {
+      const r = verdict.reject;
+      this.host.logger.info({ conn: this.connectionId, client: this.clientAddress, plugin: hooks.name }, "connection refused by plugin (connectServer)");
+      return this.sendErrAndClose(buildErr({ errno: r.errno ?? 1130, sqlState: r.sqlState ?? "HY000", message: r.message }, 0));
+    }
+    const runtime: ClusterRuntime | null = this.listener.cluster?.runtime ?? null;
+    const version = runtime?.serverVersion ? advertisedServerVersion(runtime.serverVersion) : DEFAULT_SERVER_VERSION;
+    const hs = await hooks.call<{ serverVersion?: string }>("readHandshake", { connectionId: this.connectionId, listener, serverVersion: version });
+    if (this.isClosed()) return;
+    this.writeGreeting(typeof hs?.serverVersion === "string" && hs.serverVersion !== "" ? hs.serverVersion : null);
+    this.client.resume();
+  }
+
+  private writeGreeting(serverVersion: string | null): void {
     const c = this.client;
     const runtime: ClusterRuntime | null = this.listener.cluster?.runtime ?? null;
     const backendCaps = runtime?.capabilities ?? 0xffffffff;
@@ -282,7 +310,7 @@ export class FrontendSession {
     c.write(
       buildHandshakeV10({
         protocolVersion: 10,
-        serverVersion: runtime?.serverVersion ? advertisedServerVersion(runtime.serverVersion) : DEFAULT_SERVER_VERSION,
+        serverVersion: serverVersion ?? (runtime?.serverVersion ? advertisedServerVersion(runtime.serverVersion) : DEFAULT_SERVER_VERSION),
         connectionId: this.connectionId,
         authPluginData: this.nonce,
         capabilities: this.advertised,
@@ -292,6 +320,11 @@ export class FrontendSession {
         authPluginName: NATIVE_PASSWORD_PLUGIN,
       }),
     );
+  }
+
+  /** True once the session has ended (a call, so that TypeScript does not narrow `state` across awaits). */
+  private isClosed(): boolean {
+    return this.state === State.Closed;
   }
 
   /** True once the session forwards commands. */
@@ -411,6 +444,34 @@ export class FrontendSession {
   private onHandshakeResponse(payload: Buffer): void {
     const resp = parseHandshakeResponse41(payload, this.advertised);
     this.response = resp;
+    const hooks = this.options.hooks;
+    if (hooks !== null && hooks.has("readAuth")) {
+      this.state = State.ConnectingBackend; // nothing more is read until the hook has spoken
+      void hooks
+        .call<{ reject?: HookError }>("readAuth", {
+          connectionId: this.connectionId,
+          listener: this.listener.name,
+          user: resp.username,
+          database: resp.database || null,
+          clientAddress: this.clientHost,
+          attributes: Object.fromEntries(resp.connectAttributes),
+        })
+        .then((verdict) => {
+          if (this.state !== State.ConnectingBackend) return;
+          this.state = State.AwaitResponse;
+          if (verdict?.reject !== undefined) {
+            const r = verdict.reject;
+            this.host.logger.info({ conn: this.connectionId, user: resp.username, plugin: hooks.name }, "login refused by plugin (readAuth)");
+            return this.sendErrAndClose(buildErr({ errno: r.errno ?? 1045, sqlState: r.sqlState ?? "28000", message: r.message }, this.lastSeq + 1));
+          }
+          this.beginAuth(resp);
+        });
+      return;
+    }
+    this.beginAuth(resp);
+  }
+
+  private beginAuth(resp: HandshakeResponse41): void {
     this.auth = new ClientAuthentication(this.listener.users, resp, this.nonce, this.secure, this.options.auth);
     this.onAuthStep(this.auth.begin());
   }
@@ -429,9 +490,11 @@ export class FrontendSession {
         { conn: this.connectionId, client: this.clientAddress, listener: this.listener.name, user: resp.username, tls: this.secure, why: step.reason },
         "access denied",
       );
+      this.options.hooks?.notify("readAuthResult", { connectionId: this.connectionId, listener: this.listener.name, user: resp.username, ok: false, errno: 1045 });
       this.failHandshake(new AccessDeniedError(resp.username, this.clientHost, step.usedPassword), true);
       return;
     }
+    this.options.hooks?.notify("readAuthResult", { connectionId: this.connectionId, listener: this.listener.name, user: resp.username, ok: true, errno: 0 });
     const user = step.user;
     this.auth = null;
     // the user's IP lists (on the PROXY header's address when one was given) and connection limit

@@ -2,7 +2,7 @@ import { Buffer } from "node:buffer";
 import type * as net from "node:net";
 import type { Logger } from "pino";
 import { MgwError, NoBackendAvailableError, ServerShutdownError, toSqlError } from "../errors";
-import { Capability, Command, MAX_PACKET_PAYLOAD, ServerStatus } from "../protocol/constants";
+import { Capability, Command, MariaDbCapability, MAX_PACKET_PAYLOAD, ServerStatus } from "../protocol/constants";
 import { framePayload } from "../protocol/codec";
 import { buildErr, type ErrPacket } from "../protocol/packets/err";
 import { buildOk } from "../protocol/packets/ok";
@@ -21,6 +21,8 @@ import { createRuleContext, type RuleAction } from "../routing/rules";
 import { statementKindName } from "../routing/names";
 import type { TableExtractor } from "../routing/tables";
 import { metrics } from "../metrics";
+import type { PhaseHooks, QueryDecision } from "../plugins/phase-hooks";
+import { buildTextResultSet } from "../protocol/packets/result-set";
 import { AccessDeniedError, ChangeUserRefusedError } from "../errors";
 import { parseKillStatement } from "../protocol/kill-statement";
 import { parseChangeUser } from "../protocol/packets/change-user";
@@ -51,6 +53,8 @@ export function routedListener(l: ListenerSnapshot): boolean {
 }
 
 export interface RoutedSessionOptions {
+  /** The phase-hook plugin (readQuery, readQueryResult); null: none. */
+  hooks: PhaseHooks | null;
   pools: PoolManager;
   /** Tables of statements for query rules that match on them (one per worker, cached by digest). */
   tables: TableExtractor;
@@ -424,8 +428,33 @@ export class RoutedSession {
     let packet = packetIn;
     const started = performance.now();
     const large = packet.length > 4 + MAX_PACKET_PAYLOAD - 1 && (packet[0] & packet[1] & packet[2]) === 0xff;
-    const c = classify(packet, 5, large ? 4 + MAX_PACKET_PAYLOAD : packet.length, this.cls);
+    let c = classify(packet, 5, large ? 4 + MAX_PACKET_PAYLOAD : packet.length, this.cls);
     const listener = this.login.listener;
+    const hooks = this.options.hooks;
+    let hookRoute: RouteTarget | null = null;
+    if (hooks !== null && hooks.has("readQuery") && !large) {
+      const ctx = { connectionId: this.host.connectionId, listener: listener.name, user: this.login.user.name, schema: this.schema, sql: packet.toString("utf8", 5), kind: statementKindName(c.kind) };
+      const dec = await hooks.call<QueryDecision>("readQuery", ctx);
+      if (dec?.error !== undefined || dec?.reply !== undefined) {
+        if (dec.error !== undefined) this.replyErr({ errno: dec.error.errno ?? 1105, sqlState: dec.error.sqlState ?? "HY000", message: dec.error.message }, 1);
+        else if (dec.reply !== undefined) this.host.client().write(buildTextResultSet(
+            dec.reply.columns,
+            dec.reply.rows,
+            this.tracker.deprecateEofOf(this.login.clientCapabilities),
+            this.statusFlags(),
+            1,
+            (this.login.mariadbCapabilities & MariaDbCapability.ExtendedTypeInfo) !== 0,
+          ),);
+        hooks.notify("readQueryResult", { ...ctx, durationMs: performance.now() - started, ok: dec.error === undefined, errno: dec.error?.errno ?? 0, target: "local" });
+        return this.finish();
+      }
+      if (typeof dec?.rewrite === "string") {
+        packet = framePayload(Buffer.concat([Buffer.from([Command.Query]), Buffer.from(dec.rewrite, "utf8")]), packet[3]);
+        c = classify(packet, 5, packet.length, this.cls);
+      }
+      if (dec?.route === "primary") hookRoute = RouteTarget.Primary;
+      else if (dec?.route === "replica") hookRoute = RouteTarget.Replica;
+    }
     let rule: RuleAction | null = null;
     if (!listener.rules.empty && !large) {
       rule = listener.rules.match(
@@ -447,6 +476,7 @@ export class RoutedSession {
     }
     let d: RouteDecision = decideRoute(this.mode, c, this.route, rule);
     let target = d.target;
+    if (hookRoute !== null && !this.mustStayOnPrimary() && this.mode === ListenerMode.Split) target = hookRoute;
     if (large || this.mustStayOnPrimary()) target = RouteTarget.Primary;
     const kind = c.kind;
     const flags = c.flags;
@@ -507,7 +537,14 @@ export class RoutedSession {
       if ((flags & F.UsesUserVariableAssignment) !== 0 && !this.tracker.error) route.userVariablesSet = true;
       if ((flags & F.TemporaryTable) !== 0 && !this.tracker.error) route.temporaryTables = true;
       after?.();
-      metrics.statementFinished(listener.name, statementKindName(kind), this.tracker.error ? "error" : "ok", (performance.now() - started) / 1000);
+      const ms = performance.now() - started;
+      metrics.statementFinished(listener.name, statementKindName(kind), this.tracker.error ? "error" : "ok", ms / 1000);
+      if (hooks !== null && hooks.has("readQueryResult")) {
+        hooks.notify("readQueryResult", {
+          connectionId: this.host.connectionId, listener: listener.name, user: this.login.user.name, schema: this.schema, sql: packet.toString("utf8", 5), kind: statementKindName(kind),
+          durationMs: ms, ok: !this.tracker.error, errno: this.tracker.errno, target: this.currentTarget === RouteTarget.Replica ? "replica" : "primary",
+        });
+      }
     });
     if (captureGtid) {
       const failed = this.tracker.error;

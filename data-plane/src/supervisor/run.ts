@@ -44,6 +44,8 @@ function dataPlaneOptions(flags: DataPlaneFlags, workerIndex: number): DataPlane
     tlsCaFile: flags.tlsCaFile,
     rsaPrivateKeyFile: flags.rsaPrivateKeyFile,
     rsaPublicKeyFile: flags.rsaPublicKeyFile,
+    pluginFile: flags.pluginFile,
+    pluginBudgetMs: flags.pluginBudgetMs,
   };
 }
 
