@@ -13,10 +13,11 @@ import { createSessionRouteState, decideRoute, ListenerMode, RouteTarget, type R
 import { analyseSet, NAMES_KEY, useStatementSchema } from "../routing/session-settings";
 import { runBackendCommand } from "../pool/backend-command";
 import type { BackendPool, PooledConnection, PoolLogin, PoolManager } from "../pool/backend-pool";
-import { ListenerRole, ReadYourWrites } from "@mysqlgw/proto";
+import { ListenerRole, ReadYourWrites, ReplicaFallback } from "@mysqlgw/proto";
 import { covers, mergeGtidLists, parseGtidList } from "../routing/gtid";
 import type { BackendTarget, ClusterSnapshot, ListenerSnapshot, UserSnapshot } from "./config-snapshot";
 import { chooseBackend } from "./backend-choice";
+import type { ClusterState } from "../routing/backend-state";
 import { createRuleContext, type RuleAction } from "../routing/rules";
 import { statementKindName } from "../routing/names";
 import type { TableExtractor } from "../routing/tables";
@@ -1051,7 +1052,7 @@ export class RoutedSession {
   }
 
   /** Where each connection the session borrowed comes from. */
-  private readonly poolByConn = new WeakMap<PooledConnection, { pool: BackendPool; backend: BackendTarget }>();
+  private readonly poolByConn = new WeakMap<PooledConnection, ConnOrigin>();
 
   /** A connection from the pool of a backend chosen for `target`. */
   private async acquire(target: RouteTarget, cluster: ClusterSnapshot = this.login.cluster): Promise<PooledConnection> {
@@ -1061,13 +1062,27 @@ export class RoutedSession {
         `mysqlgw: no ${target === RouteTarget.Replica ? "replica" : "primary"} of cluster '${cluster.name}' is usable; check the backends' health (mysqlgw backends) or the listener's replicaFallback`,
       );
     }
-    return this.acquireFrom(choice.backend, choice.target, cluster);
+    try {
+      return await this.acquireFrom(choice.backend, choice.target, cluster);
+    } catch (err) {
+      // a replica that cannot be reached (nothing was sent yet): another replica, else the primary
+      const code = err instanceof MgwError ? err.code : "";
+      if (choice.target !== RouteTarget.Replica || (code !== "MGW_ERR_BACKEND_CONNECT" && code !== "MGW_ERR_BACKEND_TIMEOUT")) throw err;
+      const now = Date.now();
+      const other = cluster.runtime.state.pickReplica(now, { exclude: choice.backend.name });
+      this.log.info({ conn: this.host.connectionId, backend: choice.backend.name, retry: other?.name ?? "primary", err: (err as Error).message }, "replica unreachable, read goes elsewhere");
+      if (other !== null) return this.acquireFrom(other, RouteTarget.Replica, cluster);
+      if (this.login.listener.replicaFallback === ReplicaFallback.NONE) throw err;
+      const primary = cluster.runtime.state.primary(now);
+      if (primary === null) throw err;
+      return this.acquireFrom(primary, RouteTarget.Primary, cluster);
+    }
   }
 
   private async acquireFrom(backend: BackendTarget, target: RouteTarget, cluster: ClusterSnapshot): Promise<PooledConnection> {
     const pool = this.poolFor(backend, cluster);
     const conn = await pool.acquire();
-    this.poolByConn.set(conn, { pool, backend });
+    this.poolByConn.set(conn, { pool, backend, state: cluster.runtime.state });
     this.currentTarget = target;
     return conn;
   }
@@ -1257,6 +1272,15 @@ export class RoutedSession {
     const s = conn.link.socket;
     this.tracker.deprecateEof = (conn.link.capabilities & Capability.DeprecateEof) !== 0;
     const expects = this.tracker.begin(shape);
+    if (expects) {
+      // in-flight count and latency for LEAST_OUTSTANDING / POWER_OF_TWO_LATENCY
+      const origin = this.poolByConn.get(conn);
+      if (origin !== undefined) {
+        origin.state.statementStarted(origin.backend.name);
+        this.inflight = origin;
+        this.sentAt = performance.now();
+      }
+    }
     s.on("data", this.onBackendData);
     s.on("close", this.onBackendClose);
     s.write(packet);
@@ -1296,11 +1320,24 @@ export class RoutedSession {
     const conn = this.current;
     if (conn === null) return;
     this.tracker.abandon();
+    this.endInflight(-1);
     this.onDone = null;
     this.commandFailed(new BackendLostMidCommand());
   };
 
+  /** Where the statement under way runs, for the backend's in-flight count and latency. */
+  private inflight: ConnOrigin | null = null;
+  private sentAt = 0;
+
+  private endInflight(latencyUs: number): void {
+    const o = this.inflight;
+    if (o === null) return;
+    this.inflight = null;
+    o.state.statementFinished(o.backend.name, latencyUs);
+  }
+
   private complete(): void {
+    this.endInflight((performance.now() - this.sentAt) * 1000);
     const conn = this.current;
     if (conn !== null && this.sink === Sink.Client) this.detach(conn);
     const done = this.onDone;
@@ -1384,6 +1421,7 @@ export class RoutedSession {
     this.stickyTimer = null;
     const conn = this.current;
     this.current = null;
+    this.endInflight(-1);
     if (conn !== null) {
       // a command under way: the connection's state is unknown
       this.detach(conn);
@@ -1419,6 +1457,13 @@ function pinReasonOf(kind: K, flags: number): string | null {
     default:
       return null;
   }
+}
+
+/** Where a borrowed connection comes from. */
+interface ConnOrigin {
+  pool: BackendPool;
+  backend: BackendTarget;
+  state: ClusterState;
 }
 
 class ReplaceConnection extends Error {}
