@@ -232,6 +232,16 @@ export class BackendPool {
     return this.isClosed;
   }
 
+  /** acquire() calls waiting now. */
+  get waiterCount(): number {
+    return this.waiting;
+  }
+
+  /** An acquire() now would have to wait: nothing idle and no room for another connection. */
+  get exhausted(): boolean {
+    return this.idle.length === 0 && this.live.size + this.logins.size >= this.settings.maxConnections;
+  }
+
   /** The settings in force (a copy). */
   currentSettings(): PoolSettings {
     return { ...this.settings };

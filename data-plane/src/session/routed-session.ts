@@ -601,10 +601,7 @@ export class RoutedSession {
   private async connForCausalRead(): Promise<PooledConnection> {
     const gtid = this.causalGtid() as string;
     const cluster = this.login.cluster;
-    if (this.sticky !== null) {
-      this.releaseConn(this.sticky);
-      this.sticky = null;
-    }
+    this.dropSticky();
     const now = Date.now();
     const known = cluster.runtime.state.pickReplica(now, { gtid });
     if (known !== null) return this.acquireFrom(known, RouteTarget.Replica, cluster);
@@ -645,10 +642,7 @@ export class RoutedSession {
   private async runElsewhere(clusterName: string, target: RouteTarget, packet: Buffer, kind: K, started: number): Promise<void> {
     const cluster = this.login.listener.clusters.get(clusterName);
     if (cluster === undefined) throw new NoBackendAvailableError(`mysqlgw: query rule routes to cluster '${clusterName}', which this config version does not define`);
-    if (this.sticky !== null) {
-      this.releaseConn(this.sticky);
-      this.sticky = null;
-    }
+    this.dropSticky();
     const conn = await this.ensureState(await this.acquire(target, cluster));
     this.external = conn;
     await this.run(conn, packet, ResponseShape.ResultSets, () => {
@@ -1081,6 +1075,7 @@ export class RoutedSession {
 
   private async acquireFrom(backend: BackendTarget, target: RouteTarget, cluster: ClusterSnapshot): Promise<PooledConnection> {
     const pool = this.poolFor(backend, cluster);
+    if (pool.exhausted) RoutedSession.reclaimSticky(pool);
     const conn = await pool.acquire();
     this.poolByConn.set(conn, { pool, backend, state: cluster.runtime.state });
     this.currentTarget = target;
@@ -1095,8 +1090,7 @@ export class RoutedSession {
   private async connFor(target: RouteTarget, previous = false): Promise<PooledConnection> {
     if (this.mustStayOnPrimary()) target = RouteTarget.Primary;
     const held = target === RouteTarget.Primary ? this.heldPrimary : this.heldReplica;
-    const sticky = this.sticky;
-    this.sticky = null;
+    const sticky = this.takeSticky();
     if (held !== null) {
       if (sticky !== null && sticky !== held) this.releaseConn(sticky);
       this.currentTarget = target;
@@ -1208,13 +1202,13 @@ export class RoutedSession {
     conn.link.socket.removeListener("close", this.onHeldClose);
     if (conn === this.heldPrimary) this.heldPrimary = null;
     if (conn === this.heldReplica) this.heldReplica = null;
-    if (conn === this.sticky) this.sticky = null;
+    if (conn === this.sticky) this.takeSticky();
     this.poolOf(conn)?.discard(conn);
   }
 
   /** Gives back every connection the session holds; `dirty`: they carry session state to reset. */
   private releaseHeld(dirty: boolean): void {
-    for (const c of [this.heldPrimary, this.heldReplica, this.sticky]) {
+    for (const c of [this.heldPrimary, this.heldReplica, this.takeSticky()]) {
       if (c === null) continue;
       if (dirty) c.dirty = true;
       this.releaseConn(c);
@@ -1380,10 +1374,49 @@ export class RoutedSession {
   }
 
   private keepSticky(conn: PooledConnection, target: RouteTarget): void {
-    if (this.sticky !== null && this.sticky !== conn) this.releaseConn(this.sticky);
+    if (this.sticky !== null && this.sticky !== conn) this.dropSticky();
+    const pool = this.poolOf(conn);
+    if (pool === null || pool.waiterCount > 0) {
+      // others are waiting for this pool: the connection goes back at once
+      this.releaseConn(conn);
+      return;
+    }
     this.sticky = conn;
     this.stickyTarget = target;
+    let holders = stickyHolders.get(pool);
+    if (holders === undefined) stickyHolders.set(pool, (holders = new Set()));
+    holders.add(this);
     if (this.stickyTimer === null) this.stickyTimer = setTimeout(this.onStickyTimer, STICKY_MS);
+  }
+
+  /** Gives the connection kept for the next statement back to its pool (its pool is short, or time is up). */
+  dropSticky(): void {
+    const c = this.takeSticky();
+    if (c !== null) this.releaseConn(c);
+  }
+
+  /** The connection kept for the next statement, no longer kept (the caller owns it). */
+  private takeSticky(): PooledConnection | null {
+    const c = this.sticky;
+    if (c === null) return null;
+    this.sticky = null;
+    const pool = this.poolOf(c);
+    if (pool !== null) {
+      const holders = stickyHolders.get(pool);
+      holders?.delete(this);
+      if (holders !== undefined && holders.size === 0) stickyHolders.delete(pool);
+    }
+    return c;
+  }
+
+  /** Before waiting on an exhausted pool: the connections other sessions keep for their next statement go back. */
+  private static reclaimSticky(pool: BackendPool): void {
+    const holders = stickyHolders.get(pool);
+    if (holders === undefined || holders.size === 0) return;
+    for (const s of [...holders]) {
+      if (!pool.exhausted) break;
+      s.dropSticky();
+    }
   }
 
   private readonly onStickyTimer = (): void => {
@@ -1394,9 +1427,7 @@ export class RoutedSession {
       this.stickyTimer = setTimeout(this.onStickyTimer, Math.max(10, STICKY_MS - idle));
       return;
     }
-    const c = this.sticky;
-    this.sticky = null;
-    this.releaseConn(c);
+    this.dropSticky();
   };
 
   /** Set while a command's tail (read-your-writes' GTID read) still runs after its response went out. */
@@ -1436,6 +1467,9 @@ export class RoutedSession {
     return this.onClientDrain;
   }
 }
+
+/** Sessions keeping a connection of a pool for their next statement (see keepSticky). */
+const stickyHolders = new Map<BackendPool, Set<RoutedSession>>();
 
 /** Pins implied by a statement outside SET/USE: the session keeps its primary connection after it. */
 function pinReasonOf(kind: K, flags: number): string | null {
