@@ -1,8 +1,9 @@
 import { createClient, type Client } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
-import { AdminService } from "@mysqlgw/proto";
+import { AdminService, HistoryService } from "@mysqlgw/proto";
 
 export type AdminClient = Client<typeof AdminService>;
+export type HistoryClient = Client<typeof HistoryService>;
 
 /** Default bound on one API call. */
 export const DEFAULT_TIMEOUT_MS = 30_000;
@@ -13,4 +14,9 @@ export const DEFAULT_TIMEOUT_MS = 30_000;
  */
 export function createAdminClient(baseUrl: string): AdminClient {
   return createClient(AdminService, createConnectTransport({ httpVersion: "1.1", baseUrl }));
+}
+
+/** HistoryService client (history and rollback), on the same port and protocol as the AdminService. */
+export function createHistoryClient(baseUrl: string): HistoryClient {
+  return createClient(HistoryService, createConnectTransport({ httpVersion: "1.1", baseUrl }));
 }

@@ -1,5 +1,5 @@
 import { Command, CommanderError, Option } from "commander";
-import { createAdminClient, DEFAULT_TIMEOUT_MS, type AdminClient } from "./client";
+import { createAdminClient, createHistoryClient, DEFAULT_TIMEOUT_MS, type AdminClient, type HistoryClient } from "./client";
 import { CliError } from "./cli-error";
 import { applyPolicyCommand } from "./commands/apply-policy";
 import { backendsCommand } from "./commands/backends";
@@ -9,6 +9,7 @@ import { diffPolicyCommand } from "./commands/diff-policy";
 import { explainCommand } from "./commands/explain";
 import { getResourcesCommand } from "./commands/get-resources";
 import { hashPasswordCommand } from "./commands/hash-password";
+import { historyCommand, rollbackCommand } from "./commands/history";
 import { statusCommand } from "./commands/status";
 
 export const DEFAULT_API = "http://127.0.0.1:7070";
@@ -18,6 +19,8 @@ export interface ProgramIo {
   stderr(line: string): void;
   /** Tests inject an in-memory client; otherwise one is made for --api. */
   createClient?(api: string): AdminClient;
+  /** Likewise for the HistoryService (history, rollback). */
+  createHistoryClient?(api: string): HistoryClient;
 }
 
 /**
@@ -81,6 +84,27 @@ export function buildProgram(io: ProgramIo): Command {
     .option("-o, --output <format>", "yaml or json", "yaml")
     .option("--version <n>", "a past config version instead of the current one")
     .action((kind: string, name: string | undefined, opts: { output: string; version?: string }) => getResourcesCommand(ctx(), kind, name, opts));
+
+  program
+    .command("history")
+    .description("applied config versions, newest first: when, by whom, and what each changed")
+    .option("--limit <n>", "how many versions (default 20, at most 1000)")
+    .option("--before <version>", "only versions older than this one (the next page)")
+    .option("--json", "print JSON", false)
+    .action((opts: { limit?: string; before?: string; json: boolean }) => {
+      const c = ctx();
+      return historyCommand(c, (io.createHistoryClient ?? createHistoryClient)(c.api), opts);
+    });
+
+  program
+    .command("rollback")
+    .description("make an earlier config version's policy current again, written as a new version (validated and diffed like apply)")
+    .argument("<version>", "the version to restore (mysqlgw history lists them)")
+    .option("--dry-run", "show the diff and write nothing", false)
+    .action((version: string, opts: { dryRun: boolean }) => {
+      const c = ctx();
+      return rollbackCommand(c, (io.createHistoryClient ?? createHistoryClient)(c.api), version, opts);
+    });
 
   program
     .command("status")

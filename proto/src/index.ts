@@ -2,6 +2,7 @@
 // of mysqlgw. The planes and the CLI share nothing else.
 export * from "../gen/mysqlgw/config/v1/config_pb";
 export * from "../gen/mysqlgw/admin/v1/admin_service_pb";
+export * from "../gen/mysqlgw/admin/v1/history_service_pb";
 export { descriptorSetPath } from "./descriptor";
 export { etcdKeys, DEFAULT_ETCD_PREFIX } from "./etcd-keys";
 export type { EtcdKeys } from "./etcd-keys";

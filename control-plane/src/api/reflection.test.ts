@@ -37,7 +37,7 @@ describe("gRPC server reflection", () => {
       { case: "fileContainingSymbol", value: "no.such.Thing" },
     ]);
     expect(list.messageResponse.value.service.map((s: Any) => s.name)).toEqual([
-      "mysqlgw.admin.v1.AdminService", "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection",
+      "mysqlgw.admin.v1.AdminService", "mysqlgw.admin.v1.HistoryService", "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection",
     ]);
     const files = sym.messageResponse.value.fileDescriptorProto.map((b: Uint8Array) => fromBinary(FileDescriptorProtoSchema, b));
     expect(files.map((f: Any) => f.name)).toEqual(["mysqlgw/admin/v1/admin_service.proto", "mysqlgw/config/v1/config.proto", "google/protobuf/duration.proto", "google/protobuf/timestamp.proto"]);

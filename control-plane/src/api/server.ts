@@ -2,13 +2,19 @@ import * as http from "node:http";
 import * as http2 from "node:http2";
 import * as net from "node:net";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
-import { AdminService } from "@mysqlgw/proto";
+import { AdminService, HistoryService } from "@mysqlgw/proto";
 import type { AdminServiceImpl } from "./admin-service";
+import { createHistoryRestHandler } from "./history-rest";
+import { createHistoryService, versionsFromAdmin, type HistoryServiceImpl, type VersionReader } from "./history-service";
 import { registerReflection } from "./reflection";
 import { createRestHandler, DEFAULT_MAX_BODY_BYTES, type RestHandlerOptions } from "./rest";
 
 export interface ControlPlaneServerOptions extends RestHandlerOptions {
   service: AdminServiceImpl;
+  /** The HistoryService; default: one over `versions` (else the AdminService's GetPolicy) that rolls back through `service`. */
+  history?: HistoryServiceImpl;
+  /** Where the default HistoryService reads versions (pass the ConfigStore); default: through `service`'s GetPolicy. */
+  versions?: VersionReader;
   /** Address to listen on. Default 127.0.0.1. */
   host?: string;
   /** Port; 0 picks a free one (see `address`). Default 7070. */
@@ -30,18 +36,20 @@ export const DEFAULT_FIRST_BYTES_TIMEOUT_MS = 10_000;
 const H2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1");
 
 /**
- * Serves the AdminService on ONE port for every protocol: the first bytes of a
+ * Serves the AdminService (and the HistoryService) on ONE port for every protocol: the first bytes of a
  * connection decide. The HTTP/2 preface goes to an h2c server (gRPC for
  * @grpc/grpc-js and grpcurl -plaintext; Connect and REST over h2 too); anything
  * else goes to an HTTP/1.1 server (Connect protocol, gRPC-Web, and REST JSON
  * under /v1/ for curl). Both servers share one request handler.
  */
 export function startControlPlaneServer(options: ControlPlaneServerOptions): Promise<ControlPlaneServer> {
-  const rest = createRestHandler(options.service, options);
+  const history = options.history ?? createHistoryService({ versions: options.versions ?? versionsFromAdmin(options.service), admin: options.service });
+  const rest = createHistoryRestHandler(history, createRestHandler(options.service, options));
   const handler = connectNodeAdapter({
     routes: (router) => {
       router.service(AdminService, options.service);
-      registerReflection(router, [AdminService]);
+      router.service(HistoryService, history);
+      registerReflection(router, [AdminService, HistoryService]);
     },
     fallback: rest,
     readMaxBytes: options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
