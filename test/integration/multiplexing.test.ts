@@ -35,22 +35,29 @@ const TZ_EVERY = 50;
 const VAR_EVERY = 250;
 const USER = "muxapp";
 const PASSWORD = "mux-pw-7";
+/** Backend user of the one-connection pools (its own account, so the main count never sees them). */
+const SMALL_POOL_USER = "muxsmall";
 
 let etcd: EtcdServer;
 let cluster: ReplicatedCluster;
 let cp: ControlPlane;
 let dp: DataPlane;
 let port = 0;
+let smallPort = 0;
 const clients: mysql.Connection[] = [];
 
 beforeAll(async () => {
-  [etcd, cluster] = await Promise.all([startEtcd(), startReplicatedCluster({ replicas: 2 })]);
+  [etcd, cluster] = await Promise.all([
+    startEtcd(),
+    startReplicatedCluster({ replicas: 2, accounts: [{ user: SMALL_POOL_USER, password: PASSWORD }] }),
+  ]);
   await cluster.primary.query(
     "CREATE DATABASE mux; CREATE TABLE mux.kv (id INT PRIMARY KEY, val INT NOT NULL, note VARCHAR(32) NOT NULL); CREATE TABLE mux.events (id INT AUTO_INCREMENT PRIMARY KEY, owner INT NOT NULL, KEY (owner))",
   );
   await cluster.waitForReplicas();
   cp = await startControlPlane({ etcd });
   port = await freePort();
+  smallPort = await freePort();
   const { version } = await applyPolicy(cp, {
     clusters: [
       {
@@ -64,11 +71,26 @@ beforeAll(async () => {
         // behind hundreds of others, so the acquire bound is well above the 2 s default.
         pool: { maxConnections: POOL_MAX, acquireTimeout: "30s" },
       },
+      {
+        name: "mux-small",
+        backends: [
+          { name: "s1", address: cluster.primary.address, expectedRole: "ROLE_PRIMARY" },
+          { name: "s2", address: cluster.replicas[0].address, expectedRole: "ROLE_REPLICA" },
+          { name: "s3", address: cluster.replicas[1].address, expectedRole: "ROLE_REPLICA" },
+        ],
+        pool: { maxConnections: 1, acquireTimeout: "10s" },
+      },
     ],
-    listeners: [{ name: "mux-split", bindAddress: "127.0.0.1", port, cluster: "mux", role: "LISTENER_ROLE_SPLIT" }],
-    users: [{ name: USER, passwordHash: nativePasswordHash(PASSWORD), backendCredentials: { user: cluster.app.user, secretRef: "env:APP_PW" } }],
+    listeners: [
+      { name: "mux-split", bindAddress: "127.0.0.1", port, cluster: "mux", role: "LISTENER_ROLE_SPLIT" },
+      { name: "mux-small", bindAddress: "127.0.0.1", port: smallPort, cluster: "mux-small", role: "LISTENER_ROLE_SPLIT" },
+    ],
+    users: [
+      { name: USER, passwordHash: nativePasswordHash(PASSWORD), backendCredentials: { user: cluster.app.user, secretRef: "env:APP_PW" } },
+      { name: "muxsmall", passwordHash: nativePasswordHash(PASSWORD), backendCredentials: { user: SMALL_POOL_USER, secretRef: "env:SMALL_PW" } },
+    ],
   });
-  dp = await startDataPlane({ etcd, workers: 1, env: { APP_PW: cluster.app.password } });
+  dp = await startDataPlane({ etcd, workers: 1, env: { APP_PW: cluster.app.password, SMALL_PW: PASSWORD } });
   await dp.waitForConfig(version);
 }, 180_000);
 
@@ -233,3 +255,28 @@ test(`multiplexing: ${CLIENTS} clients through one SPLIT listener share at most 
   for (const p of sampler.peak.perServer) expect(p).toBeLessThanOrEqual(POOL_MAX);
   expect(sampler.peak.total).toBeGreaterThan(0);
 }, 170_000);
+
+test("a connection kept for a session's next statement goes back at once when another session waits for it", async () => {
+  // One connection per backend. Session a writes (primary), then sends nothing; session b's
+  // write right after needs that same connection. Keeping it for a's next statement is free
+  // when nobody waits, but while b waits it must go back to the pool at once, not after the
+  // keep-alive window (250 ms): with 2,000 sessions on 16 connections that window, paid once
+  // per session at the end of its burst, costs 2,000 × 250 ms / 16 ≈ 31 s (the test above).
+  const a = await connect({ port: smallPort, user: "muxsmall", password: PASSWORD, database: "mux" });
+  const b = await connect({ port: smallPort, user: "muxsmall", password: PASSWORD, database: "mux" });
+  try {
+    const waits: number[] = [];
+    for (let k = 0; k < 5; k++) {
+      await sleep(300); // whatever either session kept has gone back
+      await a.query("UPDATE kv SET val = val WHERE id = 0");
+      const t0 = process.hrtime.bigint();
+      const [res] = await b.query<mysql.ResultSetHeader>("UPDATE kv SET val = val WHERE id = 0");
+      waits.push(Number(process.hrtime.bigint() - t0) / 1e6);
+      expect(res.affectedRows).toBe(0);
+    }
+    process.stdout.write(`b's write after a's, on a pool of one connection (ms): ${waits.map((w) => w.toFixed(1)).join(", ")}\n`);
+    expect(Math.min(...waits)).toBeLessThan(150);
+  } finally {
+    await Promise.allSettled([a.end(), b.end()]);
+  }
+}, 60_000);
