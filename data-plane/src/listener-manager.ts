@@ -9,6 +9,8 @@ import type { RoutedSession } from "./session/routed-session";
 import { compileConfig, createClusterRuntime, type ClusterRuntime, type ClusterSnapshot, type ListenerSnapshot } from "./session/config-snapshot";
 import { learnClusterGreeting } from "./session/backend-probe";
 import { PoolManager } from "./pool/backend-pool";
+import { Mirror } from "./session/mirror";
+import { ResultCaches } from "./session/result-cache";
 import { DEFAULT_PLUGIN_BUDGET_MS, loadPhasePlugin, PhaseHooks } from "./plugins/phase-hooks";
 import { createTableExtractor } from "./routing/tables";
 import { FrontendSession, type SessionHost, type SessionOptions } from "./session/frontend-session";
@@ -65,6 +67,8 @@ class ListenerManagerImpl implements ListenerManager, SessionHost {
   private readonly sessionOptions: SessionOptions;
   /** Backend connection pools of this worker's routed listeners. */
   private readonly pools: PoolManager;
+  /** Query rules' result caches of this worker, kept across config versions. */
+  private readonly caches = new ResultCaches();
   private readonly workerBits: number;
   private readonly entries = new Map<string, ListenerEntry>();
   private readonly sessions = new Set<FrontendSession>();
@@ -94,6 +98,8 @@ class ListenerManagerImpl implements ListenerManager, SessionHost {
       hooks,
       routed: {
         hooks,
+        mirror: new Mirror(this.pools, options.logger),
+        caches: this.caches,
         pools: this.pools,
         tables: createTableExtractor(),
         backendConnectTimeoutMs: options.backendConnectTimeoutMs || d.backendConnectTimeoutMs,
@@ -123,6 +129,7 @@ class ListenerManagerImpl implements ListenerManager, SessionHost {
   async apply(config: ConfigVersion): Promise<ApplyResult> {
     if (this.draining) throw new Error("apply() after drain()");
     const compiled = compileConfig(config, this.runtimes, { logger: this.logger });
+    this.caches.sync(compiled.listeners[0]?.rules.actions ?? [], Date.now());
     for (const u of compiled.invalidUsers) {
       this.logger.warn({ user: u, version: String(config.version) }, "user has an invalid password_hash (want *HEX40) or caching_sha2_password_hash (want $A$005$…); nobody can log in as it");
     }

@@ -54,6 +54,8 @@ beforeAll(async () => {
       { name: "reports-on-primary", match: { pattern: "^/\\* report \\*/ select", listeners: ["shop-split"] }, route: { target: "TARGET_PRIMARY" } },
       { name: "legacy-name", match: { pattern: "legacy_items" }, rewrite: { pattern: "legacy_items", replacement: "items" } },
       { name: "to-archive", match: { pattern: "archive_probe" }, route: { cluster: "archive" } },
+      { name: "cache-probe", match: { pattern: "cached_probe", kinds: ["SELECT"] }, cache: { ttl: "1.5s" } },
+      { name: "mirror-probe", match: { pattern: "mirror_probe" }, mirror: { cluster: "archive" } },
     ],
     listeners: [
       { name: "shop-rw", bindAddress: "127.0.0.1", port: ports.rw, cluster: "shop" },
@@ -286,6 +288,30 @@ describe("query rules on a SPLIT listener", () => {
     const [r] = await c.query<mysql.RowDataPacket[]>("SELECT name FROM legacy_items WHERE id = 2");
     expect(r[0].name).toBe("pear");
     expect(await idsOver(c, 4, "SELECT @@server_id AS id, 'archive_probe' AS p")).toEqual(new Set([3]));
+    // cache: the second identical read within the TTL is answered from the cache (same NOW(6)); after it, afresh
+    const cachedSql = "SELECT NOW(6) AS t, 'cached_probe' AS p";
+    const [first] = await c.query<mysql.RowDataPacket[]>(cachedSql);
+    const [second] = await c.query<mysql.RowDataPacket[]>(cachedSql);
+    expect(second[0].t).toBe(first[0].t);
+    await new Promise((r) => setTimeout(r, 1600));
+    const [third] = await c.query<mysql.RowDataPacket[]>(cachedSql);
+    expect(third[0].t).not.toBe(first[0].t);
+    // mirror: each matching statement runs on the archive server too (its result discarded)
+    const comSelect = async (): Promise<number> => {
+      const [row] = await cluster.replicas[1].query<{ Value: string }>("SHOW GLOBAL STATUS LIKE 'Com_select'");
+      return Number(row.Value);
+    };
+    const before = await comSelect();
+    for (let i = 0; i < 5; i++) {
+      const [m] = await c.query<mysql.RowDataPacket[]>(`/* mysqlgw:primary */ SELECT ${i} AS i, @@server_id AS id /* mirror_probe */`);
+      expect({ i: Number(m[0].i), id: Number(m[0].id) }).toEqual({ i, id: 1 });
+    }
+    let mirrored = 0;
+    for (let t = 0; t < 50 && mirrored < 5; t++) {
+      await new Promise((r) => setTimeout(r, 50));
+      mirrored = (await comSelect()) - before;
+    }
+    expect(mirrored).toBeGreaterThanOrEqual(5);
     // the rules apply to routed listeners; the pass-through READ_WRITE listener sends the text as it is
     const rw = await client(ports.rw);
     await expect(rw.query("SELECT name FROM legacy_items")).rejects.toMatchObject({ errno: 1146 });

@@ -24,6 +24,8 @@ import type { TableExtractor } from "../routing/tables";
 import { metrics } from "../metrics";
 import type { PhaseHooks, QueryDecision } from "../plugins/phase-hooks";
 import { buildTextResultSet } from "../protocol/packets/result-set";
+import { mirrorLogin, mirrorTarget, type Mirror } from "./mirror";
+import { cacheKey, ResponseRecorder, type ResultCache, type ResultCaches } from "./result-cache";
 import { AccessDeniedError, ChangeUserRefusedError } from "../errors";
 import { parseKillStatement } from "../protocol/kill-statement";
 import { parseChangeUser } from "../protocol/packets/change-user";
@@ -54,6 +56,10 @@ export function routedListener(l: ListenerSnapshot): boolean {
 }
 
 export interface RoutedSessionOptions {
+  /** Query rules' mirror action (one per worker). */
+  mirror: Mirror;
+  /** Query rules' cache action: one cache per rule (one registry per worker). */
+  caches: ResultCaches;
   /** The phase-hook plugin (readQuery, readQueryResult); null: none. */
   hooks: PhaseHooks | null;
   pools: PoolManager;
@@ -523,6 +529,24 @@ export class RoutedSession {
     if (d.target !== target) d = { ...d, target };
     const route = this.route;
     metrics.routed(listener.name, target === RouteTarget.Replica ? "replica" : "primary", d.reason);
+    let cache: ResultCache | null = null;
+    let key = "";
+    if (rule !== null && !this.mustStayOnPrimary() && after === null) {
+      if (rule.mirror !== null && Math.random() < rule.mirror.ratio) this.mirrorStatement(rule.mirror.cluster, packet);
+      if (rule.cache !== null && kind === K.Select && (flags & UNCACHEABLE) === 0) {
+        cache = this.options.caches.cacheFor(rule);
+        if (cache !== null) {
+          key = cacheKey(this.login.user.name, this.schema, packet.toString("utf8", 5), this.login.clientCapabilities, this.cacheContext());
+          const hit = cache.get(key, Date.now());
+          if (hit !== null) {
+            this.host.client().write(hit);
+            metrics.statementFinished(listener.name, statementKindName(kind), "ok", (performance.now() - started) / 1000);
+            return this.finish();
+          }
+          this.recorder = new ResponseRecorder(rule.cache.maxResultBytes);
+        }
+      }
+    }
     if (d.cluster !== null && d.cluster !== this.login.cluster.name && !this.mustStayOnPrimary() && after === null) {
       return this.runElsewhere(d.cluster, target, packet, kind, started);
     }
@@ -538,6 +562,12 @@ export class RoutedSession {
       if ((flags & F.UsesUserVariableAssignment) !== 0 && !this.tracker.error) route.userVariablesSet = true;
       if ((flags & F.TemporaryTable) !== 0 && !this.tracker.error) route.temporaryTables = true;
       after?.();
+      if (cache !== null) {
+        const rec = this.recorder;
+        this.recorder = null;
+        const bytes = rec?.take() ?? null;
+        if (bytes !== null && !this.tracker.error && rule?.cache) cache.put(key, bytes, rule.cache.ttlMs, Date.now());
+      }
       const ms = performance.now() - started;
       metrics.statementFinished(listener.name, statementKindName(kind), this.tracker.error ? "error" : "ok", ms / 1000);
       if (hooks !== null && hooks.has("readQueryResult")) {
@@ -648,6 +678,26 @@ export class RoutedSession {
     await this.run(conn, packet, ResponseShape.ResultSets, () => {
       metrics.statementFinished(this.login.listener.name, statementKindName(kind), this.tracker.error ? "error" : "ok", (performance.now() - started) / 1000);
     });
+  }
+
+  /** Records the response of a statement a cache rule matched. */
+  private recorder: ResponseRecorder | null = null;
+
+  /** What else a cached response's bytes depend on: the character set, MariaDB capabilities, tracked settings. */
+  private cacheContext(): string {
+    let s = `${this.login.characterSet}|${this.login.mariadbCapabilities}`;
+    for (const [k, v] of this.settings) s += `|${k}=${v}`;
+    return s;
+  }
+
+  /** Sends the statement to a rule's mirror cluster too (fire and forget; see mirror.ts). */
+  private mirrorStatement(clusterName: string, packet: Buffer): void {
+    const cluster = this.login.listener.clusters.get(clusterName);
+    if (cluster === undefined) return;
+    const target = mirrorTarget(cluster);
+    if (target === null) return;
+    const own = this.poolLogin(target, this.login.cluster);
+    this.options.mirror.send(mirrorLogin(own, cluster, target), cluster.pool, packet, this.schema, false);
   }
 
   /** A connection of another cluster (rule route) running the current statement: released right after it. */
@@ -1024,8 +1074,13 @@ export class RoutedSession {
   // ---- connections ----------------------------------------------------------
 
   private poolFor(target: BackendTarget, cluster: ClusterSnapshot): BackendPool {
+    return this.options.pools.pool(this.poolLogin(target, cluster), cluster.pool);
+  }
+
+  /** The login of this session's pooled connections to `target`. */
+  private poolLogin(target: BackendTarget, cluster: ClusterSnapshot): PoolLogin {
     const l = this.login;
-    const login: PoolLogin = {
+    return {
       clusterName: cluster.name,
       target,
       tls: cluster.tls,
@@ -1038,7 +1093,6 @@ export class RoutedSession {
       connectTimeoutMs: this.options.backendConnectTimeoutMs,
       maxHandshakePacketSize: this.options.maxHandshakePacketSize,
     };
-    return this.options.pools.pool(login, cluster.pool);
   }
 
   private poolOf(conn: PooledConnection): BackendPool | null {
@@ -1297,6 +1351,7 @@ export class RoutedSession {
     const part = end < 0 || end === chunk.length ? chunk : chunk.subarray(0, end);
     if (this.sink === Sink.Collect) this.collected.push(part);
     else if (part.length > 0) {
+      if (this.recorder !== null) this.recorder.add(part);
       this.wroteToClient = true;
       if (!this.host.client().write(part) && end < 0) this.current?.link.socket.pause();
     }
@@ -1467,6 +1522,10 @@ export class RoutedSession {
     return this.onClientDrain;
   }
 }
+
+/** Statements whose results are not cached even when a cache rule matches them (they depend on more than their text). */
+const UNCACHEABLE =
+  F.MultiStatement | F.ForUpdate | F.LockInShareMode | F.ForShare | F.SelectInto | F.UsesUserVariableAssignment | F.ReadsUserVariable | F.UsesLastInsertId | F.UsesFoundRows | F.UsesGetLock | F.ReadsDiagnostics;
 
 /** Sessions keeping a connection of a pool for their next statement (see keepSticky). */
 const stickyHolders = new Map<BackendPool, Set<RoutedSession>>();
