@@ -41,8 +41,8 @@ beforeAll(async () => {
         name: "shop",
         backends: [
           { name: "db1", address: cluster.primary.address, expectedRole: "ROLE_PRIMARY" },
-          { name: "db2", address: cluster.replicas[0].address, expectedRole: "ROLE_REPLICA" },
-          { name: "db3", address: cluster.replicas[1].address, expectedRole: "ROLE_REPLICA" },
+          { name: "db2", address: cluster.replicas[0].address, expectedRole: "ROLE_REPLICA", weight: 1 },
+          { name: "db3", address: cluster.replicas[1].address, expectedRole: "ROLE_REPLICA", weight: 3 },
         ],
         pool: { maxConnections: POOL_MAX, acquireTimeout: "10s" },
       },
@@ -358,4 +358,14 @@ describe("read-your-writes", () => {
     expect([...ids].some((id) => id === 2 || id === 3)).toBe(true);
     await ryw.query("DELETE FROM items WHERE name LIKE 'caught-%' OR name LIKE 'ryw-%' OR name LIKE 'stale-%'");
   });
+});
+
+test("weighted round robin: replicas of weight 1 and 3 get a quarter and three quarters of the reads", async () => {
+  const c = await client(ports.split);
+  const n = 200;
+  let db3 = 0;
+  for (let i = 0; i < n; i++) if ((await serverId(c)) === 3) db3++;
+  process.stdout.write(`weighted reads: ${db3} of ${n} to the weight-3 replica\n`);
+  expect(db3 / n).toBeGreaterThan(0.65);
+  expect(db3 / n).toBeLessThan(0.85);
 });
