@@ -11,8 +11,9 @@
 // For each it prints median QPS, p50 latency, the ratio to direct and to the
 // pipe, the proxy's CPU µs per query (utime+stime from /proc, summed over the
 // process tree), and for split the backend connections of the gateway's backend
-// user (SHOW PROCESSLIST on every server, sampled during the run): sysbench
-// threads ÷ peak open connections is the multiplexing ratio under load.
+// user (SHOW PROCESSLIST on every server) and those lent to sessions at once
+// (the data plane's mysqlgw_pool_connections{state="in_use"}), sampled during
+// the run: sysbench threads ÷ their peaks is the multiplexing ratio under load.
 //
 //   npm run build && node bench/split.js [--seconds 10] [--rounds 3] [--threads 16]
 //     [--workloads point_select,read_only,read_only_skip_trx] [--workers 1]
@@ -137,18 +138,38 @@ async function backendConnections(servers) {
   );
 }
 
-/** Samples backendConnections every intervalMs until stop(); returns peaks and medians of the totals. */
-function sampleConnections(servers, intervalMs = 250) {
+/** The data plane's pools from its /metrics: connections lent to sessions (in_use) and requests waiting, summed. */
+async function poolGauges(metricsUrl) {
+  const text = await (await fetch(metricsUrl)).text();
+  let inUse = null; // null: the data plane exports no pool gauges
+  let waiting = 0;
+  for (const line of text.split("\n")) {
+    if (line.startsWith("mysqlgw_pool_connections{") && line.includes('state="in_use"')) inUse = (inUse ?? 0) + Number(line.slice(line.lastIndexOf(" ") + 1));
+    else if (line.startsWith("mysqlgw_pool_waiting_requests{")) waiting += Number(line.slice(line.lastIndexOf(" ") + 1));
+  }
+  return { inUse, waiting };
+}
+
+/**
+ * Samples, every intervalMs until stop(): the gateway's backend connections on the
+ * servers (SHOW PROCESSLIST: open, and running a command) and its pools' gauges
+ * (connections lent to sessions, requests waiting); returns peaks and medians.
+ */
+function sampleConnections(servers, metricsUrl, intervalMs = 250) {
   const open = [];
   const active = [];
+  const inUse = [];
+  const waiting = [];
   const peakPerServer = servers.map(() => 0);
   let running = true;
   const done = (async () => {
     await sb.sleep(500); // let the run ramp up
     for (let guard = 0; running && guard < 100_000; guard++) {
-      const now = await backendConnections(servers);
+      const [now, g] = await Promise.all([backendConnections(servers), poolGauges(metricsUrl)]);
       open.push(now.reduce((a, b) => a + b.open, 0));
       active.push(now.reduce((a, b) => a + b.active, 0));
+      if (g.inUse !== null) inUse.push(g.inUse);
+      waiting.push(g.waiting);
       now.forEach((n, j) => (peakPerServer[j] = Math.max(peakPerServer[j], n.open)));
       await sb.sleep(intervalMs);
     }
@@ -159,6 +180,7 @@ function sampleConnections(servers, intervalMs = 250) {
     return {
       samples: open.length, peakOpen: Math.max(0, ...open), medianOpen: median(open),
       peakActive: Math.max(0, ...active), medianActive: median(active), peakOpenPerServer: peakPerServer,
+      peakInUse: inUse.length > 0 ? Math.max(...inUse) : NaN, medianInUse: median(inUse), peakWaiting: Math.max(0, ...waiting),
     };
   };
 }
@@ -195,7 +217,12 @@ async function main() {
   const res = await fetch(`${cp.url}/v1/policy:apply`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ policy, appliedBy: "bench" }) });
   if (!res.ok) throw new Error(`apply failed: ${res.status} ${await res.text()}`);
   const env = { BENCH_BACKEND_PASSWORD: PASSWORD };
-  const dp = opt["cpu-prof"] ? await startProfiledDataPlane(etcd, env, opt["cpu-prof"]) : await sb.startDataPlane({ etcd, workers: Number(opt.workers), env, waitForConfig: true });
+  const metricsPort = await sb.freePort();
+  const metricsUrl = `http://127.0.0.1:${metricsPort}/metrics`;
+  const dpArgs = ["--metrics-listen", `127.0.0.1:${metricsPort}`];
+  const dp = opt["cpu-prof"]
+    ? await startProfiledDataPlane(etcd, env, opt["cpu-prof"], dpArgs)
+    : await sb.startDataPlane({ etcd, workers: Number(opt.workers), env, args: dpArgs, waitForConfig: true });
   const pipePort = await sb.freePort();
   const pipe = spawn(process.execPath, [path.join(__dirname, "pipe.js"), String(pipePort), replica.address], { stdio: ["ignore", "pipe", "inherit"] });
   await new Promise((resolve) => pipe.stdout.once("data", resolve));
@@ -213,7 +240,7 @@ async function main() {
       for (const w of workloads) {
         for (const threads of THREADS) {
           for (const t of targets) {
-            const stopSampling = t.name === "split" ? sampleConnections(cluster.servers) : null;
+            const stopSampling = t.name === "split" ? sampleConnections(cluster.servers, metricsUrl) : null;
             const cpu0 = t.pid ? cpuMicros(t.pid) : 0;
             const r = parseRun(await sysbench(w, t.port, threads, "run", SECONDS));
             const cpu = t.pid ? cpuMicros(t.pid) - cpu0 : NaN;
@@ -223,7 +250,10 @@ async function main() {
             log(
               `round ${round} ${w} threads ${threads} ${t.name}: ${r.qps.toFixed(0)} qps, p50 ${r.p50ms} ms` +
                 (t.pid ? `, ${(cpu / r.queries).toFixed(1)} µs CPU/query` : "") +
-                (backend ? `, backend connections open peak ${backend.peakOpen} (per server ${backend.peakOpenPerServer.join("/")}) median ${backend.medianOpen}, active median ${backend.medianActive}` : "") +
+                (backend
+                  ? `, backend connections open peak ${backend.peakOpen} (per server ${backend.peakOpenPerServer.join("/")}), ` +
+                    (Number.isFinite(backend.peakInUse) ? `lent to sessions median ${backend.medianInUse} peak ${backend.peakInUse}, waiting peak ${backend.peakWaiting}` : "no pool gauges in /metrics")
+                  : "") +
                 (r.errors ? `, ${r.errors} errors` : ""),
             );
           }
@@ -256,24 +286,29 @@ async function main() {
         if (t.name === "split") {
           const b = sel("split").map((r) => r.backend);
           const peakOpen = Math.max(...b.map((x) => x.peakOpen));
+          const peakInUse = Math.max(...b.map((x) => (Number.isFinite(x.peakInUse) ? x.peakInUse : -Infinity)));
           row.backend = {
             peakOpen, medianOpen: median(b.map((x) => x.medianOpen)), medianActive: median(b.map((x) => x.medianActive)),
             peakOpenPerServer: b[0].peakOpenPerServer.map((_, j) => Math.max(...b.map((x) => x.peakOpenPerServer[j]))),
+            peakInUse, medianInUse: median(b.map((x) => x.medianInUse)), peakWaiting: Math.max(...b.map((x) => x.peakWaiting)),
           };
           row.multiplexingRatio = +(threads / peakOpen).toFixed(2);
+          row.multiplexingRatioInUse = peakInUse > 0 ? +(threads / peakInUse).toFixed(2) : null;
+          if (!(peakInUse > 0)) row.backend.peakInUse = row.backend.medianInUse = null; // no pool gauges in /metrics
         }
         summary.push(row);
       }
     }
   }
   const lines = [
-    "| workload | threads | path | QPS (median) | p50 ms | × direct | × pipe | proxy CPU µs/query | backend conns open peak (P/R1/R2) | threads ÷ peak |",
-    "|---|---|---|---|---|---|---|---|---|---|",
+    "| workload | threads | path | QPS (median) | p50 ms | × direct | × pipe | proxy CPU µs/query | backend conns open, peak (P/R1/R2) | lent to sessions, median / peak | threads ÷ peak open | threads ÷ peak lent |",
+    "|---|---|---|---|---|---|---|---|---|---|---|---|",
   ];
   for (const s of summary) {
     lines.push(
       `| ${s.workload} | ${s.threads} | ${s.target} | ${s.qps} | ${s.p50ms} | ${s.vsDirect} | ${s.vsPipe} | ${s.cpuUsPerQuery ?? "—"} | ` +
-        `${s.backend ? `${s.backend.peakOpen} (${s.backend.peakOpenPerServer.join("/")})` : "—"} | ${s.multiplexingRatio ?? "—"} |`,
+        `${s.backend ? `${s.backend.peakOpen} (${s.backend.peakOpenPerServer.join("/")})` : "—"} | ` +
+        `${s.backend?.peakInUse != null ? `${s.backend.medianInUse} / ${s.backend.peakInUse}` : "—"} | ${s.multiplexingRatio ?? "—"} | ${s.multiplexingRatioInUse ?? "—"} |`,
     );
   }
   const report = {
@@ -293,13 +328,13 @@ async function main() {
  * workers inherit the flag through execArgv): each process writes a .cpuprofile
  * into `dir` when it exits after SIGTERM. Open them in Chrome DevTools.
  */
-async function startProfiledDataPlane(etcd, env, dir) {
+async function startProfiledDataPlane(etcd, env, dir, args) {
   fs.mkdirSync(dir, { recursive: true });
   const main = path.join(__dirname, "../data-plane/dist/main.js");
   const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), "split-bench-state-"));
   const child = spawn(
     process.execPath,
-    ["--cpu-prof", `--cpu-prof-dir=${path.resolve(dir)}`, main, "--etcd", etcd.endpoint, "--workers", opt.workers, "--state-dir", stateDir],
+    ["--cpu-prof", `--cpu-prof-dir=${path.resolve(dir)}`, main, "--etcd", etcd.endpoint, "--workers", opt.workers, "--state-dir", stateDir, ...args],
     { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, ...env } },
   );
   await new Promise((resolve, reject) => {
