@@ -7,6 +7,7 @@ import { createAdminService } from "./api/admin-service";
 import { startControlPlaneServer } from "./api/server";
 import { isMgwError } from "./errors";
 import { createMonitor, createMonitorEtcdClient, monitorElection, readMonitorLeader, type Monitor } from "./monitor/monitor";
+import { DEFAULT_CATCH_UP_TIMEOUT_MS, DEFAULT_FAILOVER_COOLDOWN_MS } from "./monitor/failover";
 import { createEtcdConfigStore, DEFAULT_ETCD_CALL_TIMEOUT_MS } from "./store/etcd-config-store";
 import { createControlPlaneMetrics } from "./metrics";
 import { collectDefaultMetrics } from "prom-client";
@@ -24,6 +25,15 @@ const USAGE = `usage: mysqlgw-control-plane [options]
   --monitor / --no-monitor
                           take part in the backend health monitor (default on;
                           exactly one control plane leads it, elected in etcd)
+  --failover              the monitor leader fails over automatically when a primary
+                          is down, as the data planes confirm (default off; docs/monitor.md)
+  --failover-cooldown-ms N
+                          no second automatic failover of a cluster within N ms (default 60000)
+  --failover-catch-up-ms N
+                          bound on the chosen replica applying what it received (default 10000)
+  --failover-without-data-planes
+                          fail over on the monitor's probes alone when no data plane
+                          reports on the primary (default off: wait for a data plane's view)
   -h, --help
 `;
 
@@ -54,6 +64,10 @@ async function main(): Promise<void> {
         id: { type: "string", default: process.env.MYSQLGW_CONTROL_PLANE_ID ?? `${os.hostname()}-${process.pid}` },
         monitor: { type: "boolean", default: false },
         "no-monitor": { type: "boolean", default: false },
+        failover: { type: "boolean", default: false },
+        "failover-cooldown-ms": { type: "string", default: String(DEFAULT_FAILOVER_COOLDOWN_MS) },
+        "failover-catch-up-ms": { type: "string", default: String(DEFAULT_CATCH_UP_TIMEOUT_MS) },
+        "failover-without-data-planes": { type: "boolean", default: false },
         help: { type: "boolean", short: "h", default: false },
       },
       strict: true,
@@ -78,6 +92,12 @@ async function main(): Promise<void> {
   if (values.monitor && values["no-monitor"]) usageError("--monitor and --no-monitor contradict each other; pass one");
   if (!/^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$/.test(values.id)) usageError(`--id ${JSON.stringify(values.id)} must be 1-128 characters of letters, digits and . _ : @ -`);
   const monitorEnabled = !values["no-monitor"];
+  const cooldownMs = Number(values["failover-cooldown-ms"]);
+  if (!Number.isInteger(cooldownMs) || cooldownMs < 0) usageError("--failover-cooldown-ms must be an integer ≥ 0");
+  const catchUpMs = Number(values["failover-catch-up-ms"]);
+  if (!Number.isInteger(catchUpMs) || catchUpMs <= 0) usageError("--failover-catch-up-ms must be a positive integer");
+  if (values.failover && !monitorEnabled) usageError("--failover needs the monitor; drop --no-monitor");
+  const failover = values.failover ? { cooldownMs, catchUpTimeoutMs: catchUpMs, withoutDataPlanes: values["failover-without-data-planes"] } : undefined;
 
   const log = pino({ level: values["log-level"], base: { pid: process.pid, component: "control-plane" } });
   // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -113,9 +133,9 @@ async function main(): Promise<void> {
   log.info({ address: `${hostText}:${server.address.port}`, etcd: endpoints, prefix: values["etcd-prefix"], version: buildVersion }, "control plane listening");
 
   if (monitorEnabled) {
-    monitor = createMonitor({ endpoints, prefix: values["etcd-prefix"], id: values.id, logger: log.child({ component: "monitor" }), callTimeoutMs: timeoutMs, metrics: metrics.monitor });
+    monitor = createMonitor({ endpoints, prefix: values["etcd-prefix"], id: values.id, logger: log.child({ component: "monitor" }), callTimeoutMs: timeoutMs, metrics: metrics.monitor, failover });
     monitor.start();
-    log.info({ monitorId: values.id }, "monitor campaigning");
+    log.info({ monitorId: values.id, failover: failover ?? "off" }, "monitor campaigning");
   } else {
     log.info({}, "monitor disabled (--no-monitor)");
   }

@@ -8,6 +8,9 @@
  *   <prefix>/v1/dataplanes/<id>            DataPlane       under a lease; gone when the process is
  *   <prefix>/v1/health/<cluster>/<backend> BackendHealth   written by the monitor leader under its lease
  *   <prefix>/v1/election/monitor           (etcd3 election) the control plane leading the monitor
+ *   <prefix>/v1/views/<dp id>/<cluster>/<backend>  BackendView  a data plane's own view, under its lease
+ *   <prefix>/v1/failover/epoch/<cluster>   ClusterEpoch    fencing epoch and primary, written at each failover
+ *   <prefix>/v1/failover/history/<cluster>/<20 digits> FailoverRecord  one per failover, by epoch
  */
 export const DEFAULT_ETCD_PREFIX = "/mysqlgw";
 
@@ -20,6 +23,15 @@ export interface EtcdKeys {
   backendHealth(cluster: string, backend: string): string;
   configVersion(version: bigint | number): string;
   dataPlane(id: string): string;
+  readonly viewsPrefix: string;
+  /** A data plane's view of one backend (BackendView). */
+  backendView(dataPlaneId: string, cluster: string, backend: string): string;
+  /** Every view a data plane wrote (with a trailing slash). */
+  dataPlaneViews(dataPlaneId: string): string;
+  readonly epochPrefix: string;
+  clusterEpoch(cluster: string): string;
+  readonly failoverHistoryPrefix: string;
+  failoverRecord(cluster: string, epoch: bigint | number): string;
 }
 
 export function etcdKeys(prefix: string = DEFAULT_ETCD_PREFIX): EtcdKeys {
@@ -33,5 +45,12 @@ export function etcdKeys(prefix: string = DEFAULT_ETCD_PREFIX): EtcdKeys {
     backendHealth: (cluster, backend) => `${p}/v1/health/${cluster}/${backend}`,
     configVersion: (v) => `${p}/v1/config/versions/${BigInt(v).toString().padStart(20, "0")}`,
     dataPlane: (id) => `${p}/v1/dataplanes/${id}`,
+    viewsPrefix: `${p}/v1/views/`,
+    backendView: (id, cluster, backend) => `${p}/v1/views/${id}/${cluster}/${backend}`,
+    dataPlaneViews: (id) => `${p}/v1/views/${id}/`,
+    epochPrefix: `${p}/v1/failover/epoch/`,
+    clusterEpoch: (cluster) => `${p}/v1/failover/epoch/${cluster}`,
+    failoverHistoryPrefix: `${p}/v1/failover/history/`,
+    failoverRecord: (cluster, epoch) => `${p}/v1/failover/history/${cluster}/${BigInt(epoch).toString().padStart(20, "0")}`,
   };
 }

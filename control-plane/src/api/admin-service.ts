@@ -151,6 +151,7 @@ export function createAdminService(options: AdminServiceOptions): AdminServiceIm
       const [backends, monitorLeader] = await Promise.all([store.listBackendHealth(req.cluster), leaderOrEmpty()]);
       return { backends, monitorLeader };
     }),
+    listFailovers: guard("ListFailovers", async (req) => ({ failovers: await store.listFailovers(req.cluster) })),
     getHealth: guard("GetHealth", async () => {
       try {
         const cur = await store.getCurrent();

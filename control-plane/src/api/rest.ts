@@ -5,6 +5,8 @@ import { codeToHttpStatus, codeToString } from "@connectrpc/connect/protocol-con
 import {
   ListBackendHealthRequestSchema,
   ListBackendHealthResponseSchema,
+  ListFailoversRequestSchema,
+  ListFailoversResponseSchema,
   AdminService,
   ApplyPolicyRequestSchema,
   ApplyPolicyResponseSchema,
@@ -106,6 +108,11 @@ export function createRestHandler(service: AdminServiceImpl, options: RestHandle
         allow("GET");
         const r = create(ListBackendHealthRequestSchema, { cluster: url.searchParams.get("cluster") ?? "" });
         return sendMessage(res, ListBackendHealthResponseSchema, await service.listBackendHealth(r, ctx("listBackendHealth")));
+      }
+      case "/v1/failovers": {
+        allow("GET");
+        const r = create(ListFailoversRequestSchema, { cluster: url.searchParams.get("cluster") ?? "" });
+        return sendMessage(res, ListFailoversResponseSchema, await service.listFailovers(r, ctx("listFailovers")));
       }
       case "/v1/health": {
         allow("GET");

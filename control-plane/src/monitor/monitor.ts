@@ -6,6 +6,7 @@ import { isMgwError } from "../errors";
 import { applyProbe, buildHealth, DEFAULT_REFRESH_MS, healthFingerprint, newTracker, probeSettings, roleDisagreement, shouldWrite, type BackendTracker, type ProbeObservation, type ProbeSettings } from "./health";
 import { probeBackend, type ProbeTarget } from "./probe";
 import { resolveMonitorSecret } from "./secret";
+import { FailoverController, type FailoverSettings } from "./failover";
 import type { MonitorMetrics } from "../metrics";
 
 /** The subset of a pino logger the monitor uses. */
@@ -34,6 +35,8 @@ export interface MonitorOptions {
   probe?: (t: ProbeTarget) => Promise<ProbeObservation>;
   /** Probes by result and the backends' state as seen here (only while leading). */
   metrics?: MonitorMetrics;
+  /** Automatic failover of a cluster whose primary is down (failover.ts, docs/monitor.md); undefined: off. */
+  failover?: FailoverSettings;
 }
 
 export interface Monitor {
@@ -161,7 +164,7 @@ export function createMonitor(options: MonitorOptions): Monitor {
       lease.release();
       return;
     }
-    const t = new Term({ client, keys, lease, leaseId, campaignKey, ttl, callTimeoutMs, refreshMs, env, probe, log, monitorId: options.id, metrics: options.metrics ?? null, onFatal: (why, err) => endCampaign(c, why, err) });
+    const t = new Term({ client, keys, lease, leaseId, campaignKey, ttl, callTimeoutMs, refreshMs, env, probe, log, monitorId: options.id, metrics: options.metrics ?? null, failover: options.failover, onFatal: (why, err) => endCampaign(c, why, err) });
     term = t;
     t.start();
   }
@@ -205,6 +208,7 @@ interface TermOptions {
   log: MonitorLogger;
   monitorId: string;
   metrics: MonitorMetrics | null;
+  failover: FailoverSettings | undefined;
   onFatal: (why: string, err?: unknown) => void;
 }
 
@@ -229,8 +233,25 @@ class Term {
   private lastConfigVersion = -1n;
   /** Clusters already warned about missing credentials, so the warning is said once. */
   private readonly warnedClusters = new Set<string>();
+  private readonly failover: FailoverController | null;
 
-  constructor(private readonly o: TermOptions) {}
+  constructor(private readonly o: TermOptions) {
+    this.failover =
+      o.failover === undefined
+        ? null
+        : new FailoverController({
+            client: o.client,
+            keys: o.keys,
+            campaignKey: o.campaignKey,
+            callTimeoutMs: o.callTimeoutMs,
+            env: o.env,
+            log: o.log,
+            monitorId: o.monitorId,
+            settings: o.failover,
+            backends: (cluster) => [...this.probers.values()].filter((p) => p.spec.cluster === cluster),
+            stopped: () => this.stopped,
+          });
+  }
 
   start(): void {
     const { lease, ttl } = this.o;
@@ -244,7 +265,14 @@ class Term {
     this.watchdog = setInterval(() => {
       if (Date.now() - this.lastKeepAlive > limitMs) this.o.onFatal(`no lease keepalive for ${limitMs} ms`);
     }, 250);
-    void this.watchConfig();
+    // Fencing and cooldowns carry over from the previous leader: read them before probing.
+    if (this.failover === null) void this.watchConfig();
+    else {
+      this.failover.load().then(
+        () => void this.watchConfig(),
+        (err: unknown) => this.o.onFatal("cannot read the cluster epochs (failover fencing)", err),
+      );
+    }
   }
 
   stop(): void {
@@ -340,7 +368,7 @@ class Term {
     }
     for (const [key, spec] of want) {
       if (this.probers.has(key)) continue;
-      const p = new Prober(key, spec, this.o, () => this.stopped);
+      const p = new Prober(key, spec, this.o, () => this.stopped, this.failover);
       this.probers.set(key, p);
       p.start();
     }
@@ -384,7 +412,8 @@ class Term {
 class Prober {
   private timer: NodeJS.Timeout | null = null;
   private stopped = false;
-  private readonly tracker: BackendTracker = newTracker();
+  private running: Promise<void> | null = null;
+  readonly tracker: BackendTracker = newTracker();
   private lastWrite: { fingerprint: string; atMs: number } | undefined;
   private lastDisagreement = "";
   private readonly host: string;
@@ -395,6 +424,7 @@ class Prober {
     readonly spec: ProberSpec,
     private readonly o: TermOptions,
     private readonly termStopped: () => boolean,
+    private readonly failover: FailoverController | null = null,
   ) {
     const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d+)$/.exec(spec.address);
     this.host = m?.[1] ?? m?.[2] ?? spec.address;
@@ -409,6 +439,14 @@ class Prober {
     this.timer = setTimeout(() => void this.tick(), 0);
   }
 
+  /** Probes and publishes now (after a probe under way), then at the interval again. */
+  async probeNow(): Promise<void> {
+    if (this.running !== null) await this.running;
+    if (this.done) return;
+    if (this.timer !== null) clearTimeout(this.timer);
+    await this.tick();
+  }
+
   stop(): void {
     this.stopped = true;
     if (this.timer !== null) clearTimeout(this.timer);
@@ -416,7 +454,15 @@ class Prober {
     this.o.metrics?.forget(this.spec.cluster, this.spec.backend);
   }
 
-  private async tick(): Promise<void> {
+  private tick(): Promise<void> {
+    const run = this.probeOnce().finally(() => {
+      if (this.running === run) this.running = null;
+    });
+    this.running = run;
+    return run;
+  }
+
+  private async probeOnce(): Promise<void> {
     this.timer = null;
     if (this.done) return;
     const started = Date.now();
@@ -443,13 +489,15 @@ class Prober {
     }
     await this.publish();
     if (this.done) return;
+    this.failover?.onProbed(this);
     const delay = Math.max(0, settings.intervalMs - (Date.now() - started));
     this.timer = setTimeout(() => void this.tick(), delay);
   }
 
   private async publish(): Promise<void> {
     const now = Date.now();
-    const health = buildHealth(this.tracker, { cluster: this.spec.cluster, backend: this.spec.backend, address: this.spec.address, monitorId: this.o.monitorId }, now, this.spec.expectedRole);
+    const built = buildHealth(this.tracker, { cluster: this.spec.cluster, backend: this.spec.backend, address: this.spec.address, monitorId: this.o.monitorId }, now, this.spec.expectedRole);
+    const health = this.failover?.adjustHealth(built) ?? built;
     const fp = healthFingerprint(health, this.spec.settings.failureThreshold);
     if (!shouldWrite(this.lastWrite, fp, now, this.o.refreshMs)) return;
     try {

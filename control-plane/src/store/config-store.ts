@@ -1,4 +1,4 @@
-import type { BackendHealth, ConfigVersion, DataPlane, Policy } from "@mysqlgw/proto";
+import type { BackendHealth, ConfigVersion, DataPlane, FailoverRecord, Policy } from "@mysqlgw/proto";
 
 /** Result of ConfigStore.applyIfChanged. */
 export interface ApplyResult {
@@ -39,6 +39,8 @@ export interface ConfigStore {
   listDataPlanes(): Promise<DataPlane[]>;
   /** Backend health as the monitor last wrote it, for one cluster or ("") all, sorted by cluster then backend. */
   listBackendHealth(cluster: string): Promise<BackendHealth[]>;
+  /** Failovers the monitor recorded, for one cluster or ("") all, newest first. */
+  listFailovers(cluster: string): Promise<FailoverRecord[]>;
   /** Releases connections. Further calls fail. */
   close(): Promise<void>;
 }

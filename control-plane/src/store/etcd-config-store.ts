@@ -1,8 +1,8 @@
 import { create, fromJsonString, toJsonString } from "@bufbuild/protobuf";
-import { timestampNow } from "@bufbuild/protobuf/wkt";
+import { timestampMs, timestampNow } from "@bufbuild/protobuf/wkt";
 import { ClientClosedError, Etcd3, EtcdError, GRPCCancelledError, GRPCDeadlineExceededError, GRPCGenericError, GRPCUnavailableError } from "etcd3";
 import { isBrokenCircuitError, noop } from "cockatiel";
-import { BackendHealthSchema, ConfigVersionSchema, DataPlaneSchema, etcdKeys, type BackendHealth, type ConfigVersion, type DataPlane, type EtcdKeys, type Policy } from "@mysqlgw/proto";
+import { BackendHealthSchema, ConfigVersionSchema, DataPlaneSchema, etcdKeys, FailoverRecordSchema, type BackendHealth, type FailoverRecord, type ConfigVersion, type DataPlane, type EtcdKeys, type Policy } from "@mysqlgw/proto";
 import { MgwError } from "../errors";
 import { policyDigest } from "../model/normalize";
 import type { ApplyResult, ConfigStore } from "./config-store";
@@ -127,6 +127,20 @@ export function createEtcdConfigStore(options: EtcdConfigStoreOptions): ConfigSt
         }
       }
       return out.sort((a, b) => (a.cluster === b.cluster ? (a.backend < b.backend ? -1 : 1) : a.cluster < b.cluster ? -1 : 1));
+    },
+    async listFailovers(cluster) {
+      const prefix = cluster === "" ? keys.failoverHistoryPrefix : `${keys.failoverHistoryPrefix}${cluster}/`;
+      const all = await call("list failovers", () => client.getAll().prefix(prefix).strings());
+      const out: FailoverRecord[] = [];
+      for (const [key, value] of Object.entries(all)) {
+        try {
+          out.push(fromJsonString(FailoverRecordSchema, value, { ignoreUnknownFields: true }));
+        } catch (err) {
+          options.onWarning?.("skipping a failover record that does not decode", { key, err: String(err) });
+        }
+      }
+      const at = (r: FailoverRecord): number => (r.detectedAt === undefined ? 0 : timestampMs(r.detectedAt));
+      return out.sort((a, b) => at(b) - at(a) || (a.cluster < b.cluster ? -1 : 1));
     },
     async close() {
       client.close();

@@ -81,6 +81,10 @@ export function createMemoryConfigStore(): MemoryConfigStore {
         .sort((a, b) => (a.cluster === b.cluster ? (a.backend < b.backend ? -1 : 1) : a.cluster < b.cluster ? -1 : 1))
         .map((h) => clone(BackendHealthSchema, h));
     },
+    async listFailovers() {
+      check();
+      return [];
+    },
     async close() {},
     putBackendHealth(h) {
       health.set(`${h.cluster}/${h.backend}`, clone(BackendHealthSchema, h));

@@ -8,6 +8,7 @@ import type { DataPlaneFlags } from "../config/flags";
 import { createDiskConfigCache, ensureDir } from "../config/disk-cache";
 import { createEtcdConfigSource } from "../config/etcd-config-source";
 import { createEtcdHealthSource } from "../config/etcd-health-source";
+import { createBackendViewReporter } from "../config/backend-views";
 import { attachHealthReceiver, createHealthBroadcaster } from "./health-relay";
 import { sleep } from "../config/with-timeout";
 import { createRegistryEntry } from "../registry/registry-entry";
@@ -144,7 +145,10 @@ export async function runSupervisor(flags: DataPlaneFlags, createListenerManager
     id: flags.id,
     timeoutMs: flags.etcdTimeoutMs,
     logger: log,
-    onConfig: (doc) => supervisor.offer(doc, "etcd"),
+    onConfig: (doc) => {
+      supervisor.offer(doc, "etcd");
+      views.setConfig(doc.config);
+    },
     registryValue: () => registry.toJson(),
     describeServing: () => supervisor.describeServing(),
   });
@@ -210,6 +214,8 @@ export async function runSupervisor(flags: DataPlaneFlags, createListenerManager
     local: lm === null ? null : (c, b, h) => lm.applyHealth?.(c, b, h),
   });
   const health = createEtcdHealthSource({ endpoints: flags.etcdEndpoints, keys, timeoutMs: flags.etcdTimeoutMs, logger: log, onHealth: relayHealth });
+  // This data plane's own view of each backend, for the monitor's failover confirmation (docs/monitor.md).
+  const views = createBackendViewReporter({ endpoints: flags.etcdEndpoints, keys, id: flags.id, timeoutMs: flags.etcdTimeoutMs, logger: log });
 
   log.info(
     {
@@ -237,6 +243,7 @@ export async function runSupervisor(flags: DataPlaneFlags, createListenerManager
     pool?.killAll();
     await etcd.stop({ deregister: true });
     await health.stop();
+    await views.stop();
     await endpoint?.close();
     log.info({ signal }, "data plane stopped");
     process.exit(0);
@@ -246,6 +253,7 @@ export async function runSupervisor(flags: DataPlaneFlags, createListenerManager
 
   etcd.start();
   health.start();
+  views.start();
   const connected = await Promise.race([etcd.firstAttempt, sleep(flags.etcdTimeoutMs).then(() => false)]);
   if (connected || shuttingDown) return;
 
@@ -256,6 +264,7 @@ export async function runSupervisor(flags: DataPlaneFlags, createListenerManager
       `etcd is unreachable; the data plane serves the last good config version ${disk.version} from ${cache.file} and keeps retrying etcd`,
     );
     supervisor.offer(disk, "disk");
+    views.setConfig(disk.config);
   } else {
     log.error(
       { file: cache.file, etcd: flags.etcdEndpoints },

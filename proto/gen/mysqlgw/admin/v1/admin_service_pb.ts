@@ -7,7 +7,7 @@
 
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { BackendHealth, ConfigVersion, DataPlane, Policy } from "../../config/v1/config_pb";
+import type { BackendHealth, ConfigVersion, DataPlane, FailoverRecord, Policy } from "../../config/v1/config_pb";
 import { file_mysqlgw_config_v1_config } from "../../config/v1/config_pb";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -15,7 +15,43 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file mysqlgw/admin/v1/admin_service.proto.
  */
 export const file_mysqlgw_admin_v1_admin_service: GenFile = /*@__PURE__*/
-  fileDesc("CiRteXNxbGd3L2FkbWluL3YxL2FkbWluX3NlcnZpY2UucHJvdG8SEG15c3FsZ3cuYWRtaW4udjEiKwoYTGlzdEJhY2tlbmRIZWFsdGhSZXF1ZXN0Eg8KB2NsdXN0ZXIYASABKAkiZwoZTGlzdEJhY2tlbmRIZWFsdGhSZXNwb25zZRIyCghiYWNrZW5kcxgBIAMoCzIgLm15c3FsZ3cuY29uZmlnLnYxLkJhY2tlbmRIZWFsdGgSFgoObW9uaXRvcl9sZWFkZXIYAiABKAkifgoSQXBwbHlQb2xpY3lSZXF1ZXN0EikKBnBvbGljeRgBIAEoCzIZLm15c3FsZ3cuY29uZmlnLnYxLlBvbGljeRIPCgdkcnlfcnVuGAIgASgIEhIKCmFwcGxpZWRfYnkYAyABKAkSGAoQZXhwZWN0ZWRfdmVyc2lvbhgEIAEoBCJqChNBcHBseVBvbGljeVJlc3BvbnNlEg8KB3ZlcnNpb24YASABKAQSDwoHY2hhbmdlZBgCIAEoCBIxCgdjaGFuZ2VzGAMgAygLMiAubXlzcWxndy5hZG1pbi52MS5SZXNvdXJjZUNoYW5nZSIjChBHZXRQb2xpY3lSZXF1ZXN0Eg8KB3ZlcnNpb24YASABKAQiRQoRR2V0UG9saWN5UmVzcG9uc2USMAoGY29uZmlnGAEgASgLMiAubXlzcWxndy5jb25maWcudjEuQ29uZmlnVmVyc2lvbiI+ChFEaWZmUG9saWN5UmVxdWVzdBIpCgZwb2xpY3kYASABKAsyGS5teXNxbGd3LmNvbmZpZy52MS5Qb2xpY3kiXQoSRGlmZlBvbGljeVJlc3BvbnNlEhQKDGJhc2VfdmVyc2lvbhgBIAEoBBIxCgdjaGFuZ2VzGAIgAygLMiAubXlzcWxndy5hZG1pbi52MS5SZXNvdXJjZUNoYW5nZSL2AQoOUmVzb3VyY2VDaGFuZ2USNwoGYWN0aW9uGAEgASgOMicubXlzcWxndy5hZG1pbi52MS5SZXNvdXJjZUNoYW5nZS5BY3Rpb24SDAoEa2luZBgCIAEoCRIMCgRuYW1lGAMgASgJEg4KBmZpZWxkcxgEIAMoCRITCgtiZWZvcmVfanNvbhgFIAEoCRISCgphZnRlcl9qc29uGAYgASgJIlYKBkFjdGlvbhIWChJBQ1RJT05fVU5TUEVDSUZJRUQQABIOCgpBQ1RJT05fQUREEAESEQoNQUNUSU9OX1VQREFURRACEhEKDUFDVElPTl9ERUxFVEUQAyIXChVMaXN0RGF0YVBsYW5lc1JlcXVlc3QiZAoWTGlzdERhdGFQbGFuZXNSZXNwb25zZRIxCgtkYXRhX3BsYW5lcxgBIAMoCzIcLm15c3FsZ3cuY29uZmlnLnYxLkRhdGFQbGFuZRIXCg9jdXJyZW50X3ZlcnNpb24YAiABKAQiEgoQR2V0SGVhbHRoUmVxdWVzdCJ/ChFHZXRIZWFsdGhSZXNwb25zZRIOCgZzdGF0dXMYASABKAkSFgoOZXRjZF9yZWFjaGFibGUYAiABKAgSEgoKZXRjZF9lcnJvchgDIAEoCRIXCg9jdXJyZW50X3ZlcnNpb24YBCABKAQSFQoNYnVpbGRfdmVyc2lvbhgFIAEoCSJgCg9Qb2xpY3lWaW9sYXRpb24SDAoEa2luZBgBIAEoCRIMCgRuYW1lGAIgASgJEg0KBWluZGV4GAMgASgNEg0KBWZpZWxkGAQgASgJEhMKC2Rlc2NyaXB0aW9uGAUgASgJIkkKEFBvbGljeVZpb2xhdGlvbnMSNQoKdmlvbGF0aW9ucxgBIAMoCzIhLm15c3FsZ3cuYWRtaW4udjEuUG9saWN5VmlvbGF0aW9uMsIECgxBZG1pblNlcnZpY2USWgoLQXBwbHlQb2xpY3kSJC5teXNxbGd3LmFkbWluLnYxLkFwcGx5UG9saWN5UmVxdWVzdBolLm15c3FsZ3cuYWRtaW4udjEuQXBwbHlQb2xpY3lSZXNwb25zZRJUCglHZXRQb2xpY3kSIi5teXNxbGd3LmFkbWluLnYxLkdldFBvbGljeVJlcXVlc3QaIy5teXNxbGd3LmFkbWluLnYxLkdldFBvbGljeVJlc3BvbnNlElcKCkRpZmZQb2xpY3kSIy5teXNxbGd3LmFkbWluLnYxLkRpZmZQb2xpY3lSZXF1ZXN0GiQubXlzcWxndy5hZG1pbi52MS5EaWZmUG9saWN5UmVzcG9uc2USYwoOTGlzdERhdGFQbGFuZXMSJy5teXNxbGd3LmFkbWluLnYxLkxpc3REYXRhUGxhbmVzUmVxdWVzdBooLm15c3FsZ3cuYWRtaW4udjEuTGlzdERhdGFQbGFuZXNSZXNwb25zZRJUCglHZXRIZWFsdGgSIi5teXNxbGd3LmFkbWluLnYxLkdldEhlYWx0aFJlcXVlc3QaIy5teXNxbGd3LmFkbWluLnYxLkdldEhlYWx0aFJlc3BvbnNlEmwKEUxpc3RCYWNrZW5kSGVhbHRoEioubXlzcWxndy5hZG1pbi52MS5MaXN0QmFja2VuZEhlYWx0aFJlcXVlc3QaKy5teXNxbGd3LmFkbWluLnYxLkxpc3RCYWNrZW5kSGVhbHRoUmVzcG9uc2ViBnByb3RvMw", [file_mysqlgw_config_v1_config]);
+  fileDesc("CiRteXNxbGd3L2FkbWluL3YxL2FkbWluX3NlcnZpY2UucHJvdG8SEG15c3FsZ3cuYWRtaW4udjEiJwoUTGlzdEZhaWxvdmVyc1JlcXVlc3QSDwoHY2x1c3RlchgBIAEoCSJNChVMaXN0RmFpbG92ZXJzUmVzcG9uc2USNAoJZmFpbG92ZXJzGAEgAygLMiEubXlzcWxndy5jb25maWcudjEuRmFpbG92ZXJSZWNvcmQiKwoYTGlzdEJhY2tlbmRIZWFsdGhSZXF1ZXN0Eg8KB2NsdXN0ZXIYASABKAkiZwoZTGlzdEJhY2tlbmRIZWFsdGhSZXNwb25zZRIyCghiYWNrZW5kcxgBIAMoCzIgLm15c3FsZ3cuY29uZmlnLnYxLkJhY2tlbmRIZWFsdGgSFgoObW9uaXRvcl9sZWFkZXIYAiABKAkifgoSQXBwbHlQb2xpY3lSZXF1ZXN0EikKBnBvbGljeRgBIAEoCzIZLm15c3FsZ3cuY29uZmlnLnYxLlBvbGljeRIPCgdkcnlfcnVuGAIgASgIEhIKCmFwcGxpZWRfYnkYAyABKAkSGAoQZXhwZWN0ZWRfdmVyc2lvbhgEIAEoBCJqChNBcHBseVBvbGljeVJlc3BvbnNlEg8KB3ZlcnNpb24YASABKAQSDwoHY2hhbmdlZBgCIAEoCBIxCgdjaGFuZ2VzGAMgAygLMiAubXlzcWxndy5hZG1pbi52MS5SZXNvdXJjZUNoYW5nZSIjChBHZXRQb2xpY3lSZXF1ZXN0Eg8KB3ZlcnNpb24YASABKAQiRQoRR2V0UG9saWN5UmVzcG9uc2USMAoGY29uZmlnGAEgASgLMiAubXlzcWxndy5jb25maWcudjEuQ29uZmlnVmVyc2lvbiI+ChFEaWZmUG9saWN5UmVxdWVzdBIpCgZwb2xpY3kYASABKAsyGS5teXNxbGd3LmNvbmZpZy52MS5Qb2xpY3kiXQoSRGlmZlBvbGljeVJlc3BvbnNlEhQKDGJhc2VfdmVyc2lvbhgBIAEoBBIxCgdjaGFuZ2VzGAIgAygLMiAubXlzcWxndy5hZG1pbi52MS5SZXNvdXJjZUNoYW5nZSL2AQoOUmVzb3VyY2VDaGFuZ2USNwoGYWN0aW9uGAEgASgOMicubXlzcWxndy5hZG1pbi52MS5SZXNvdXJjZUNoYW5nZS5BY3Rpb24SDAoEa2luZBgCIAEoCRIMCgRuYW1lGAMgASgJEg4KBmZpZWxkcxgEIAMoCRITCgtiZWZvcmVfanNvbhgFIAEoCRISCgphZnRlcl9qc29uGAYgASgJIlYKBkFjdGlvbhIWChJBQ1RJT05fVU5TUEVDSUZJRUQQABIOCgpBQ1RJT05fQUREEAESEQoNQUNUSU9OX1VQREFURRACEhEKDUFDVElPTl9ERUxFVEUQAyIXChVMaXN0RGF0YVBsYW5lc1JlcXVlc3QiZAoWTGlzdERhdGFQbGFuZXNSZXNwb25zZRIxCgtkYXRhX3BsYW5lcxgBIAMoCzIcLm15c3FsZ3cuY29uZmlnLnYxLkRhdGFQbGFuZRIXCg9jdXJyZW50X3ZlcnNpb24YAiABKAQiEgoQR2V0SGVhbHRoUmVxdWVzdCJ/ChFHZXRIZWFsdGhSZXNwb25zZRIOCgZzdGF0dXMYASABKAkSFgoOZXRjZF9yZWFjaGFibGUYAiABKAgSEgoKZXRjZF9lcnJvchgDIAEoCRIXCg9jdXJyZW50X3ZlcnNpb24YBCABKAQSFQoNYnVpbGRfdmVyc2lvbhgFIAEoCSJgCg9Qb2xpY3lWaW9sYXRpb24SDAoEa2luZBgBIAEoCRIMCgRuYW1lGAIgASgJEg0KBWluZGV4GAMgASgNEg0KBWZpZWxkGAQgASgJEhMKC2Rlc2NyaXB0aW9uGAUgASgJIkkKEFBvbGljeVZpb2xhdGlvbnMSNQoKdmlvbGF0aW9ucxgBIAMoCzIhLm15c3FsZ3cuYWRtaW4udjEuUG9saWN5VmlvbGF0aW9uMqQFCgxBZG1pblNlcnZpY2USWgoLQXBwbHlQb2xpY3kSJC5teXNxbGd3LmFkbWluLnYxLkFwcGx5UG9saWN5UmVxdWVzdBolLm15c3FsZ3cuYWRtaW4udjEuQXBwbHlQb2xpY3lSZXNwb25zZRJUCglHZXRQb2xpY3kSIi5teXNxbGd3LmFkbWluLnYxLkdldFBvbGljeVJlcXVlc3QaIy5teXNxbGd3LmFkbWluLnYxLkdldFBvbGljeVJlc3BvbnNlElcKCkRpZmZQb2xpY3kSIy5teXNxbGd3LmFkbWluLnYxLkRpZmZQb2xpY3lSZXF1ZXN0GiQubXlzcWxndy5hZG1pbi52MS5EaWZmUG9saWN5UmVzcG9uc2USYwoOTGlzdERhdGFQbGFuZXMSJy5teXNxbGd3LmFkbWluLnYxLkxpc3REYXRhUGxhbmVzUmVxdWVzdBooLm15c3FsZ3cuYWRtaW4udjEuTGlzdERhdGFQbGFuZXNSZXNwb25zZRJUCglHZXRIZWFsdGgSIi5teXNxbGd3LmFkbWluLnYxLkdldEhlYWx0aFJlcXVlc3QaIy5teXNxbGd3LmFkbWluLnYxLkdldEhlYWx0aFJlc3BvbnNlEmwKEUxpc3RCYWNrZW5kSGVhbHRoEioubXlzcWxndy5hZG1pbi52MS5MaXN0QmFja2VuZEhlYWx0aFJlcXVlc3QaKy5teXNxbGd3LmFkbWluLnYxLkxpc3RCYWNrZW5kSGVhbHRoUmVzcG9uc2USYAoNTGlzdEZhaWxvdmVycxImLm15c3FsZ3cuYWRtaW4udjEuTGlzdEZhaWxvdmVyc1JlcXVlc3QaJy5teXNxbGd3LmFkbWluLnYxLkxpc3RGYWlsb3ZlcnNSZXNwb25zZWIGcHJvdG8z", [file_mysqlgw_config_v1_config]);
+
+/**
+ * @generated from message mysqlgw.admin.v1.ListFailoversRequest
+ */
+export type ListFailoversRequest = Message<"mysqlgw.admin.v1.ListFailoversRequest"> & {
+  /**
+   * Empty: every cluster.
+   *
+   * @generated from field: string cluster = 1;
+   */
+  cluster: string;
+};
+
+/**
+ * Describes the message mysqlgw.admin.v1.ListFailoversRequest.
+ * Use `create(ListFailoversRequestSchema)` to create a new message.
+ */
+export const ListFailoversRequestSchema: GenMessage<ListFailoversRequest> = /*@__PURE__*/
+  messageDesc(file_mysqlgw_admin_v1_admin_service, 0);
+
+/**
+ * @generated from message mysqlgw.admin.v1.ListFailoversResponse
+ */
+export type ListFailoversResponse = Message<"mysqlgw.admin.v1.ListFailoversResponse"> & {
+  /**
+   * @generated from field: repeated mysqlgw.config.v1.FailoverRecord failovers = 1;
+   */
+  failovers: FailoverRecord[];
+};
+
+/**
+ * Describes the message mysqlgw.admin.v1.ListFailoversResponse.
+ * Use `create(ListFailoversResponseSchema)` to create a new message.
+ */
+export const ListFailoversResponseSchema: GenMessage<ListFailoversResponse> = /*@__PURE__*/
+  messageDesc(file_mysqlgw_admin_v1_admin_service, 1);
 
 /**
  * @generated from message mysqlgw.admin.v1.ListBackendHealthRequest
@@ -34,7 +70,7 @@ export type ListBackendHealthRequest = Message<"mysqlgw.admin.v1.ListBackendHeal
  * Use `create(ListBackendHealthRequestSchema)` to create a new message.
  */
 export const ListBackendHealthRequestSchema: GenMessage<ListBackendHealthRequest> = /*@__PURE__*/
-  messageDesc(file_mysqlgw_admin_v1_admin_service, 0);
+  messageDesc(file_mysqlgw_admin_v1_admin_service, 2);
 
 /**
  * @generated from message mysqlgw.admin.v1.ListBackendHealthResponse
@@ -58,7 +94,7 @@ export type ListBackendHealthResponse = Message<"mysqlgw.admin.v1.ListBackendHea
  * Use `create(ListBackendHealthResponseSchema)` to create a new message.
  */
 export const ListBackendHealthResponseSchema: GenMessage<ListBackendHealthResponse> = /*@__PURE__*/
-  messageDesc(file_mysqlgw_admin_v1_admin_service, 1);
+  messageDesc(file_mysqlgw_admin_v1_admin_service, 3);
 
 /**
  * @generated from message mysqlgw.admin.v1.ApplyPolicyRequest
@@ -97,7 +133,7 @@ export type ApplyPolicyRequest = Message<"mysqlgw.admin.v1.ApplyPolicyRequest"> 
  * Use `create(ApplyPolicyRequestSchema)` to create a new message.
  */
 export const ApplyPolicyRequestSchema: GenMessage<ApplyPolicyRequest> = /*@__PURE__*/
-  messageDesc(file_mysqlgw_admin_v1_admin_service, 2);
+  messageDesc(file_mysqlgw_admin_v1_admin_service, 4);
 
 /**
  * @generated from message mysqlgw.admin.v1.ApplyPolicyResponse
@@ -128,7 +164,7 @@ export type ApplyPolicyResponse = Message<"mysqlgw.admin.v1.ApplyPolicyResponse"
  * Use `create(ApplyPolicyResponseSchema)` to create a new message.
  */
 export const ApplyPolicyResponseSchema: GenMessage<ApplyPolicyResponse> = /*@__PURE__*/
-  messageDesc(file_mysqlgw_admin_v1_admin_service, 3);
+  messageDesc(file_mysqlgw_admin_v1_admin_service, 5);
 
 /**
  * @generated from message mysqlgw.admin.v1.GetPolicyRequest
@@ -147,7 +183,7 @@ export type GetPolicyRequest = Message<"mysqlgw.admin.v1.GetPolicyRequest"> & {
  * Use `create(GetPolicyRequestSchema)` to create a new message.
  */
 export const GetPolicyRequestSchema: GenMessage<GetPolicyRequest> = /*@__PURE__*/
-  messageDesc(file_mysqlgw_admin_v1_admin_service, 4);
+  messageDesc(file_mysqlgw_admin_v1_admin_service, 6);
 
 /**
  * @generated from message mysqlgw.admin.v1.GetPolicyResponse
@@ -166,7 +202,7 @@ export type GetPolicyResponse = Message<"mysqlgw.admin.v1.GetPolicyResponse"> & 
  * Use `create(GetPolicyResponseSchema)` to create a new message.
  */
 export const GetPolicyResponseSchema: GenMessage<GetPolicyResponse> = /*@__PURE__*/
-  messageDesc(file_mysqlgw_admin_v1_admin_service, 5);
+  messageDesc(file_mysqlgw_admin_v1_admin_service, 7);
 
 /**
  * @generated from message mysqlgw.admin.v1.DiffPolicyRequest
@@ -183,7 +219,7 @@ export type DiffPolicyRequest = Message<"mysqlgw.admin.v1.DiffPolicyRequest"> & 
  * Use `create(DiffPolicyRequestSchema)` to create a new message.
  */
 export const DiffPolicyRequestSchema: GenMessage<DiffPolicyRequest> = /*@__PURE__*/
-  messageDesc(file_mysqlgw_admin_v1_admin_service, 6);
+  messageDesc(file_mysqlgw_admin_v1_admin_service, 8);
 
 /**
  * @generated from message mysqlgw.admin.v1.DiffPolicyResponse
@@ -207,7 +243,7 @@ export type DiffPolicyResponse = Message<"mysqlgw.admin.v1.DiffPolicyResponse"> 
  * Use `create(DiffPolicyResponseSchema)` to create a new message.
  */
 export const DiffPolicyResponseSchema: GenMessage<DiffPolicyResponse> = /*@__PURE__*/
-  messageDesc(file_mysqlgw_admin_v1_admin_service, 7);
+  messageDesc(file_mysqlgw_admin_v1_admin_service, 9);
 
 /**
  * One resource that an apply adds, changes or removes.
@@ -257,7 +293,7 @@ export type ResourceChange = Message<"mysqlgw.admin.v1.ResourceChange"> & {
  * Use `create(ResourceChangeSchema)` to create a new message.
  */
 export const ResourceChangeSchema: GenMessage<ResourceChange> = /*@__PURE__*/
-  messageDesc(file_mysqlgw_admin_v1_admin_service, 8);
+  messageDesc(file_mysqlgw_admin_v1_admin_service, 10);
 
 /**
  * @generated from enum mysqlgw.admin.v1.ResourceChange.Action
@@ -288,7 +324,7 @@ export enum ResourceChange_Action {
  * Describes the enum mysqlgw.admin.v1.ResourceChange.Action.
  */
 export const ResourceChange_ActionSchema: GenEnum<ResourceChange_Action> = /*@__PURE__*/
-  enumDesc(file_mysqlgw_admin_v1_admin_service, 8, 0);
+  enumDesc(file_mysqlgw_admin_v1_admin_service, 10, 0);
 
 /**
  * @generated from message mysqlgw.admin.v1.ListDataPlanesRequest
@@ -301,7 +337,7 @@ export type ListDataPlanesRequest = Message<"mysqlgw.admin.v1.ListDataPlanesRequ
  * Use `create(ListDataPlanesRequestSchema)` to create a new message.
  */
 export const ListDataPlanesRequestSchema: GenMessage<ListDataPlanesRequest> = /*@__PURE__*/
-  messageDesc(file_mysqlgw_admin_v1_admin_service, 9);
+  messageDesc(file_mysqlgw_admin_v1_admin_service, 11);
 
 /**
  * @generated from message mysqlgw.admin.v1.ListDataPlanesResponse
@@ -325,7 +361,7 @@ export type ListDataPlanesResponse = Message<"mysqlgw.admin.v1.ListDataPlanesRes
  * Use `create(ListDataPlanesResponseSchema)` to create a new message.
  */
 export const ListDataPlanesResponseSchema: GenMessage<ListDataPlanesResponse> = /*@__PURE__*/
-  messageDesc(file_mysqlgw_admin_v1_admin_service, 10);
+  messageDesc(file_mysqlgw_admin_v1_admin_service, 12);
 
 /**
  * @generated from message mysqlgw.admin.v1.GetHealthRequest
@@ -338,7 +374,7 @@ export type GetHealthRequest = Message<"mysqlgw.admin.v1.GetHealthRequest"> & {
  * Use `create(GetHealthRequestSchema)` to create a new message.
  */
 export const GetHealthRequestSchema: GenMessage<GetHealthRequest> = /*@__PURE__*/
-  messageDesc(file_mysqlgw_admin_v1_admin_service, 11);
+  messageDesc(file_mysqlgw_admin_v1_admin_service, 13);
 
 /**
  * @generated from message mysqlgw.admin.v1.GetHealthResponse
@@ -379,7 +415,7 @@ export type GetHealthResponse = Message<"mysqlgw.admin.v1.GetHealthResponse"> & 
  * Use `create(GetHealthResponseSchema)` to create a new message.
  */
 export const GetHealthResponseSchema: GenMessage<GetHealthResponse> = /*@__PURE__*/
-  messageDesc(file_mysqlgw_admin_v1_admin_service, 12);
+  messageDesc(file_mysqlgw_admin_v1_admin_service, 14);
 
 /**
  * Error detail attached to INVALID_ARGUMENT from ApplyPolicy/DiffPolicy, one
@@ -429,7 +465,7 @@ export type PolicyViolation = Message<"mysqlgw.admin.v1.PolicyViolation"> & {
  * Use `create(PolicyViolationSchema)` to create a new message.
  */
 export const PolicyViolationSchema: GenMessage<PolicyViolation> = /*@__PURE__*/
-  messageDesc(file_mysqlgw_admin_v1_admin_service, 13);
+  messageDesc(file_mysqlgw_admin_v1_admin_service, 15);
 
 /**
  * @generated from message mysqlgw.admin.v1.PolicyViolations
@@ -446,7 +482,7 @@ export type PolicyViolations = Message<"mysqlgw.admin.v1.PolicyViolations"> & {
  * Use `create(PolicyViolationsSchema)` to create a new message.
  */
 export const PolicyViolationsSchema: GenMessage<PolicyViolations> = /*@__PURE__*/
-  messageDesc(file_mysqlgw_admin_v1_admin_service, 14);
+  messageDesc(file_mysqlgw_admin_v1_admin_service, 16);
 
 /**
  * @generated from service mysqlgw.admin.v1.AdminService
@@ -519,6 +555,17 @@ export const AdminService: GenService<{
     methodKind: "unary";
     input: typeof ListBackendHealthRequestSchema;
     output: typeof ListBackendHealthResponseSchema;
+  },
+  /**
+   * Automatic failovers recorded by the monitor, newest first.
+   * REST: GET /v1/failovers[?cluster=C]
+   *
+   * @generated from rpc mysqlgw.admin.v1.AdminService.ListFailovers
+   */
+  listFailovers: {
+    methodKind: "unary";
+    input: typeof ListFailoversRequestSchema;
+    output: typeof ListFailoversResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_mysqlgw_admin_v1_admin_service, 0);

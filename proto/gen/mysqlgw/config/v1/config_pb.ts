@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file mysqlgw/config/v1/config.proto.
  */
 export const file_mysqlgw_config_v1_config: GenFile = /*@__PURE__*/
-  fileDesc("Ch5teXNxbGd3L2NvbmZpZy92MS9jb25maWcucHJvdG8SEW15c3FsZ3cuY29uZmlnLnYxIqYCCgdDbHVzdGVyEgwKBG5hbWUYASABKAkSLAoIYmFja2VuZHMYAiADKAsyGi5teXNxbGd3LmNvbmZpZy52MS5CYWNrZW5kEioKA3RscxgDIAEoCzIdLm15c3FsZ3cuY29uZmlnLnYxLkJhY2tlbmRUbHMSGwoTc2VuZF9wcm94eV9wcm90b2NvbBgEIAEoCBIuCgZoZWFsdGgYBSABKAsyHi5teXNxbGd3LmNvbmZpZy52MS5IZWFsdGhDaGVjaxI4Cg5sb2FkX2JhbGFuY2luZxgGIAEoDjIgLm15c3FsZ3cuY29uZmlnLnYxLkxvYWRCYWxhbmNpbmcSLAoEcG9vbBgHIAEoCzIeLm15c3FsZ3cuY29uZmlnLnYxLkJhY2tlbmRQb29sIoMCCgtCYWNrZW5kUG9vbBIQCghtaW5faWRsZRgBIAEoDRIXCg9tYXhfY29ubmVjdGlvbnMYAiABKA0SLwoMbWF4X2xpZmV0aW1lGAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEi8KDGlkbGVfdGltZW91dBgEIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIzChBjaGVja19hZnRlcl9pZGxlGAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjIKD2FjcXVpcmVfdGltZW91dBgGIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiL1AQoLSGVhbHRoQ2hlY2sSKwoIaW50ZXJ2YWwYASABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SKgoHdGltZW91dBgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIZChFmYWlsdXJlX3RocmVzaG9sZBgDIAEoDRI2ChNtYXhfcmVwbGljYXRpb25fbGFnGAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjoKC2NyZWRlbnRpYWxzGAUgASgLMiUubXlzcWxndy5jb25maWcudjEuQmFja2VuZENyZWRlbnRpYWxzItYBCgpCYWNrZW5kVGxzEjAKBG1vZGUYASABKA4yIi5teXNxbGd3LmNvbmZpZy52MS5CYWNrZW5kVGxzLk1vZGUSDwoHY2FfZmlsZRgCIAEoCRITCgtzZXJ2ZXJfbmFtZRgDIAEoCSJwCgRNb2RlEhQKEE1PREVfVU5TUEVDSUZJRUQQABIRCg1NT0RFX0RJU0FCTEVEEAESEQoNTU9ERV9SRVFVSVJFRBACEhIKDk1PREVfVkVSSUZZX0NBEAMSGAoUTU9ERV9WRVJJRllfSURFTlRJVFkQBCLLAQoHQmFja2VuZBIMCgRuYW1lGAEgASgJEg8KB2FkZHJlc3MYAiABKAkSDgoGd2VpZ2h0GAMgASgNEhcKD21heF9jb25uZWN0aW9ucxgEIAEoDRI2Cg1leHBlY3RlZF9yb2xlGAUgASgOMh8ubXlzcWxndy5jb25maWcudjEuQmFja2VuZC5Sb2xlIkAKBFJvbGUSFAoQUk9MRV9VTlNQRUNJRklFRBAAEhAKDFJPTEVfUFJJTUFSWRABEhAKDFJPTEVfUkVQTElDQRACIr4ECghMaXN0ZW5lchIMCgRuYW1lGAEgASgJEhQKDGJpbmRfYWRkcmVzcxgCIAEoCRIMCgRwb3J0GAMgASgNEg8KB2NsdXN0ZXIYBCABKAkSOAoOcHJveHlfcHJvdG9jb2wYBSABKAsyIC5teXNxbGd3LmNvbmZpZy52MS5Qcm94eVByb3RvY29sEhMKC2FsbG93X2NpZHJzGAYgAygJEhIKCmRlbnlfY2lkcnMYByADKAkSFwoPbWF4X2Nvbm5lY3Rpb25zGAggASgNEjQKEWhhbmRzaGFrZV90aW1lb3V0GAkgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEi8KDGlkbGVfdGltZW91dBgKIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhItCgRyb2xlGAsgASgOMh8ubXlzcWxndy5jb25maWcudjEuTGlzdGVuZXJSb2xlEjwKEHJlcGxpY2FfZmFsbGJhY2sYDCABKA4yIi5teXNxbGd3LmNvbmZpZy52MS5SZXBsaWNhRmFsbGJhY2sSOwoQcmVhZF95b3VyX3dyaXRlcxgNIAEoDjIhLm15c3FsZ3cuY29uZmlnLnYxLlJlYWRZb3VyV3JpdGVzEjYKE2NhdXNhbF9yZWFkX3RpbWVvdXQYDiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SGQoMbXVsdGlwbGV4aW5nGA8gASgISACIAQFCDwoNX211bHRpcGxleGluZyI4Cg1Qcm94eVByb3RvY29sEhUKDXRydXN0ZWRfY2lkcnMYASADKAkSEAoIcmVxdWlyZWQYAiABKAgiiQIKBFVzZXISDAoEbmFtZRgBIAEoCRIVCg1wYXNzd29yZF9oYXNoGAIgASgJEkIKE2JhY2tlbmRfY3JlZGVudGlhbHMYAyABKAsyJS5teXNxbGd3LmNvbmZpZy52MS5CYWNrZW5kQ3JlZGVudGlhbHMSEwoLcmVxdWlyZV90bHMYBCABKAgSIgoaY2FjaGluZ19zaGEyX3Bhc3N3b3JkX2hhc2gYBSABKAkSHQoVYWxsb3dfbG9hZF9kYXRhX2xvY2FsGAYgASgIEhMKC2FsbG93X2NpZHJzGAcgAygJEhIKCmRlbnlfY2lkcnMYCCADKAkSFwoPbWF4X2Nvbm5lY3Rpb25zGAkgASgNIksKB0dhdGV3YXkSEwoLYWxsb3dfY2lkcnMYASADKAkSEgoKZGVueV9jaWRycxgCIAMoCRIXCg9tYXhfY29ubmVjdGlvbnMYAyABKA0iNgoSQmFja2VuZENyZWRlbnRpYWxzEgwKBHVzZXIYASABKAkSEgoKc2VjcmV0X3JlZhgCIAEoCSLoAQoGUG9saWN5EiwKCGNsdXN0ZXJzGAEgAygLMhoubXlzcWxndy5jb25maWcudjEuQ2x1c3RlchIuCglsaXN0ZW5lcnMYAiADKAsyGy5teXNxbGd3LmNvbmZpZy52MS5MaXN0ZW5lchImCgV1c2VycxgDIAMoCzIXLm15c3FsZ3cuY29uZmlnLnYxLlVzZXISKwoHZ2F0ZXdheRgEIAEoCzIaLm15c3FsZ3cuY29uZmlnLnYxLkdhdGV3YXkSKwoFcnVsZXMYBSADKAsyHC5teXNxbGd3LmNvbmZpZy52MS5RdWVyeVJ1bGUitQIKCVF1ZXJ5UnVsZRIMCgRuYW1lGAEgASgJEisKBW1hdGNoGAIgASgLMhwubXlzcWxndy5jb25maWcudjEuUnVsZU1hdGNoEi0KBXJvdXRlGAMgASgLMh4ubXlzcWxndy5jb25maWcudjEuUm91dGVBY3Rpb24SKwoEZGVueRgEIAEoCzIdLm15c3FsZ3cuY29uZmlnLnYxLkRlbnlBY3Rpb24SMQoHcmV3cml0ZRgFIAEoCzIgLm15c3FsZ3cuY29uZmlnLnYxLlJld3JpdGVBY3Rpb24SLwoGbWlycm9yGAYgASgLMh8ubXlzcWxndy5jb25maWcudjEuTWlycm9yQWN0aW9uEi0KBWNhY2hlGAcgASgLMh4ubXlzcWxndy5jb25maWcudjEuQ2FjaGVBY3Rpb24ifwoJUnVsZU1hdGNoEg0KBXVzZXJzGAEgAygJEg8KB3NjaGVtYXMYAiADKAkSEQoJbGlzdGVuZXJzGAMgAygJEg0KBWtpbmRzGAQgAygJEg8KB2RpZ2VzdHMYBSADKAkSDwoHcGF0dGVybhgGIAEoCRIOCgZ0YWJsZXMYByADKAkinwEKC1JvdXRlQWN0aW9uEg8KB2NsdXN0ZXIYASABKAkSNQoGdGFyZ2V0GAIgASgOMiUubXlzcWxndy5jb25maWcudjEuUm91dGVBY3Rpb24uVGFyZ2V0IkgKBlRhcmdldBIWChJUQVJHRVRfVU5TUEVDSUZJRUQQABISCg5UQVJHRVRfUFJJTUFSWRABEhIKDlRBUkdFVF9SRVBMSUNBEAIiPQoKRGVueUFjdGlvbhIMCgRjb2RlGAEgASgNEhAKCHNxbHN0YXRlGAIgASgJEg8KB21lc3NhZ2UYAyABKAkiNQoNUmV3cml0ZUFjdGlvbhIPCgdwYXR0ZXJuGAEgASgJEhMKC3JlcGxhY2VtZW50GAIgASgJIi4KDE1pcnJvckFjdGlvbhIPCgdjbHVzdGVyGAEgASgJEg0KBXJhdGlvGAIgASgBImIKC0NhY2hlQWN0aW9uEiYKA3R0bBgBIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIYChBtYXhfcmVzdWx0X2J5dGVzGAIgASgNEhEKCW1heF9ieXRlcxgDIAEoBCKfAQoNQ29uZmlnVmVyc2lvbhIPCgd2ZXJzaW9uGAEgASgEEikKBnBvbGljeRgCIAEoCzIZLm15c3FsZ3cuY29uZmlnLnYxLlBvbGljeRIOCgZkaWdlc3QYAyABKAkSLgoKYXBwbGllZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKYXBwbGllZF9ieRgFIAEoCSKAAgoJRGF0YVBsYW5lEgoKAmlkGAEgASgJEhAKCGhvc3RuYW1lGAIgASgJEgsKA3BpZBgDIAEoDRIPCgd3b3JrZXJzGAQgASgNEhYKDmNvbmZpZ192ZXJzaW9uGAUgASgEEhEKCWxpc3RlbmVycxgGIAMoCRIuCgpzdGFydGVkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp1cGRhdGVkX2F0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIVCg1jb25maWdfc291cmNlGAkgASgJEhUKDWJ1aWxkX3ZlcnNpb24YCiABKAkitQUKDUJhY2tlbmRIZWFsdGgSDwoHY2x1c3RlchgBIAEoCRIPCgdiYWNrZW5kGAIgASgJEg8KB2FkZHJlc3MYAyABKAkSNQoFc3RhdGUYBCABKA4yJi5teXNxbGd3LmNvbmZpZy52MS5CYWNrZW5kSGVhbHRoLlN0YXRlEjMKBHJvbGUYBSABKA4yJS5teXNxbGd3LmNvbmZpZy52MS5CYWNrZW5kSGVhbHRoLlJvbGUSEQoJcmVhZF9vbmx5GAYgASgIEhEKCXNlcnZlcl9pZBgHIAEoDRIXCg9ndGlkX2JpbmxvZ19wb3MYCCABKAkSGAoQZ3RpZF9jdXJyZW50X3BvcxgJIAEoCRIWCg5ndGlkX3NsYXZlX3BvcxgKIAEoCRIaChJyZXBsaWNhX2lvX3J1bm5pbmcYCyABKAgSGwoTcmVwbGljYV9zcWxfcnVubmluZxgMIAEoCBIyCg9yZXBsaWNhdGlvbl9sYWcYDSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SFgoOc291cmNlX2FkZHJlc3MYDiABKAkSHAoUY29uc2VjdXRpdmVfZmFpbHVyZXMYDyABKA0SEgoKbGFzdF9lcnJvchgQIAEoCRIuCgpjaGVja2VkX2F0GBEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgptb25pdG9yX2lkGBIgASgJEhkKEXJvbGVfZGlzYWdyZWVtZW50GBMgASgJIjwKBVN0YXRlEhUKEVNUQVRFX1VOU1BFQ0lGSUVEEAASDAoIU1RBVEVfVVAQARIOCgpTVEFURV9ET1dOEAIiQAoEUm9sZRIUChBST0xFX1VOU1BFQ0lGSUVEEAASEAoMUk9MRV9QUklNQVJZEAESEAoMUk9MRV9SRVBMSUNBEAIqngEKDUxvYWRCYWxhbmNpbmcSHgoaTE9BRF9CQUxBTkNJTkdfVU5TUEVDSUZJRUQQABIeChpMT0FEX0JBTEFOQ0lOR19ST1VORF9ST0JJThABEiQKIExPQURfQkFMQU5DSU5HX0xFQVNUX09VVFNUQU5ESU5HEAISJwojTE9BRF9CQUxBTkNJTkdfUE9XRVJfT0ZfVFdPX0xBVEVOQ1kQAyqBAQoMTGlzdGVuZXJSb2xlEh0KGUxJU1RFTkVSX1JPTEVfVU5TUEVDSUZJRUQQABIcChhMSVNURU5FUl9ST0xFX1JFQURfV1JJVEUQARIbChdMSVNURU5FUl9ST0xFX1JFQURfT05MWRACEhcKE0xJU1RFTkVSX1JPTEVfU1BMSVQQAypsCg9SZXBsaWNhRmFsbGJhY2sSIAocUkVQTElDQV9GQUxMQkFDS19VTlNQRUNJRklFRBAAEhwKGFJFUExJQ0FfRkFMTEJBQ0tfUFJJTUFSWRABEhkKFVJFUExJQ0FfRkFMTEJBQ0tfTk9ORRACKogBCg5SZWFkWW91cldyaXRlcxIgChxSRUFEX1lPVVJfV1JJVEVTX1VOU1BFQ0lGSUVEEAASGQoVUkVBRF9ZT1VSX1dSSVRFU19OT05FEAESHAoYUkVBRF9ZT1VSX1dSSVRFU19TRVNTSU9OEAISGwoXUkVBRF9ZT1VSX1dSSVRFU19HTE9CQUwQA2IGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("Ch5teXNxbGd3L2NvbmZpZy92MS9jb25maWcucHJvdG8SEW15c3FsZ3cuY29uZmlnLnYxIqYCCgdDbHVzdGVyEgwKBG5hbWUYASABKAkSLAoIYmFja2VuZHMYAiADKAsyGi5teXNxbGd3LmNvbmZpZy52MS5CYWNrZW5kEioKA3RscxgDIAEoCzIdLm15c3FsZ3cuY29uZmlnLnYxLkJhY2tlbmRUbHMSGwoTc2VuZF9wcm94eV9wcm90b2NvbBgEIAEoCBIuCgZoZWFsdGgYBSABKAsyHi5teXNxbGd3LmNvbmZpZy52MS5IZWFsdGhDaGVjaxI4Cg5sb2FkX2JhbGFuY2luZxgGIAEoDjIgLm15c3FsZ3cuY29uZmlnLnYxLkxvYWRCYWxhbmNpbmcSLAoEcG9vbBgHIAEoCzIeLm15c3FsZ3cuY29uZmlnLnYxLkJhY2tlbmRQb29sIoMCCgtCYWNrZW5kUG9vbBIQCghtaW5faWRsZRgBIAEoDRIXCg9tYXhfY29ubmVjdGlvbnMYAiABKA0SLwoMbWF4X2xpZmV0aW1lGAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEi8KDGlkbGVfdGltZW91dBgEIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIzChBjaGVja19hZnRlcl9pZGxlGAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjIKD2FjcXVpcmVfdGltZW91dBgGIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiL1AQoLSGVhbHRoQ2hlY2sSKwoIaW50ZXJ2YWwYASABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SKgoHdGltZW91dBgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIZChFmYWlsdXJlX3RocmVzaG9sZBgDIAEoDRI2ChNtYXhfcmVwbGljYXRpb25fbGFnGAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjoKC2NyZWRlbnRpYWxzGAUgASgLMiUubXlzcWxndy5jb25maWcudjEuQmFja2VuZENyZWRlbnRpYWxzItYBCgpCYWNrZW5kVGxzEjAKBG1vZGUYASABKA4yIi5teXNxbGd3LmNvbmZpZy52MS5CYWNrZW5kVGxzLk1vZGUSDwoHY2FfZmlsZRgCIAEoCRITCgtzZXJ2ZXJfbmFtZRgDIAEoCSJwCgRNb2RlEhQKEE1PREVfVU5TUEVDSUZJRUQQABIRCg1NT0RFX0RJU0FCTEVEEAESEQoNTU9ERV9SRVFVSVJFRBACEhIKDk1PREVfVkVSSUZZX0NBEAMSGAoUTU9ERV9WRVJJRllfSURFTlRJVFkQBCLLAQoHQmFja2VuZBIMCgRuYW1lGAEgASgJEg8KB2FkZHJlc3MYAiABKAkSDgoGd2VpZ2h0GAMgASgNEhcKD21heF9jb25uZWN0aW9ucxgEIAEoDRI2Cg1leHBlY3RlZF9yb2xlGAUgASgOMh8ubXlzcWxndy5jb25maWcudjEuQmFja2VuZC5Sb2xlIkAKBFJvbGUSFAoQUk9MRV9VTlNQRUNJRklFRBAAEhAKDFJPTEVfUFJJTUFSWRABEhAKDFJPTEVfUkVQTElDQRACIr4ECghMaXN0ZW5lchIMCgRuYW1lGAEgASgJEhQKDGJpbmRfYWRkcmVzcxgCIAEoCRIMCgRwb3J0GAMgASgNEg8KB2NsdXN0ZXIYBCABKAkSOAoOcHJveHlfcHJvdG9jb2wYBSABKAsyIC5teXNxbGd3LmNvbmZpZy52MS5Qcm94eVByb3RvY29sEhMKC2FsbG93X2NpZHJzGAYgAygJEhIKCmRlbnlfY2lkcnMYByADKAkSFwoPbWF4X2Nvbm5lY3Rpb25zGAggASgNEjQKEWhhbmRzaGFrZV90aW1lb3V0GAkgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEi8KDGlkbGVfdGltZW91dBgKIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhItCgRyb2xlGAsgASgOMh8ubXlzcWxndy5jb25maWcudjEuTGlzdGVuZXJSb2xlEjwKEHJlcGxpY2FfZmFsbGJhY2sYDCABKA4yIi5teXNxbGd3LmNvbmZpZy52MS5SZXBsaWNhRmFsbGJhY2sSOwoQcmVhZF95b3VyX3dyaXRlcxgNIAEoDjIhLm15c3FsZ3cuY29uZmlnLnYxLlJlYWRZb3VyV3JpdGVzEjYKE2NhdXNhbF9yZWFkX3RpbWVvdXQYDiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SGQoMbXVsdGlwbGV4aW5nGA8gASgISACIAQFCDwoNX211bHRpcGxleGluZyI4Cg1Qcm94eVByb3RvY29sEhUKDXRydXN0ZWRfY2lkcnMYASADKAkSEAoIcmVxdWlyZWQYAiABKAgiiQIKBFVzZXISDAoEbmFtZRgBIAEoCRIVCg1wYXNzd29yZF9oYXNoGAIgASgJEkIKE2JhY2tlbmRfY3JlZGVudGlhbHMYAyABKAsyJS5teXNxbGd3LmNvbmZpZy52MS5CYWNrZW5kQ3JlZGVudGlhbHMSEwoLcmVxdWlyZV90bHMYBCABKAgSIgoaY2FjaGluZ19zaGEyX3Bhc3N3b3JkX2hhc2gYBSABKAkSHQoVYWxsb3dfbG9hZF9kYXRhX2xvY2FsGAYgASgIEhMKC2FsbG93X2NpZHJzGAcgAygJEhIKCmRlbnlfY2lkcnMYCCADKAkSFwoPbWF4X2Nvbm5lY3Rpb25zGAkgASgNIksKB0dhdGV3YXkSEwoLYWxsb3dfY2lkcnMYASADKAkSEgoKZGVueV9jaWRycxgCIAMoCRIXCg9tYXhfY29ubmVjdGlvbnMYAyABKA0iNgoSQmFja2VuZENyZWRlbnRpYWxzEgwKBHVzZXIYASABKAkSEgoKc2VjcmV0X3JlZhgCIAEoCSLoAQoGUG9saWN5EiwKCGNsdXN0ZXJzGAEgAygLMhoubXlzcWxndy5jb25maWcudjEuQ2x1c3RlchIuCglsaXN0ZW5lcnMYAiADKAsyGy5teXNxbGd3LmNvbmZpZy52MS5MaXN0ZW5lchImCgV1c2VycxgDIAMoCzIXLm15c3FsZ3cuY29uZmlnLnYxLlVzZXISKwoHZ2F0ZXdheRgEIAEoCzIaLm15c3FsZ3cuY29uZmlnLnYxLkdhdGV3YXkSKwoFcnVsZXMYBSADKAsyHC5teXNxbGd3LmNvbmZpZy52MS5RdWVyeVJ1bGUitQIKCVF1ZXJ5UnVsZRIMCgRuYW1lGAEgASgJEisKBW1hdGNoGAIgASgLMhwubXlzcWxndy5jb25maWcudjEuUnVsZU1hdGNoEi0KBXJvdXRlGAMgASgLMh4ubXlzcWxndy5jb25maWcudjEuUm91dGVBY3Rpb24SKwoEZGVueRgEIAEoCzIdLm15c3FsZ3cuY29uZmlnLnYxLkRlbnlBY3Rpb24SMQoHcmV3cml0ZRgFIAEoCzIgLm15c3FsZ3cuY29uZmlnLnYxLlJld3JpdGVBY3Rpb24SLwoGbWlycm9yGAYgASgLMh8ubXlzcWxndy5jb25maWcudjEuTWlycm9yQWN0aW9uEi0KBWNhY2hlGAcgASgLMh4ubXlzcWxndy5jb25maWcudjEuQ2FjaGVBY3Rpb24ifwoJUnVsZU1hdGNoEg0KBXVzZXJzGAEgAygJEg8KB3NjaGVtYXMYAiADKAkSEQoJbGlzdGVuZXJzGAMgAygJEg0KBWtpbmRzGAQgAygJEg8KB2RpZ2VzdHMYBSADKAkSDwoHcGF0dGVybhgGIAEoCRIOCgZ0YWJsZXMYByADKAkinwEKC1JvdXRlQWN0aW9uEg8KB2NsdXN0ZXIYASABKAkSNQoGdGFyZ2V0GAIgASgOMiUubXlzcWxndy5jb25maWcudjEuUm91dGVBY3Rpb24uVGFyZ2V0IkgKBlRhcmdldBIWChJUQVJHRVRfVU5TUEVDSUZJRUQQABISCg5UQVJHRVRfUFJJTUFSWRABEhIKDlRBUkdFVF9SRVBMSUNBEAIiPQoKRGVueUFjdGlvbhIMCgRjb2RlGAEgASgNEhAKCHNxbHN0YXRlGAIgASgJEg8KB21lc3NhZ2UYAyABKAkiNQoNUmV3cml0ZUFjdGlvbhIPCgdwYXR0ZXJuGAEgASgJEhMKC3JlcGxhY2VtZW50GAIgASgJIi4KDE1pcnJvckFjdGlvbhIPCgdjbHVzdGVyGAEgASgJEg0KBXJhdGlvGAIgASgBImIKC0NhY2hlQWN0aW9uEiYKA3R0bBgBIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIYChBtYXhfcmVzdWx0X2J5dGVzGAIgASgNEhEKCW1heF9ieXRlcxgDIAEoBCKfAQoNQ29uZmlnVmVyc2lvbhIPCgd2ZXJzaW9uGAEgASgEEikKBnBvbGljeRgCIAEoCzIZLm15c3FsZ3cuY29uZmlnLnYxLlBvbGljeRIOCgZkaWdlc3QYAyABKAkSLgoKYXBwbGllZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKYXBwbGllZF9ieRgFIAEoCSKAAgoJRGF0YVBsYW5lEgoKAmlkGAEgASgJEhAKCGhvc3RuYW1lGAIgASgJEgsKA3BpZBgDIAEoDRIPCgd3b3JrZXJzGAQgASgNEhYKDmNvbmZpZ192ZXJzaW9uGAUgASgEEhEKCWxpc3RlbmVycxgGIAMoCRIuCgpzdGFydGVkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp1cGRhdGVkX2F0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIVCg1jb25maWdfc291cmNlGAkgASgJEhUKDWJ1aWxkX3ZlcnNpb24YCiABKAkitQUKDUJhY2tlbmRIZWFsdGgSDwoHY2x1c3RlchgBIAEoCRIPCgdiYWNrZW5kGAIgASgJEg8KB2FkZHJlc3MYAyABKAkSNQoFc3RhdGUYBCABKA4yJi5teXNxbGd3LmNvbmZpZy52MS5CYWNrZW5kSGVhbHRoLlN0YXRlEjMKBHJvbGUYBSABKA4yJS5teXNxbGd3LmNvbmZpZy52MS5CYWNrZW5kSGVhbHRoLlJvbGUSEQoJcmVhZF9vbmx5GAYgASgIEhEKCXNlcnZlcl9pZBgHIAEoDRIXCg9ndGlkX2JpbmxvZ19wb3MYCCABKAkSGAoQZ3RpZF9jdXJyZW50X3BvcxgJIAEoCRIWCg5ndGlkX3NsYXZlX3BvcxgKIAEoCRIaChJyZXBsaWNhX2lvX3J1bm5pbmcYCyABKAgSGwoTcmVwbGljYV9zcWxfcnVubmluZxgMIAEoCBIyCg9yZXBsaWNhdGlvbl9sYWcYDSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SFgoOc291cmNlX2FkZHJlc3MYDiABKAkSHAoUY29uc2VjdXRpdmVfZmFpbHVyZXMYDyABKA0SEgoKbGFzdF9lcnJvchgQIAEoCRIuCgpjaGVja2VkX2F0GBEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgptb25pdG9yX2lkGBIgASgJEhkKEXJvbGVfZGlzYWdyZWVtZW50GBMgASgJIjwKBVN0YXRlEhUKEVNUQVRFX1VOU1BFQ0lGSUVEEAASDAoIU1RBVEVfVVAQARIOCgpTVEFURV9ET1dOEAIiQAoEUm9sZRIUChBST0xFX1VOU1BFQ0lGSUVEEAASEAoMUk9MRV9QUklNQVJZEAESEAoMUk9MRV9SRVBMSUNBEAIi9wEKC0JhY2tlbmRWaWV3EhUKDWRhdGFfcGxhbmVfaWQYASABKAkSDwoHY2x1c3RlchgCIAEoCRIPCgdiYWNrZW5kGAMgASgJEg8KB2FkZHJlc3MYBCABKAkSEQoJcmVhY2hhYmxlGAUgASgIEhwKFGNvbnNlY3V0aXZlX2ZhaWx1cmVzGAYgASgNEhIKCmxhc3RfZXJyb3IYByABKAkSKQoFc2luY2UYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmNoZWNrZWRfYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIncKDENsdXN0ZXJFcG9jaBIPCgdjbHVzdGVyGAEgASgJEg0KBWVwb2NoGAIgASgEEg8KB3ByaW1hcnkYAyABKAkSDgoGZmVuY2VkGAQgAygJEiYKAmF0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLiBQoORmFpbG92ZXJSZWNvcmQSDwoHY2x1c3RlchgBIAEoCRINCgVlcG9jaBgCIAEoBBITCgtvbGRfcHJpbWFyeRgDIAEoCRITCgtuZXdfcHJpbWFyeRgEIAEoCRI6CgdvdXRjb21lGAUgASgOMikubXlzcWxndy5jb25maWcudjEuRmFpbG92ZXJSZWNvcmQuT3V0Y29tZRINCgVlcnJvchgGIAEoCRISCgptb25pdG9yX2lkGAcgASgJEhIKCmNhbmRpZGF0ZXMYCCADKAkSFAoMY29uZmlybWVkX2J5GAkgAygJEh0KFXJlcG9ydGluZ19kYXRhX3BsYW5lcxgKIAEoDRIRCglyZXBvaW50ZWQYCyADKAkSHQoVb2xkX3ByaW1hcnlfcmVhZF9vbmx5GAwgASgIEi8KC2RldGVjdGVkX2F0GBQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxjb25maXJtZWRfYXQYFSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KCWNob3Nlbl9hdBgWIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMAoMY2F1Z2h0X3VwX2F0GBcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtwcm9tb3RlZF9hdBgYIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMAoMcmVwb2ludGVkX2F0GBkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI2ChJyb2xlc19wdWJsaXNoZWRfYXQYGiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIk0KB091dGNvbWUSFwoTT1VUQ09NRV9VTlNQRUNJRklFRBAAEhQKEE9VVENPTUVfUFJPTU9URUQQARITCg9PVVRDT01FX0FCT1JURUQQAiqeAQoNTG9hZEJhbGFuY2luZxIeChpMT0FEX0JBTEFOQ0lOR19VTlNQRUNJRklFRBAAEh4KGkxPQURfQkFMQU5DSU5HX1JPVU5EX1JPQklOEAESJAogTE9BRF9CQUxBTkNJTkdfTEVBU1RfT1VUU1RBTkRJTkcQAhInCiNMT0FEX0JBTEFOQ0lOR19QT1dFUl9PRl9UV09fTEFURU5DWRADKoEBCgxMaXN0ZW5lclJvbGUSHQoZTElTVEVORVJfUk9MRV9VTlNQRUNJRklFRBAAEhwKGExJU1RFTkVSX1JPTEVfUkVBRF9XUklURRABEhsKF0xJU1RFTkVSX1JPTEVfUkVBRF9PTkxZEAISFwoTTElTVEVORVJfUk9MRV9TUExJVBADKmwKD1JlcGxpY2FGYWxsYmFjaxIgChxSRVBMSUNBX0ZBTExCQUNLX1VOU1BFQ0lGSUVEEAASHAoYUkVQTElDQV9GQUxMQkFDS19QUklNQVJZEAESGQoVUkVQTElDQV9GQUxMQkFDS19OT05FEAIqiAEKDlJlYWRZb3VyV3JpdGVzEiAKHFJFQURfWU9VUl9XUklURVNfVU5TUEVDSUZJRUQQABIZChVSRUFEX1lPVVJfV1JJVEVTX05PTkUQARIcChhSRUFEX1lPVVJfV1JJVEVTX1NFU1NJT04QAhIbChdSRUFEX1lPVVJfV1JJVEVTX0dMT0JBTBADYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * A set of MySQL/MariaDB servers that serve one dataset: a primary and its
@@ -1286,6 +1286,266 @@ export enum BackendHealth_Role {
  */
 export const BackendHealth_RoleSchema: GenEnum<BackendHealth_Role> = /*@__PURE__*/
   enumDesc(file_mysqlgw_config_v1_config, 20, 1);
+
+/**
+ * One data plane's own view of one backend it uses, written by the data plane
+ * under its lease at <prefix>/v1/views/<data plane id>/<cluster>/<backend>.
+ * The monitor confirms a primary down only when the data planes agree.
+ *
+ * @generated from message mysqlgw.config.v1.BackendView
+ */
+export type BackendView = Message<"mysqlgw.config.v1.BackendView"> & {
+  /**
+   * @generated from field: string data_plane_id = 1;
+   */
+  dataPlaneId: string;
+
+  /**
+   * @generated from field: string cluster = 2;
+   */
+  cluster: string;
+
+  /**
+   * @generated from field: string backend = 3;
+   */
+  backend: string;
+
+  /**
+   * @generated from field: string address = 4;
+   */
+  address: string;
+
+  /**
+   * The last connect attempt from this data plane succeeded (TCP connect and
+   * a server greeting).
+   *
+   * @generated from field: bool reachable = 5;
+   */
+  reachable: boolean;
+
+  /**
+   * Consecutive failed attempts; 0 when reachable.
+   *
+   * @generated from field: uint32 consecutive_failures = 6;
+   */
+  consecutiveFailures: number;
+
+  /**
+   * The last connect error, with what to check; empty when reachable.
+   *
+   * @generated from field: string last_error = 7;
+   */
+  lastError: string;
+
+  /**
+   * When reachable last changed.
+   *
+   * @generated from field: google.protobuf.Timestamp since = 8;
+   */
+  since?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp checked_at = 9;
+   */
+  checkedAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message mysqlgw.config.v1.BackendView.
+ * Use `create(BackendViewSchema)` to create a new message.
+ */
+export const BackendViewSchema: GenMessage<BackendView> = /*@__PURE__*/
+  messageDesc(file_mysqlgw_config_v1_config, 21);
+
+/**
+ * The fencing epoch of a cluster, written by the monitor leader at
+ * <prefix>/v1/failover/epoch/<cluster> when it promotes a replica: the
+ * backends in `fenced` are former primaries that must take no writes.
+ *
+ * @generated from message mysqlgw.config.v1.ClusterEpoch
+ */
+export type ClusterEpoch = Message<"mysqlgw.config.v1.ClusterEpoch"> & {
+  /**
+   * @generated from field: string cluster = 1;
+   */
+  cluster: string;
+
+  /**
+   * @generated from field: uint64 epoch = 2;
+   */
+  epoch: bigint;
+
+  /**
+   * @generated from field: string primary = 3;
+   */
+  primary: string;
+
+  /**
+   * @generated from field: repeated string fenced = 4;
+   */
+  fenced: string[];
+
+  /**
+   * @generated from field: google.protobuf.Timestamp at = 5;
+   */
+  at?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message mysqlgw.config.v1.ClusterEpoch.
+ * Use `create(ClusterEpochSchema)` to create a new message.
+ */
+export const ClusterEpochSchema: GenMessage<ClusterEpoch> = /*@__PURE__*/
+  messageDesc(file_mysqlgw_config_v1_config, 22);
+
+/**
+ * One automatic failover, at <prefix>/v1/failover/history/<cluster>/<20-digit epoch>.
+ *
+ * @generated from message mysqlgw.config.v1.FailoverRecord
+ */
+export type FailoverRecord = Message<"mysqlgw.config.v1.FailoverRecord"> & {
+  /**
+   * @generated from field: string cluster = 1;
+   */
+  cluster: string;
+
+  /**
+   * @generated from field: uint64 epoch = 2;
+   */
+  epoch: bigint;
+
+  /**
+   * @generated from field: string old_primary = 3;
+   */
+  oldPrimary: string;
+
+  /**
+   * @generated from field: string new_primary = 4;
+   */
+  newPrimary: string;
+
+  /**
+   * @generated from field: mysqlgw.config.v1.FailoverRecord.Outcome outcome = 5;
+   */
+  outcome: FailoverRecord_Outcome;
+
+  /**
+   * @generated from field: string error = 6;
+   */
+  error: string;
+
+  /**
+   * The monitor (control plane id) that ran it.
+   *
+   * @generated from field: string monitor_id = 7;
+   */
+  monitorId: string;
+
+  /**
+   * Gtid_IO_Pos (received) and gtid_slave_pos (applied) of each candidate, "backend=…".
+   *
+   * @generated from field: repeated string candidates = 8;
+   */
+  candidates: string[];
+
+  /**
+   * Data planes that confirmed the primary unreachable, and how many reported on it.
+   *
+   * @generated from field: repeated string confirmed_by = 9;
+   */
+  confirmedBy: string[];
+
+  /**
+   * @generated from field: uint32 reporting_data_planes = 10;
+   */
+  reportingDataPlanes: number;
+
+  /**
+   * The replicas re-pointed to the new primary.
+   *
+   * @generated from field: repeated string repointed = 11;
+   */
+  repointed: string[];
+
+  /**
+   * The old primary was reachable and set read_only.
+   *
+   * @generated from field: bool old_primary_read_only = 12;
+   */
+  oldPrimaryReadOnly: boolean;
+
+  /**
+   * Timeline.
+   *
+   * @generated from field: google.protobuf.Timestamp detected_at = 20;
+   */
+  detectedAt?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp confirmed_at = 21;
+   */
+  confirmedAt?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp chosen_at = 22;
+   */
+  chosenAt?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp caught_up_at = 23;
+   */
+  caughtUpAt?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp promoted_at = 24;
+   */
+  promotedAt?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp repointed_at = 25;
+   */
+  repointedAt?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp roles_published_at = 26;
+   */
+  rolesPublishedAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message mysqlgw.config.v1.FailoverRecord.
+ * Use `create(FailoverRecordSchema)` to create a new message.
+ */
+export const FailoverRecordSchema: GenMessage<FailoverRecord> = /*@__PURE__*/
+  messageDesc(file_mysqlgw_config_v1_config, 23);
+
+/**
+ * @generated from enum mysqlgw.config.v1.FailoverRecord.Outcome
+ */
+export enum FailoverRecord_Outcome {
+  /**
+   * @generated from enum value: OUTCOME_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * @generated from enum value: OUTCOME_PROMOTED = 1;
+   */
+  PROMOTED = 1,
+
+  /**
+   * Stopped before promotion (no candidate, catch-up timed out, …); see error.
+   *
+   * @generated from enum value: OUTCOME_ABORTED = 2;
+   */
+  ABORTED = 2,
+}
+
+/**
+ * Describes the enum mysqlgw.config.v1.FailoverRecord.Outcome.
+ */
+export const FailoverRecord_OutcomeSchema: GenEnum<FailoverRecord_Outcome> = /*@__PURE__*/
+  enumDesc(file_mysqlgw_config_v1_config, 23, 0);
 
 /**
  * How a data plane picks one of several usable backends.
