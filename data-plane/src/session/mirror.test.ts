@@ -7,7 +7,7 @@ import { PoolManager, type PoolLogin } from "../pool/backend-pool";
 import { DEFAULT_POOL_SETTINGS } from "../pool/pool-settings";
 import { BackendRole } from "../routing/backend-state";
 import { createClusterRuntime, type BackendTarget, type ClusterSnapshot } from "./config-snapshot";
-import { Mirror, mirrorLogin, mirrorTarget } from "./mirror";
+import { Mirror, mirrorLogin, mirrorSampled, mirrorTarget } from "./mirror";
 
 const logger = pino({ level: "silent" });
 
@@ -53,6 +53,19 @@ describe("mirrorTarget", () => {
     };
     const l = mirrorLogin(session, c, c.backends[0]);
     expect(l).toMatchObject({ clusterName: "shadow", target: { name: "p" }, user: "u", password: "pw", capabilities: 0x1234, characterSet: 45, proxyHeader: null });
+  });
+});
+
+describe("mirrorSampled", () => {
+  it("mirrors every statement at ratio 1, none at 0, about the ratio in between", () => {
+    expect(mirrorSampled(1, () => 0.999)).toBe(true);
+    expect(mirrorSampled(0, () => 0)).toBe(false);
+    let n = 0;
+    let x = 0;
+    const rand = (): number => (x = (x + 0.618033988749895) % 1);
+    for (let i = 0; i < 10_000; i++) if (mirrorSampled(0.1, rand)) n++;
+    expect(n).toBeGreaterThan(900);
+    expect(n).toBeLessThan(1100);
   });
 });
 

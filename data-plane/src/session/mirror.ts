@@ -23,8 +23,8 @@ import type { BackendTarget, ClusterSnapshot } from "./config-snapshot";
  *   each bounded by `timeoutMs` from send() to the end of its response (then
  *   its connection is discarded); a packet over `maxPacketBytes`, a full
  *   in-flight budget or a pool with no free connection (none idle and
- *   maxConnections open; a wait for one is bounded by `acquireTimeoutMs`)
- *   drops the statement — counted in `dropped`, never queued;
+ *   maxConnections open, or sessions already waiting; a wait for one is
+ *   bounded by `acquireTimeoutMs`) drops the statement — counted in `dropped`, never queued;
  * - never throws (send() included); failures (no login, lost connection,
  *   timeout, a response it cannot read) are counted in `failed` and logged at
  *   most once per `logIntervalMs`;
@@ -111,6 +111,11 @@ export function mirrorTarget(cluster: ClusterSnapshot, now = Date.now()): Backen
   return state.primary(now) ?? state.pickAny(now);
 }
 
+/** Whether to mirror one matching statement under a rule's `ratio` (0..1; the compiled rule already turned 0 into 1). Addition. */
+export function mirrorSampled(ratio: number, random: () => number = Math.random): boolean {
+  return ratio >= 1 || (ratio > 0 && random() < ratio);
+}
+
 /**
  * The pool login for mirroring to `target` of `cluster`, from the login the
  * session's own pool uses (same backend user, password, capabilities and
@@ -161,9 +166,8 @@ export class Mirror {
         return;
       }
       const pool = this.pools.pool(login, settings);
-      const st = pool.stats();
-      if (st.idle === 0 && st.total >= settings.maxConnections) {
-        // nothing free and nothing to open: a mirror never queues behind the cluster's own traffic
+      if (pool.exhausted || pool.waiterCount > 0) {
+        // nothing free and nothing to open, or others already wait: a mirror never queues behind the cluster's own traffic
         this.dropped++;
         return;
       }

@@ -1,7 +1,7 @@
 import { Buffer } from "node:buffer";
 import { Capability } from "../protocol/constants";
 import type { RuleAction } from "../routing/rules";
-import { cacheKey, ENTRY_OVERHEAD_BYTES, ResponseRecorder, ResultCache, ResultCaches } from "./result-cache";
+import { cacheContext, cacheKey, ENTRY_OVERHEAD_BYTES, ResponseRecorder, ResultCache, ResultCaches } from "./result-cache";
 
 /** What an entry of `bytes` bytes under `key` counts against the budget. */
 const cost = (key: string, bytes: number): number => bytes + key.length * 2 + ENTRY_OVERHEAD_BYTES;
@@ -140,6 +140,17 @@ describe("cacheKey", () => {
   it("no choice of names makes two tuples one key", () => {
     expect(cacheKey("a|1:b", null, "x", 0)).not.toBe(cacheKey("a", "b", "x", 0));
     expect(cacheKey("a", "b|", "x", 0)).not.toBe(cacheKey("a", "b", "|x", 0));
+  });
+});
+
+describe("cacheContext", () => {
+  it("names the character set, MariaDB capabilities and settings, in a stable order", () => {
+    expect(cacheContext(45, 4)).toBe("cs=45;mc=4");
+    const a = cacheContext(45, 0, new Map([["time_zone", "'+00:00'"], ["sql_mode", "'ANSI'"]]));
+    const b = cacheContext(45, 0, new Map([["sql_mode", "'ANSI'"], ["time_zone", "'+00:00'"]]));
+    expect(a).toBe(b);
+    expect(a).not.toBe(cacheContext(45, 0, new Map([["sql_mode", "'ANSI'"]])));
+    expect(cacheContext(33, 0)).not.toBe(cacheContext(45, 0));
   });
 });
 

@@ -218,6 +218,22 @@ export function cacheKey(user: string, schema: string | null, sql: string, clien
 }
 
 /**
+ * The `context` part of a cache key for a session (addition): its character
+ * set (the handshake's, as the backend connection was opened with), its
+ * MariaDB extended capabilities (extended type info changes column
+ * definitions) and its tracked settings (SET NAMES, time_zone, sql_mode, …:
+ * name → replay text, as the routed session keeps them), in a stable order.
+ */
+export function cacheContext(characterSet: number, mariadbCapabilities: number, settings?: ReadonlyMap<string, string>): string {
+  let out = `cs=${characterSet};mc=${(mariadbCapabilities >>> 0).toString(16)}`;
+  if (settings !== undefined && settings.size > 0) {
+    const names = [...settings.keys()].sort();
+    for (const n of names) out += `;${n.length}:${n}=${(settings.get(n) as string).length}:${settings.get(n) as string}`;
+  }
+  return out;
+}
+
+/**
  * Collects the bytes of one response as the engine streams them to the client
  * (add() per chunk, each copied: the chunk may be reused after the call), up
  * to `maxBytes`; past that it gives up and frees what it held (take() then
