@@ -18,7 +18,7 @@ import { CachingSha2Cache } from "./session/client-auth";
 import { loadClientTls, loadRsaKeyPair } from "./session/tls";
 import { ConnectionLimits, SessionSlots, type AccessCounters } from "./session/access";
 import { buildErr } from "./protocol/packets/err";
-import { metrics, type BackendState } from "./metrics";
+import { metrics, type BackendState, type PoolStats } from "./metrics";
 
 /** Defaults of every DataPlaneOptions field. */
 export const DEFAULT_DATA_PLANE_OPTIONS: Required<Omit<DataPlaneOptions, "remoteKill">> = {
@@ -110,6 +110,11 @@ class ListenerManagerImpl implements ListenerManager, SessionHost {
     this.pools.startSweeping();
     // mysqlgw_backend_* gauges: read from the clusters' backend state at each scrape
     metrics.setBackendStateProvider(() => backendStateFigures(this.runtimes));
+    metrics.setPoolStatsProvider(() => {
+      const out: PoolStats[] = [];
+      this.pools.forEach((_key, pool) => out.push({ ...pool.identity, ...pool.stats() }));
+      return out;
+    });
     this.remoteKill = options.remoteKill ?? null;
     this.limits = new ConnectionLimits(options.workerCount ?? d.workerCount);
     const w = options.workerIndex ?? 0;

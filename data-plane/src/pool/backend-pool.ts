@@ -232,6 +232,11 @@ export class BackendPool {
     return this.isClosed;
   }
 
+  /** Who this pool's connections are: cluster, backend and backend user (for metrics; never the password). */
+  get identity(): { cluster: string; backend: string; user: string } {
+    return { cluster: this.login.clusterName, backend: this.login.target.name, user: this.login.user };
+  }
+
   /** acquire() calls waiting now. */
   get waiterCount(): number {
     return this.waiting;
