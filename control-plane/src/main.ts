@@ -5,6 +5,7 @@ import pino from "pino";
 import { DEFAULT_ETCD_PREFIX, descriptorSetPath, etcdKeys as etcdKeysFor } from "@mysqlgw/proto";
 import { createAdminService } from "./api/admin-service";
 import { startControlPlaneServer } from "./api/server";
+import { createHistoryService } from "./api/history-service";
 import { isMgwError } from "./errors";
 import { createMonitor, createMonitorEtcdClient, monitorElection, readMonitorLeader, type Monitor } from "./monitor/monitor";
 import { DEFAULT_CATCH_UP_TIMEOUT_MS, DEFAULT_FAILOVER_COOLDOWN_MS } from "./monitor/failover";
@@ -121,7 +122,9 @@ async function main(): Promise<void> {
   metrics.setMonitorLeaderSource(() => monitor?.leading ?? false);
   let server;
   try {
-    server = await startControlPlaneServer({ service, host, port, descriptorSetPath, metrics: () => metrics.scrape() });
+    // versions read straight from the store (not through GetPolicy), calls counted like the AdminService's
+    const history = createHistoryService({ versions: store, admin: service, logger: log, metrics });
+    server = await startControlPlaneServer({ service, history, host, port, descriptorSetPath, metrics: () => metrics.scrape() });
   } catch (err) {
     log.fatal({ err }, "cannot listen");
     process.stderr.write(`error: cannot listen on ${values.listen} (${(err as Error).message}) — pick another --listen address\n`);

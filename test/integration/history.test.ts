@@ -113,4 +113,10 @@ test("the same service over gRPC and REST", async () => {
   const stale = await fetch(`${cp.url}/v1/policy:rollback`, { method: "POST", body: JSON.stringify({ version: "1", expectedVersion: "4" }) });
   expect(stale.status).toBe(400); // FAILED_PRECONDITION
   expect(await stale.json()).toMatchObject({ code: "failed_precondition", message: expect.stringMatching(/current version is 5, not the expected 4/) });
+
+  // counted like the AdminService's calls; versions are read from the store, not through GetPolicy
+  const metrics = await (await fetch(`${cp.url}/metrics`)).text();
+  expect(metrics).toMatch(/^mysqlgw_api_requests_total\{method="ListVersions",code="ok"\} [1-9]/m);
+  expect(metrics).toMatch(/^mysqlgw_api_requests_total\{method="RollbackPolicy",code="failed_precondition"\} 1$/m);
+  expect(metrics).not.toMatch(/method="GetPolicy",code="not_found"/);
 });
