@@ -369,8 +369,13 @@ export class FailoverController {
     await Promise.all(
       replicas.map(async (h) => {
         try {
-          // IO thread stopped: what it received is frozen; SQL thread started: it applies all of it (a no-op when running).
-          const [, status, vars] = await this.exec(h, ["STOP SLAVE IO_THREAD", "SHOW SLAVE STATUS", "SELECT @@GLOBAL.gtid_slave_pos AS applied", "START SLAVE SQL_THREAD"]);
+          // The SQL thread is started FIRST (a no-op when it runs), then the IO
+          // thread stopped: what it received is frozen and will be applied. Never
+          // the other way round: in GTID mode, starting a slave thread while both
+          // are stopped discards the relay log (MariaDB re-fetches from
+          // gtid_slave_pos) — from a dead primary, the acknowledged writes in it
+          // would be lost.
+          const [vars, , , status] = await this.exec(h, ["SELECT @@GLOBAL.gtid_slave_pos AS applied", "START SLAVE SQL_THREAD", "STOP SLAVE IO_THREAD", "SHOW SLAVE STATUS"]);
           const row = status?.[0];
           if (row === undefined) return;
           cands.push({ h, backend: h.spec.backend, received: String(row.Gtid_IO_Pos ?? ""), applied: String(vars?.[0]?.applied ?? "") });
@@ -385,8 +390,7 @@ export class FailoverController {
     try {
       await this.promoteBest(old, run, rec, cands);
     } catch (err) {
-      // Not promoted: the replicas receive again (from the old primary, if it returns).
-      if (rec.promotedAt === undefined) await Promise.all(cands.map((c) => this.exec(c.h, ["START SLAVE IO_THREAD"]).catch(() => undefined)));
+      if (rec.promotedAt === undefined) await this.resumeReceiving(cands);
       throw err;
     }
   }
@@ -452,6 +456,31 @@ export class FailoverController {
     this.o.log.warn(
       { cluster, oldPrimary: rec.oldPrimary, newPrimary: rec.newPrimary, epoch: rec.epoch.toString(), repointed: rec.repointed, detectedToPublishedMs: ms(rec.rolesPublishedAt) - ms(rec.detectedAt) },
       `monitor: failover of ${cluster} done: ${rec.oldPrimary} → ${rec.newPrimary}`,
+    );
+  }
+
+  /**
+   * Not promoted: a replica that applied all it received gets its IO thread
+   * back (from the old primary, if it returns); one that did not keeps it
+   * stopped (restarting it could discard the unapplied relay log) and is
+   * named in the log.
+   */
+  private async resumeReceiving(cands: readonly (Candidate & { h: BackendHandle })[]): Promise<void> {
+    await Promise.all(
+      cands.map(async (c) => {
+        try {
+          const [rows] = await this.exec(c.h, ["SELECT @@GLOBAL.gtid_slave_pos AS applied"]);
+          const applied = parseGtidPos(String(rows?.[0]?.applied ?? ""));
+          const received = parseGtidPos(c.received);
+          if (applied !== null && received !== null && gtidCovers(applied, received)) {
+            await this.exec(c.h, ["START SLAVE IO_THREAD"]);
+            return;
+          }
+        } catch {
+          // fall through: say so
+        }
+        this.o.log.error({ cluster: c.h.spec.cluster, backend: c.backend }, `monitor: ${c.backend}'s IO thread stays stopped (it has not applied all it received, ${c.received}); START SLAVE IO_THREAD by hand once it has`);
+      }),
     );
   }
 
