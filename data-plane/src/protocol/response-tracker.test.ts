@@ -98,6 +98,7 @@ describe("ResponseTracker", () => {
     expectEnd(ResponseShape.ResultSets, dep, stream(...resultSet(dep, 0x0001, [row("1", "x"), row("2", "y"), row("", "")])), (t) => {
       expect(t.statusFlags).toBe(0x0001);
       expect(t.results).toBe(1);
+      expect(t.rows).toBe(3);
     });
   });
 

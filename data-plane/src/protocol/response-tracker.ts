@@ -100,6 +100,8 @@ export class ResponseTracker {
   warnings = 0;
   /** Results seen in this response (one per OK/ERR/result set). */
   results = 0;
+  /** Rows of the response's result sets. */
+  rows = 0;
 
   constructor(deprecateEof: boolean) {
     this.deprecateEof = deprecateEof;
@@ -129,6 +131,7 @@ export class ResponseTracker {
     this.localInfile = false;
     this.warnings = 0;
     this.results = 0;
+    this.rows = 0;
     switch (shape) {
       case ResponseShape.None:
         this.phase = Phase.Idle;
@@ -271,7 +274,9 @@ export class ResponseTracker {
           else this.readEof(buf, at, n);
           const more = (this.statusFlags & ServerStatus.MoreResultsExist) !== 0 && (this.statusFlags & ServerStatus.CursorExists) === 0;
           this.phase = more ? Phase.First : Phase.Idle;
+          return;
         }
+        this.rows++;
         return;
       case Phase.PrepareFirst: {
         this.results++;

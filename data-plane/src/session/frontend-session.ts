@@ -39,6 +39,7 @@ import { buildOk } from "../protocol/packets/ok";
 import { listenerModeOf } from "../routing/decide";
 import { passthroughOrder } from "./backend-choice";
 import type { HookError, PhaseHooks } from "../plugins/phase-hooks";
+import { observers, type SessionInfo } from "../observe/observer";
 import { RoutedSession, routedListener, type RoutedHost, type RoutedSessionOptions } from "./routed-session";
 import { metrics, backendConnectFailureReason, handshakeFailureReason, type AuthRefusalReason, type HandshakeFailureReason } from "../metrics";
 
@@ -211,6 +212,10 @@ export class FrontendSession {
   private idle: IdleWatch | null = null;
   /** The command phase on a routed listener; null otherwise. */
   private routed: RoutedSession | null = null;
+  /** The session as observers (observe/observer.ts) know it; null when none was registered at accept. */
+  private observed: SessionInfo | null = null;
+  /** Why the session ended, for observers. */
+  private endReason = "client closed";
 
   constructor(client: net.Socket, listener: ListenerSnapshot, connectionId: number, options: SessionOptions, host: SessionHost) {
     this.connectionId = connectionId;
@@ -253,6 +258,7 @@ export class FrontendSession {
 
   /** Ends the session as KILL CONNECTION does (the client sees its connection closed). */
   killed(): void {
+    this.endReason = "killed";
     this.close();
   }
 
@@ -263,6 +269,10 @@ export class FrontendSession {
   /** Sends the greeting and starts the handshake clock. */
   start(): void {
     const c = this.client;
+    if (observers.active) {
+      this.observed = { connectionId: this.connectionId, listener: this.listener.name, user: "", clientAddress: this.clientAddress, openedAt: performance.now(), tls: false };
+      observers.sessionOpened(this.observed);
+    }
     c.setNoDelay(true);
     c.on("data", this.onHandshakeData);
     c.on("error", this.onClientError);
@@ -491,10 +501,20 @@ export class FrontendSession {
         "access denied",
       );
       this.options.hooks?.notify("readAuthResult", { connectionId: this.connectionId, listener: this.listener.name, user: resp.username, ok: false, errno: 1045 });
+      if (this.observed !== null) {
+        this.observed.user = resp.username;
+        observers.sessionAuthenticated(this.observed, false, 1045, this.observed.openedAt, performance.now());
+        this.endReason = "access denied";
+      }
       this.failHandshake(new AccessDeniedError(resp.username, this.clientHost, step.usedPassword), true);
       return;
     }
     this.options.hooks?.notify("readAuthResult", { connectionId: this.connectionId, listener: this.listener.name, user: resp.username, ok: true, errno: 0 });
+    if (this.observed !== null) {
+      this.observed.user = resp.username;
+      this.observed.tls = this.secure;
+      observers.sessionAuthenticated(this.observed, true, 0, this.observed.openedAt, performance.now());
+    }
     const user = step.user;
     this.auth = null;
     // the user's IP lists (on the PROXY header's address when one was given) and connection limit
@@ -716,7 +736,10 @@ export class FrontendSession {
       logger: this.host.logger,
       client: () => this.client,
       fail: (packet) => (packet !== null ? this.sendErrAndClose(packet) : this.close()),
-      quit: () => this.close(),
+      quit: () => {
+        this.endReason = "quit";
+        this.close();
+      },
       killConnection: (req) => this.host.killConnection(req),
       users: this.listener.users,
       nonce: this.nonce,
@@ -724,6 +747,7 @@ export class FrontendSession {
       authRuntime: this.options.auth,
       clientHost: this.clientHost,
       handshakeTimeoutMs: this.handshakeTimeoutMs(),
+      observed: this.observed,
     };
   }
 
@@ -956,6 +980,7 @@ export class FrontendSession {
   private readonly onIdleTimeout = (): void => {
     if (this.slots !== null) this.slots.counters.idleClosed++;
     metrics.idleTimeout(this.listener.name);
+    this.endReason = "idle timeout";
     this.host.logger.info({ conn: this.connectionId, client: this.clientAddress, listener: this.listener.name, idleTimeoutMs: this.listener.idleTimeoutMs }, "idle timeout, closing");
     this.close();
   };
@@ -1008,6 +1033,7 @@ export class FrontendSession {
     this.idle?.stop();
     this.idle = null;
     this.framer = null;
+    if (this.observed !== null) observers.sessionClosed({ session: this.observed, reason: this.endReason, closedAt: performance.now() });
     if (this.routed !== null) {
       const c0 = this.client;
       c0.removeListener("data", this.routed.onClientData);

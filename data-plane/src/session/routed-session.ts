@@ -22,6 +22,8 @@ import { createRuleContext, type RuleAction } from "../routing/rules";
 import { statementKindName } from "../routing/names";
 import type { TableExtractor } from "../routing/tables";
 import { metrics } from "../metrics";
+import { observers, type SessionInfo } from "../observe/observer";
+import { digest as digestOf } from "../routing/digest";
 import type { PhaseHooks, QueryDecision } from "../plugins/phase-hooks";
 import { buildTextResultSet } from "../protocol/packets/result-set";
 import { mirrorLogin, mirrorTarget, type Mirror } from "./mirror";
@@ -82,6 +84,8 @@ export interface RoutedHost {
   quit(): void;
   /** Routes a client's KILL to the session owning `req.target` (any worker); never rejects. */
   killConnection(req: KillRequest): Promise<KillResult>;
+  /** The session as observers know it; null when no observer was registered when it opened. */
+  readonly observed: SessionInfo | null;
   /** What COM_CHANGE_USER re-authenticates against. */
   readonly users: ReadonlyMap<string, UserSnapshot>;
   readonly nonce: Buffer;
@@ -201,6 +205,7 @@ export class RoutedSession {
     this.log = host.logger;
     this.multiplexing = login.listener.multiplexing ?? true;
     this.schema = login.database || null;
+    this.observed = host.observed;
     this.tracker = new ResponseTracker((login.clientCapabilities & Capability.DeprecateEof) !== 0);
   }
 
@@ -319,6 +324,7 @@ export class RoutedSession {
     if (packet === undefined) return;
     this.busy = true;
     this.commandCount++;
+    if (this.observed !== null) this.commandStartedAt = performance.now();
     this.lastCommandAt = Date.now();
     this.command(packet).catch((err: unknown) => this.commandFailed(err));
   }
@@ -551,9 +557,11 @@ export class RoutedSession {
       return this.runElsewhere(d.cluster, target, packet, kind, started);
     }
     const previous = (flags & (F.ReadsDiagnostics | F.UsesFoundRows | F.UsesLastInsertId)) !== 0;
+    const routedAt = this.observed === null ? 0 : performance.now();
     const conn = await this.ensureState(
       target === RouteTarget.Replica && !previous && this.causalGtid() !== null ? await this.connForCausalRead() : await this.connFor(target, previous),
     );
+    if (this.observed !== null) this.beginObservation(started, routedAt, d.reason, rule?.rule ?? null, traceparentOf(packet, c));
     route.lastTarget = this.currentTarget;
     // read-your-writes: the GTID of a write is read on its connection before the next command
     const captureGtid = this.ryw !== ReadYourWrites.NONE && this.currentTarget === RouteTarget.Primary && writes(kind);
@@ -570,6 +578,7 @@ export class RoutedSession {
       }
       const ms = performance.now() - started;
       metrics.statementFinished(listener.name, statementKindName(kind), this.tracker.error ? "error" : "ok", ms / 1000);
+      if (this.observed !== null) this.endObservation(Command.Query, statementKindName(kind), packet, 5, conn);
       if (hooks !== null && hooks.has("readQueryResult")) {
         hooks.notify("readQueryResult", {
           connectionId: this.host.connectionId, listener: listener.name, user: this.login.user.name, schema: this.schema, sql: packet.toString("utf8", 5), kind: statementKindName(kind),
@@ -678,6 +687,71 @@ export class RoutedSession {
     await this.run(conn, packet, ResponseShape.ResultSets, () => {
       metrics.statementFinished(this.login.listener.name, statementKindName(kind), this.tracker.error ? "error" : "ok", (performance.now() - started) / 1000);
     });
+  }
+
+  // ---- observation (observe/observer.ts; nothing here runs without observers) ----
+
+  /** The session as observers know it; null: nothing is observed. */
+  private readonly observed: SessionInfo | null;
+  private commandStartedAt = 0;
+  private readonly obs = { startedAt: 0, routedAt: 0, acquiredAt: 0, firstByteAt: 0, bytes: 0, reason: "", rule: null as string | null, pinReason: null as string | null, traceparent: null as string | null };
+
+  private beginObservation(startedAt: number, routedAt: number, reason: string, rule: string | null, traceparent: string | null): void {
+    const o = this.obs;
+    o.startedAt = startedAt;
+    o.routedAt = routedAt;
+    o.acquiredAt = performance.now();
+    o.firstByteAt = 0;
+    o.bytes = 0;
+    o.reason = reason;
+    o.rule = rule;
+    o.pinReason = null;
+    o.traceparent = traceparent;
+  }
+
+  /** One StatementRecord for the observers, once the response went out. */
+  private endObservation(command: number, kind: string, textPacket: Buffer, textStart: number, conn: PooledConnection): void {
+    const session = this.observed;
+    if (session === null || !observers.active) return;
+    const o = this.obs;
+    const t = this.tracker;
+    const endedAt = performance.now();
+    let digestCache: { text: string; hash: string } | null = null;
+    const origin = this.poolByConn.get(conn);
+    observers.statement({
+      session,
+      command,
+      kind,
+      sql: observers.wantsSql ? textPacket.toString("utf8", textStart) : "",
+      digest: () => {
+        if (digestCache === null) {
+          const d = digestOf(textPacket, textStart, textPacket.length);
+          digestCache = { text: d.text, hash: d.hash };
+        }
+        return digestCache;
+      },
+      traceparent: o.traceparent,
+      schema: this.schema,
+      target: this.currentTarget === RouteTarget.Replica ? "replica" : "primary",
+      cluster: origin !== undefined ? this.clusterOfPool(origin) : this.login.cluster.name,
+      backend: origin?.backend.name ?? null,
+      reason: o.reason,
+      rule: o.rule,
+      pinReason: o.pinReason,
+      ok: !t.error,
+      errno: t.error ? t.errno : 0,
+      rows: t.rows,
+      bytes: o.bytes,
+      startedAt: o.startedAt,
+      routedAt: o.routedAt || o.startedAt,
+      acquiredAt: o.acquiredAt,
+      firstByteAt: o.firstByteAt || o.acquiredAt,
+      endedAt,
+    });
+  }
+
+  private clusterOfPool(origin: ConnOrigin): string {
+    return origin.pool.identity.cluster;
   }
 
   /** Records the response of a statement a cache rule matched. */
@@ -817,7 +891,9 @@ export class RoutedSession {
     if (cmd === Command.StmtExecute) out = this.executePacket(packet, stmt, be);
     else out.writeUInt32LE(be.id, 5);
     const cursor = cmd === Command.StmtExecute && packet.length > 9 && (packet[9] & CURSOR_TYPE_READ_ONLY) !== 0;
+    if (this.observed !== null) this.beginObservation(this.commandStartedAt, this.commandStartedAt, "prepared", null, null);
     await this.run(conn, out, ResponseShape.ResultSets, () => {
+      if (this.observed !== null) this.endObservation(cmd, statementKindName(stmt.kind), stmt.packet, 5, conn);
       if (cursor && (this.tracker.statusFlags & ServerStatus.CursorExists) !== 0 && !this.tracker.error) {
         stmt.boundTo = conn;
         this.pin("cursor");
@@ -1059,6 +1135,7 @@ export class RoutedSession {
   private pin(reason: string): void {
     if (!this.pins.has(reason)) {
       this.pins.add(reason);
+      this.obs.pinReason = reason;
       metrics.pinned(this.login.listener.name, reason);
       this.log.debug({ conn: this.host.connectionId, reason }, "session pinned to its primary connection");
     }
@@ -1352,6 +1429,10 @@ export class RoutedSession {
     if (this.sink === Sink.Collect) this.collected.push(part);
     else if (part.length > 0) {
       if (this.recorder !== null) this.recorder.add(part);
+      if (this.observed !== null) {
+        if (this.obs.firstByteAt === 0) this.obs.firstByteAt = performance.now();
+        this.obs.bytes += part.length;
+      }
       this.wroteToClient = true;
       if (!this.host.client().write(part) && end < 0) this.current?.link.socket.pause();
     }
@@ -1573,6 +1654,12 @@ class BackendLostMidCommand extends MgwError {
   constructor() {
     super("MGW_ERR_BACKEND_LOST", "Lost connection to the backend during the query; mysqlgw closed this session's connection to it (the statement may or may not have run; check before retrying)");
   }
+}
+
+/** The sqlcommenter traceparent of a COM_QUERY (classify found its offsets), or null. */
+function traceparentOf(packet: Buffer, c: Classification): string | null {
+  if (c.traceparentStart < 0 || c.traceparentEnd <= c.traceparentStart) return null;
+  return decodeURIComponent(packet.toString("latin1", c.traceparentStart, c.traceparentEnd));
 }
 
 /** Statements after which read-your-writes records the session's GTID. */
