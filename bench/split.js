@@ -17,7 +17,7 @@
 //
 //   npm run build && node bench/split.js [--seconds 10] [--rounds 3] [--threads 16]
 //     [--workloads point_select,read_only,read_only_skip_trx] [--workers 1]
-//     [--pool-max 16] [--table-size 10000] [--cpu-prof DIR] [--out FILE]
+//     [--pool-max 16] [--table-size 10000] [--cpu-prof DIR] [--node-flags "--perf-basic-prof"] [--out FILE]
 // Defaults take about 6 minutes (3 rounds × 3 workloads × 3 paths × 10 s, plus setup).
 "use strict";
 const { spawn, execFileSync } = require("node:child_process");
@@ -37,6 +37,7 @@ const { values: opt } = parseArgs({
     "pool-max": { type: "string", default: "16" },
     "table-size": { type: "string", default: "10000" },
     "cpu-prof": { type: "string" },
+    "node-flags": { type: "string" },
     out: { type: "string" },
   },
 });
@@ -220,7 +221,7 @@ async function main() {
   const metricsPort = await sb.freePort();
   const metricsUrl = `http://127.0.0.1:${metricsPort}/metrics`;
   const dpArgs = ["--metrics-listen", `127.0.0.1:${metricsPort}`];
-  const dp = opt["cpu-prof"]
+  const dp = opt["cpu-prof"] || opt["node-flags"]
     ? await startProfiledDataPlane(etcd, env, opt["cpu-prof"], dpArgs)
     : await sb.startDataPlane({ etcd, workers: Number(opt.workers), env, args: dpArgs, waitForConfig: true });
   const pipePort = await sb.freePort();
@@ -327,14 +328,19 @@ async function main() {
  * The data plane under `node --cpu-prof` (not allowed in NODE_OPTIONS; node:cluster
  * workers inherit the flag through execArgv): each process writes a .cpuprofile
  * into `dir` when it exits after SIGTERM. Open them in Chrome DevTools.
+ * --node-flags adds node options (e.g. --perf-basic-prof, for `perf record -p`).
  */
 async function startProfiledDataPlane(etcd, env, dir, args) {
-  fs.mkdirSync(dir, { recursive: true });
+  const nodeFlags = [...(opt["node-flags"] ? opt["node-flags"].split(" ").filter(Boolean) : [])];
+  if (dir) {
+    fs.mkdirSync(dir, { recursive: true });
+    nodeFlags.push("--cpu-prof", `--cpu-prof-dir=${path.resolve(dir)}`);
+  }
   const main = path.join(__dirname, "../data-plane/dist/main.js");
   const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), "split-bench-state-"));
   const child = spawn(
     process.execPath,
-    ["--cpu-prof", `--cpu-prof-dir=${path.resolve(dir)}`, main, "--etcd", etcd.endpoint, "--workers", opt.workers, "--state-dir", stateDir, ...args],
+    [...nodeFlags, main, "--etcd", etcd.endpoint, "--workers", opt.workers, "--state-dir", stateDir, ...args],
     { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, ...env } },
   );
   await new Promise((resolve, reject) => {
@@ -359,7 +365,7 @@ async function startProfiledDataPlane(etcd, env, dir, args) {
         child.once("exit", () => {
           clearTimeout(t);
           fs.rmSync(stateDir, { recursive: true, force: true });
-          log(`cpu profiles in ${dir}: ${fs.readdirSync(dir).join(", ")}`);
+          if (dir) log(`cpu profiles in ${dir}: ${fs.readdirSync(dir).join(", ")}`);
           resolve();
         });
         child.kill("SIGTERM");
