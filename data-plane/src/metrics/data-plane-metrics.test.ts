@@ -143,18 +143,18 @@ describe("DataPlaneMetrics", () => {
     expect([...STATEMENT_DURATION_BUCKETS].sort((a, b) => a - b)).toEqual(STATEMENT_DURATION_BUCKETS);
   });
 
-  it("costs well under a microsecond per statementFinished", () => {
+  it("counts every statementFinished call of a long run exactly (its cost, ~90 ns, is measured in bench/, not here)", async () => {
     const m = createDataPlaneMetrics();
     const kinds = STATEMENT_KIND_LABELS.slice(0, 8);
     const n = 200_000;
-    let best = Infinity;
-    for (let round = 0; round < 3; round++) {
-      const t0 = process.hrtime.bigint();
-      for (let i = 0; i < n; i++) m.statementFinished("orders-rw", kinds[i & 7]!, "ok", 0.0003);
-      best = Math.min(best, Number(process.hrtime.bigint() - t0) / n);
+    for (let i = 0; i < n; i++) m.statementFinished("orders-rw", kinds[i & 7]!, "ok", 0.0003);
+    const text = await m.registry.metrics();
+    let total = 0;
+    for (const line of text.split("\n")) {
+      const mm = /^mysqlgw_statements_total\{[^}]*listener="orders-rw"[^}]*\} (\d+)/.exec(line);
+      if (mm !== null) total += Number(mm[1]);
     }
-    // ~50-100 ns here; prom-client's own Counter + Histogram cost ~1.7 µs. Loose bound: a shared CI machine.
-    expect(best).toBeLessThan(1000);
+    expect(total).toBe(n);
   });
 });
 
