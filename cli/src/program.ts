@@ -3,6 +3,7 @@ import { createAdminClient, createHistoryClient, DEFAULT_TIMEOUT_MS, type AdminC
 import { CliError } from "./cli-error";
 import { applyPolicyCommand } from "./commands/apply-policy";
 import { backendsCommand } from "./commands/backends";
+import { failoversCommand } from "./commands/failovers";
 import type { CommandContext } from "./commands/context";
 import { registerDemo } from "./commands/demo";
 import { diffPolicyCommand } from "./commands/diff-policy";
@@ -116,6 +117,12 @@ export function buildProgram(io: ProgramIo): Command {
     .description("backend state (UP/DOWN) and role (PRIMARY/REPLICA) as the monitor sees them, and the monitor's leader")
     .option("--cluster <name>", "only this cluster's backends")
     .action((opts: { cluster?: string }) => backendsCommand(ctx(), opts));
+
+  program
+    .command("failovers")
+    .description("automatic failovers the monitor recorded, newest first, with their timeline (docs/monitor.md)")
+    .option("--cluster <name>", "only this cluster's failovers")
+    .action((opts: { cluster?: string }) => failoversCommand(ctx(), opts));
 
   program
     .command("hash-password")

@@ -24,30 +24,29 @@ export interface StartReplicatedClusterOptions {
   /** Bound on each replica's IO/SQL threads starting. Default 20 s. */
   replicationTimeoutMs?: number;
   /**
-   * MariaDB's built-in semi-synchronous replication on every server (master
-   * and slave sides both on, so a promoted replica keeps it): a commit is
-   * acknowledged to the client only once a replica has it in its relay log
-   * (wait point AFTER_SYNC) — while at least one replica is connected
-   * (rpl_semi_sync_master_wait_no_slave=OFF, so that replicas, which have the
-   * master side on too, do not wait for replicas of their own). `true`: with a
+   * MariaDB's built-in semi-synchronous replication: the primary commits, and
+   * acknowledges to the client, only once a replica has the transaction in its
+   * relay log (wait point AFTER_SYNC; rpl_semi_sync_master_wait_no_slave ON, so
+   * it waits even with no replica connected). The master side is on on the
+   * primary only (a replica with it on would make its own SQL thread wait for
+   * acks of replicas it does not have); the slave side on every server. A
+   * failover turns the master side on on the promoted replica. `true`: with a
    * master timeout of 30 s before the primary falls back to asynchronous; or
    * give the timeout.
    */
   semiSync?: boolean | { timeoutMs: number };
 }
 
-/** The mariadbd options of StartReplicatedClusterOptions.semiSync. */
-export function semiSyncArgs(semiSync: boolean | { timeoutMs: number } | undefined): string[] {
+/** The mariadbd options of StartReplicatedClusterOptions.semiSync, for the primary or a replica. */
+export function semiSyncArgs(semiSync: boolean | { timeoutMs: number } | undefined, primary: boolean): string[] {
   if (semiSync === undefined || semiSync === false) return [];
   const timeoutMs = semiSync === true ? 30_000 : semiSync.timeoutMs;
   return [
-    "--rpl-semi-sync-master-enabled=ON",
+    `--rpl-semi-sync-master-enabled=${primary ? "ON" : "OFF"}`,
     "--rpl-semi-sync-slave-enabled=ON",
     `--rpl-semi-sync-master-timeout=${timeoutMs}`,
     "--rpl-semi-sync-master-wait-point=AFTER_SYNC",
-    // A replica (log-slave-updates, master side on for when it is promoted)
-    // has no replicas of its own: it must not wait for acks nobody sends.
-    "--rpl-semi-sync-master-wait-no-slave=OFF",
+    "--rpl-semi-sync-master-wait-no-slave=ON",
   ];
 }
 
@@ -111,7 +110,7 @@ export async function startReplicatedCluster(options: StartReplicatedClusterOpti
           serverId: s.serverId,
           readOnly: s.readOnly,
           accounts,
-          extraArgs: [...semiSyncArgs(options.semiSync), ...(options.extraArgs ?? [])],
+          extraArgs: [...semiSyncArgs(options.semiSync, s.serverId === 1), ...(options.extraArgs ?? [])],
         }).then((srv) => {
           started.push(srv);
           return srv;

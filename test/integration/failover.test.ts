@@ -14,6 +14,7 @@ import {
   connect,
   freePort,
   nativePasswordHash,
+  runCli,
   startControlPlane,
   startDataPlane,
   startEtcd,
@@ -43,7 +44,7 @@ beforeAll(async () => {
     startReplicatedCluster({
       replicas: 2,
       semiSync: true,
-      accounts: [{ user: MONITOR_USER, password: MONITOR_PASSWORD, grants: "REPLICATION CLIENT, SLAVE MONITOR, REPLICATION SLAVE ADMIN, READ_ONLY ADMIN, BINLOG MONITOR, RELOAD" }],
+      accounts: [{ user: MONITOR_USER, password: MONITOR_PASSWORD, grants: "REPLICATION CLIENT, SLAVE MONITOR, REPLICATION SLAVE ADMIN, READ_ONLY ADMIN, BINLOG MONITOR, RELOAD, REPLICATION MASTER ADMIN" }],
     }),
   ]);
   cluster = c;
@@ -54,7 +55,7 @@ beforeAll(async () => {
       {
         name: "shop",
         backends: cluster.servers.map((s, i) => ({ name: names[i], address: s.address })),
-        health: { interval: "0.2s", timeout: "0.5s", failureThreshold: 2, credentials: { user: MONITOR_USER, secretRef: "env:MONITOR_PW" } },
+        health: { interval: "0.2s", timeout: "1s", failureThreshold: 2, credentials: { user: MONITOR_USER, secretRef: "env:MONITOR_PW" } },
       },
     ],
     listeners: [{ name: "rw", bindAddress: "127.0.0.1", port, cluster: "shop", role: "LISTENER_ROLE_READ_WRITE" }],
@@ -206,8 +207,17 @@ test("kill -9 of the primary under writes: a replica that had applied less than 
   const have = new Set(rows.map((r) => Number(r.id)));
   const missing = writers.acks.filter((a) => !have.has(a.id));
   expect(missing).toEqual([]);
-  // the new primary is writable and the other replica follows it
+  // the new primary is writable, semi-sync on its master side, and the other replica follows it
   expect((await np.query<{ ro: string }>("SELECT @@read_only AS ro"))[0]!.ro).toBe("0");
+  expect((await np.query<{ ss: string }>("SELECT @@rpl_semi_sync_master_enabled AS ss"))[0]!.ss).toBe("1");
+  const status = Object.fromEntries((await np.query<{ Variable_name: string; Value: string }>("SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_master_%'")).map((r) => [r.Variable_name, r.Value]));
+  console.log(`new primary: semi-sync commits acknowledged by a replica ${status.Rpl_semi_sync_master_yes_tx}, without ${status.Rpl_semi_sync_master_no_tx}`);
+  expect(Number(status.Rpl_semi_sync_master_yes_tx)).toBeGreaterThan(0);
+  expect(status.Rpl_semi_sync_master_no_tx).toBe("0");
+  // the CLI lists it
+  const cli = await runCli(cp.url, ["failovers", "--cluster", "shop"]);
+  expect(cli.code).toBe(0);
+  expect(cli.stdout).toMatch(new RegExp(`^shop +1 +\\S+ +db1 +${fo.newPrimary} +PROMOTED `, "m"));
   const other = serverOf(["db2", "db3"].find((b) => b !== newPrimary)!);
   await waitUntil("the other replica replicating from the new primary", 10_000, async () => {
     const [s] = await other.query("SHOW SLAVE STATUS");

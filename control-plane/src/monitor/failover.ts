@@ -28,15 +28,16 @@ import { resolveMonitorSecret } from "./secret";
  * one or two report, a majority of them when more do. With no data plane
  * reporting, the monitor acts alone only with `withoutDataPlanes`.
  *
- * Then, on the replicas that answer: the IO threads are stopped (what each has
- * received is frozen), the one that RECEIVED the most (Gtid_IO_Pos) is chosen —
- * semi-sync acknowledges a write once it is in a replica's relay log, so the
- * acknowledged writes are in what was received, not necessarily in what was
- * applied — it is waited for until it has APPLIED all it received
- * (MASTER_GTID_WAIT on its own Gtid_IO_Pos, bounded), promoted
- * (STOP SLAVE; RESET SLAVE ALL; read_only=0), the cluster's epoch and new
- * primary are written to etcd, the other replicas are re-pointed once they too
- * applied what they received, the old primary is set read_only if it answers,
+ * Then: the old primary is set read_only if it still answers; on the replicas
+ * that answer the SQL thread is started and the IO thread stopped (what each
+ * has received is frozen), the one that RECEIVED the most (Gtid_IO_Pos) is
+ * chosen — semi-sync acknowledges a write once it is in a replica's relay log,
+ * so the acknowledged writes are in what was received, not necessarily in what
+ * was applied — it is waited for until it has APPLIED all it received
+ * (MASTER_GTID_WAIT on its own Gtid_IO_Pos, bounded), the cluster's epoch and
+ * new primary are written to etcd, it is promoted (STOP SLAVE; RESET SLAVE
+ * ALL; semi-sync master side on if it was a semi-sync replica; read_only=0),
+ * the other replicas are re-pointed once they too applied what they received,
  * and every backend is probed at once so that the new roles reach the data
  * planes. A fenced old primary is reported DOWN (whatever it answers) until it
  * replicates, read_only, from the current primary.
@@ -115,6 +116,8 @@ export function gtidCovers(a: Map<number, bigint>, b: Map<number, bigint>): bool
 
 export interface Candidate {
   backend: string;
+  /** rpl_semi_sync_slave_enabled: semi-sync is in use; the promoted one gets the master side. */
+  semiSync?: boolean;
   /** Gtid_IO_Pos: what it received. */
   received: string;
   /** @@gtid_slave_pos: what it applied. */
@@ -364,7 +367,17 @@ export class FailoverController {
       (b) => b !== old && b.tracker.state === BackendHealth_State.UP && b.tracker.last !== null && !(run.epoch?.fenced.includes(b.spec.backend) ?? false),
     );
     if (replicas.length === 0) throw new Error(`no replica of ${cluster} answers the monitor's probes; nothing to promote`);
-    // 2. freeze what each received, read it
+    // 2. fence the old primary FIRST if it still answers (a slow, not dead,
+    // primary): read_only, so that sessions still connected to it write nothing
+    // more while its replicas stop receiving. Its commits waiting for a
+    // semi-sync ack keep waiting (never acknowledged), so none is lost.
+    try {
+      await this.exec(old, ["SET GLOBAL read_only=1"], undefined, Math.min(this.stmtMs, 500));
+      rec.oldPrimaryReadOnly = true;
+    } catch {
+      // down, as expected: it is fenced when it returns
+    }
+    // 3. freeze what each received, read it
     const cands: (Candidate & { h: BackendHandle })[] = [];
     await Promise.all(
       replicas.map(async (h) => {
@@ -375,10 +388,11 @@ export class FailoverController {
           // are stopped discards the relay log (MariaDB re-fetches from
           // gtid_slave_pos) — from a dead primary, the acknowledged writes in it
           // would be lost.
-          const [vars, , , status] = await this.exec(h, ["SELECT @@GLOBAL.gtid_slave_pos AS applied", "START SLAVE SQL_THREAD", "STOP SLAVE IO_THREAD", "SHOW SLAVE STATUS"]);
+          const [vars, , , status] = await this.exec(h, ["SELECT @@GLOBAL.gtid_slave_pos AS applied, @@GLOBAL.rpl_semi_sync_slave_enabled AS semisync", "START SLAVE SQL_THREAD", "STOP SLAVE IO_THREAD", "SHOW SLAVE STATUS"]);
           const row = status?.[0];
           if (row === undefined) return;
-          cands.push({ h, backend: h.spec.backend, received: String(row.Gtid_IO_Pos ?? ""), applied: String(vars?.[0]?.applied ?? "") });
+          const v = vars?.[0];
+          cands.push({ h, backend: h.spec.backend, received: String(row.Gtid_IO_Pos ?? ""), applied: String(v?.applied ?? ""), semiSync: Number(v?.semisync) === 1 });
         } catch (err) {
           this.o.log.warn({ cluster, backend: h.spec.backend, err: (err as Error).message }, "monitor: failover: a replica did not answer; it is not a candidate");
         }
@@ -403,14 +417,14 @@ export class FailoverController {
     rec.newPrimary = target.backend;
     rec.chosenAt = timestampFromMs(Date.now());
     this.check();
-    // 3. each applies what it received (the chosen one must)
+    // 4. each applies what it received (the chosen one must)
     const caught = await Promise.all(cands.map(async (c) => ({ c, ok: await this.catchUp(c).catch(() => false) })));
     if (!caught.find((x) => x.c === target)!.ok) {
       throw new Error(`${target.backend} did not apply what it received (${target.received}) within ${this.catchUpMs} ms; not promoted (its SQL thread stopped or too far behind?)`);
     }
     rec.caughtUpAt = timestampFromMs(Date.now());
     this.check();
-    // 4. fence first (epoch in etcd), then promote
+    // 5. epoch in etcd (fencing for data planes and the next leader), then promote
     const epoch = create(ClusterEpochSchema, {
       cluster,
       epoch: rec.epoch,
@@ -420,10 +434,11 @@ export class FailoverController {
     });
     if (!(await this.writeEpoch(epoch))) throw new Error("no longer the monitor leader (the epoch was not written)");
     run.epoch = epoch;
-    await this.exec(target.h, ["STOP SLAVE", "RESET SLAVE ALL", "SET GLOBAL read_only=0"]);
+    // A semi-sync replica becomes a semi-sync primary before it takes a write.
+    await this.exec(target.h, ["STOP SLAVE", "RESET SLAVE ALL", ...(target.semiSync === true ? ["SET GLOBAL rpl_semi_sync_master_enabled=ON"] : []), "SET GLOBAL read_only=0"]);
     rec.promotedAt = timestampFromMs(Date.now());
     this.o.log.warn({ cluster, backend: target.backend, received: target.received }, `monitor: promoted ${cluster}/${target.backend} (epoch ${epoch.epoch})`);
-    // 5. re-point the others, fence the old one if it answers
+    // 6. re-point the others
     const [host, port] = splitAddress(target.h.spec.address);
     await Promise.all(
       caught
@@ -442,13 +457,7 @@ export class FailoverController {
         }),
     );
     rec.repointedAt = timestampFromMs(Date.now());
-    try {
-      await this.exec(old, ["SET GLOBAL read_only=1"], undefined, Math.min(this.stmtMs, 500));
-      rec.oldPrimaryReadOnly = true;
-    } catch {
-      // down, as expected: it is fenced when it returns
-    }
-    // 6. publish: every backend probed now, health written
+    // 7. publish: every backend probed now, health written
     await Promise.all(this.o.backends(cluster).map((b) => b.probeNow().catch(() => undefined)));
     rec.rolesPublishedAt = timestampFromMs(Date.now());
     rec.outcome = FailoverRecord_Outcome.PROMOTED;
