@@ -1,6 +1,7 @@
 import type { Duration } from "@bufbuild/protobuf/wkt";
 import type { Gateway, Listener, User } from "@mysqlgw/proto";
 import { checkCidr } from "./validate";
+import { checkTracing } from "./validate-tracing";
 
 /**
  * Rules for the access-control fields (issue 6): allow/deny CIDR lists,
@@ -40,6 +41,7 @@ export function checkCidrLists(add: Add, kind: "Listener" | "User" | "Gateway", 
 export function checkGateway(add: Add, g: Gateway): void {
   checkCidrLists(add, "Gateway", "gateway", 0, g);
   checkMaxConnections(add, "Gateway", "gateway", 0, "maxConnections", g.maxConnections);
+  if (g.tracing !== undefined) checkTracing(g.tracing, (field, description) => add("Gateway", "gateway", 0, field, description));
 }
 
 export function checkListenerAccess(add: Add, l: Listener, index: number): void {

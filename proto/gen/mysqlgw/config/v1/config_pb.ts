@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file mysqlgw/config/v1/config.proto.
  */
 export const file_mysqlgw_config_v1_config: GenFile = /*@__PURE__*/
-  fileDesc("Ch5teXNxbGd3L2NvbmZpZy92MS9jb25maWcucHJvdG8SEW15c3FsZ3cuY29uZmlnLnYxIqYCCgdDbHVzdGVyEgwKBG5hbWUYASABKAkSLAoIYmFja2VuZHMYAiADKAsyGi5teXNxbGd3LmNvbmZpZy52MS5CYWNrZW5kEioKA3RscxgDIAEoCzIdLm15c3FsZ3cuY29uZmlnLnYxLkJhY2tlbmRUbHMSGwoTc2VuZF9wcm94eV9wcm90b2NvbBgEIAEoCBIuCgZoZWFsdGgYBSABKAsyHi5teXNxbGd3LmNvbmZpZy52MS5IZWFsdGhDaGVjaxI4Cg5sb2FkX2JhbGFuY2luZxgGIAEoDjIgLm15c3FsZ3cuY29uZmlnLnYxLkxvYWRCYWxhbmNpbmcSLAoEcG9vbBgHIAEoCzIeLm15c3FsZ3cuY29uZmlnLnYxLkJhY2tlbmRQb29sIoMCCgtCYWNrZW5kUG9vbBIQCghtaW5faWRsZRgBIAEoDRIXCg9tYXhfY29ubmVjdGlvbnMYAiABKA0SLwoMbWF4X2xpZmV0aW1lGAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEi8KDGlkbGVfdGltZW91dBgEIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIzChBjaGVja19hZnRlcl9pZGxlGAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjIKD2FjcXVpcmVfdGltZW91dBgGIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiL1AQoLSGVhbHRoQ2hlY2sSKwoIaW50ZXJ2YWwYASABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SKgoHdGltZW91dBgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIZChFmYWlsdXJlX3RocmVzaG9sZBgDIAEoDRI2ChNtYXhfcmVwbGljYXRpb25fbGFnGAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjoKC2NyZWRlbnRpYWxzGAUgASgLMiUubXlzcWxndy5jb25maWcudjEuQmFja2VuZENyZWRlbnRpYWxzItYBCgpCYWNrZW5kVGxzEjAKBG1vZGUYASABKA4yIi5teXNxbGd3LmNvbmZpZy52MS5CYWNrZW5kVGxzLk1vZGUSDwoHY2FfZmlsZRgCIAEoCRITCgtzZXJ2ZXJfbmFtZRgDIAEoCSJwCgRNb2RlEhQKEE1PREVfVU5TUEVDSUZJRUQQABIRCg1NT0RFX0RJU0FCTEVEEAESEQoNTU9ERV9SRVFVSVJFRBACEhIKDk1PREVfVkVSSUZZX0NBEAMSGAoUTU9ERV9WRVJJRllfSURFTlRJVFkQBCLLAQoHQmFja2VuZBIMCgRuYW1lGAEgASgJEg8KB2FkZHJlc3MYAiABKAkSDgoGd2VpZ2h0GAMgASgNEhcKD21heF9jb25uZWN0aW9ucxgEIAEoDRI2Cg1leHBlY3RlZF9yb2xlGAUgASgOMh8ubXlzcWxndy5jb25maWcudjEuQmFja2VuZC5Sb2xlIkAKBFJvbGUSFAoQUk9MRV9VTlNQRUNJRklFRBAAEhAKDFJPTEVfUFJJTUFSWRABEhAKDFJPTEVfUkVQTElDQRACIr4ECghMaXN0ZW5lchIMCgRuYW1lGAEgASgJEhQKDGJpbmRfYWRkcmVzcxgCIAEoCRIMCgRwb3J0GAMgASgNEg8KB2NsdXN0ZXIYBCABKAkSOAoOcHJveHlfcHJvdG9jb2wYBSABKAsyIC5teXNxbGd3LmNvbmZpZy52MS5Qcm94eVByb3RvY29sEhMKC2FsbG93X2NpZHJzGAYgAygJEhIKCmRlbnlfY2lkcnMYByADKAkSFwoPbWF4X2Nvbm5lY3Rpb25zGAggASgNEjQKEWhhbmRzaGFrZV90aW1lb3V0GAkgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEi8KDGlkbGVfdGltZW91dBgKIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhItCgRyb2xlGAsgASgOMh8ubXlzcWxndy5jb25maWcudjEuTGlzdGVuZXJSb2xlEjwKEHJlcGxpY2FfZmFsbGJhY2sYDCABKA4yIi5teXNxbGd3LmNvbmZpZy52MS5SZXBsaWNhRmFsbGJhY2sSOwoQcmVhZF95b3VyX3dyaXRlcxgNIAEoDjIhLm15c3FsZ3cuY29uZmlnLnYxLlJlYWRZb3VyV3JpdGVzEjYKE2NhdXNhbF9yZWFkX3RpbWVvdXQYDiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SGQoMbXVsdGlwbGV4aW5nGA8gASgISACIAQFCDwoNX211bHRpcGxleGluZyI4Cg1Qcm94eVByb3RvY29sEhUKDXRydXN0ZWRfY2lkcnMYASADKAkSEAoIcmVxdWlyZWQYAiABKAgiiQIKBFVzZXISDAoEbmFtZRgBIAEoCRIVCg1wYXNzd29yZF9oYXNoGAIgASgJEkIKE2JhY2tlbmRfY3JlZGVudGlhbHMYAyABKAsyJS5teXNxbGd3LmNvbmZpZy52MS5CYWNrZW5kQ3JlZGVudGlhbHMSEwoLcmVxdWlyZV90bHMYBCABKAgSIgoaY2FjaGluZ19zaGEyX3Bhc3N3b3JkX2hhc2gYBSABKAkSHQoVYWxsb3dfbG9hZF9kYXRhX2xvY2FsGAYgASgIEhMKC2FsbG93X2NpZHJzGAcgAygJEhIKCmRlbnlfY2lkcnMYCCADKAkSFwoPbWF4X2Nvbm5lY3Rpb25zGAkgASgNIksKB0dhdGV3YXkSEwoLYWxsb3dfY2lkcnMYASADKAkSEgoKZGVueV9jaWRycxgCIAMoCRIXCg9tYXhfY29ubmVjdGlvbnMYAyABKA0iNgoSQmFja2VuZENyZWRlbnRpYWxzEgwKBHVzZXIYASABKAkSEgoKc2VjcmV0X3JlZhgCIAEoCSLoAQoGUG9saWN5EiwKCGNsdXN0ZXJzGAEgAygLMhoubXlzcWxndy5jb25maWcudjEuQ2x1c3RlchIuCglsaXN0ZW5lcnMYAiADKAsyGy5teXNxbGd3LmNvbmZpZy52MS5MaXN0ZW5lchImCgV1c2VycxgDIAMoCzIXLm15c3FsZ3cuY29uZmlnLnYxLlVzZXISKwoHZ2F0ZXdheRgEIAEoCzIaLm15c3FsZ3cuY29uZmlnLnYxLkdhdGV3YXkSKwoFcnVsZXMYBSADKAsyHC5teXNxbGd3LmNvbmZpZy52MS5RdWVyeVJ1bGUitQIKCVF1ZXJ5UnVsZRIMCgRuYW1lGAEgASgJEisKBW1hdGNoGAIgASgLMhwubXlzcWxndy5jb25maWcudjEuUnVsZU1hdGNoEi0KBXJvdXRlGAMgASgLMh4ubXlzcWxndy5jb25maWcudjEuUm91dGVBY3Rpb24SKwoEZGVueRgEIAEoCzIdLm15c3FsZ3cuY29uZmlnLnYxLkRlbnlBY3Rpb24SMQoHcmV3cml0ZRgFIAEoCzIgLm15c3FsZ3cuY29uZmlnLnYxLlJld3JpdGVBY3Rpb24SLwoGbWlycm9yGAYgASgLMh8ubXlzcWxndy5jb25maWcudjEuTWlycm9yQWN0aW9uEi0KBWNhY2hlGAcgASgLMh4ubXlzcWxndy5jb25maWcudjEuQ2FjaGVBY3Rpb24ifwoJUnVsZU1hdGNoEg0KBXVzZXJzGAEgAygJEg8KB3NjaGVtYXMYAiADKAkSEQoJbGlzdGVuZXJzGAMgAygJEg0KBWtpbmRzGAQgAygJEg8KB2RpZ2VzdHMYBSADKAkSDwoHcGF0dGVybhgGIAEoCRIOCgZ0YWJsZXMYByADKAkinwEKC1JvdXRlQWN0aW9uEg8KB2NsdXN0ZXIYASABKAkSNQoGdGFyZ2V0GAIgASgOMiUubXlzcWxndy5jb25maWcudjEuUm91dGVBY3Rpb24uVGFyZ2V0IkgKBlRhcmdldBIWChJUQVJHRVRfVU5TUEVDSUZJRUQQABISCg5UQVJHRVRfUFJJTUFSWRABEhIKDlRBUkdFVF9SRVBMSUNBEAIiPQoKRGVueUFjdGlvbhIMCgRjb2RlGAEgASgNEhAKCHNxbHN0YXRlGAIgASgJEg8KB21lc3NhZ2UYAyABKAkiNQoNUmV3cml0ZUFjdGlvbhIPCgdwYXR0ZXJuGAEgASgJEhMKC3JlcGxhY2VtZW50GAIgASgJIi4KDE1pcnJvckFjdGlvbhIPCgdjbHVzdGVyGAEgASgJEg0KBXJhdGlvGAIgASgBImIKC0NhY2hlQWN0aW9uEiYKA3R0bBgBIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIYChBtYXhfcmVzdWx0X2J5dGVzGAIgASgNEhEKCW1heF9ieXRlcxgDIAEoBCKfAQoNQ29uZmlnVmVyc2lvbhIPCgd2ZXJzaW9uGAEgASgEEikKBnBvbGljeRgCIAEoCzIZLm15c3FsZ3cuY29uZmlnLnYxLlBvbGljeRIOCgZkaWdlc3QYAyABKAkSLgoKYXBwbGllZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKYXBwbGllZF9ieRgFIAEoCSKAAgoJRGF0YVBsYW5lEgoKAmlkGAEgASgJEhAKCGhvc3RuYW1lGAIgASgJEgsKA3BpZBgDIAEoDRIPCgd3b3JrZXJzGAQgASgNEhYKDmNvbmZpZ192ZXJzaW9uGAUgASgEEhEKCWxpc3RlbmVycxgGIAMoCRIuCgpzdGFydGVkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp1cGRhdGVkX2F0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIVCg1jb25maWdfc291cmNlGAkgASgJEhUKDWJ1aWxkX3ZlcnNpb24YCiABKAkitQUKDUJhY2tlbmRIZWFsdGgSDwoHY2x1c3RlchgBIAEoCRIPCgdiYWNrZW5kGAIgASgJEg8KB2FkZHJlc3MYAyABKAkSNQoFc3RhdGUYBCABKA4yJi5teXNxbGd3LmNvbmZpZy52MS5CYWNrZW5kSGVhbHRoLlN0YXRlEjMKBHJvbGUYBSABKA4yJS5teXNxbGd3LmNvbmZpZy52MS5CYWNrZW5kSGVhbHRoLlJvbGUSEQoJcmVhZF9vbmx5GAYgASgIEhEKCXNlcnZlcl9pZBgHIAEoDRIXCg9ndGlkX2JpbmxvZ19wb3MYCCABKAkSGAoQZ3RpZF9jdXJyZW50X3BvcxgJIAEoCRIWCg5ndGlkX3NsYXZlX3BvcxgKIAEoCRIaChJyZXBsaWNhX2lvX3J1bm5pbmcYCyABKAgSGwoTcmVwbGljYV9zcWxfcnVubmluZxgMIAEoCBIyCg9yZXBsaWNhdGlvbl9sYWcYDSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SFgoOc291cmNlX2FkZHJlc3MYDiABKAkSHAoUY29uc2VjdXRpdmVfZmFpbHVyZXMYDyABKA0SEgoKbGFzdF9lcnJvchgQIAEoCRIuCgpjaGVja2VkX2F0GBEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgptb25pdG9yX2lkGBIgASgJEhkKEXJvbGVfZGlzYWdyZWVtZW50GBMgASgJIjwKBVN0YXRlEhUKEVNUQVRFX1VOU1BFQ0lGSUVEEAASDAoIU1RBVEVfVVAQARIOCgpTVEFURV9ET1dOEAIiQAoEUm9sZRIUChBST0xFX1VOU1BFQ0lGSUVEEAASEAoMUk9MRV9QUklNQVJZEAESEAoMUk9MRV9SRVBMSUNBEAIi9wEKC0JhY2tlbmRWaWV3EhUKDWRhdGFfcGxhbmVfaWQYASABKAkSDwoHY2x1c3RlchgCIAEoCRIPCgdiYWNrZW5kGAMgASgJEg8KB2FkZHJlc3MYBCABKAkSEQoJcmVhY2hhYmxlGAUgASgIEhwKFGNvbnNlY3V0aXZlX2ZhaWx1cmVzGAYgASgNEhIKCmxhc3RfZXJyb3IYByABKAkSKQoFc2luY2UYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmNoZWNrZWRfYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIncKDENsdXN0ZXJFcG9jaBIPCgdjbHVzdGVyGAEgASgJEg0KBWVwb2NoGAIgASgEEg8KB3ByaW1hcnkYAyABKAkSDgoGZmVuY2VkGAQgAygJEiYKAmF0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLiBQoORmFpbG92ZXJSZWNvcmQSDwoHY2x1c3RlchgBIAEoCRINCgVlcG9jaBgCIAEoBBITCgtvbGRfcHJpbWFyeRgDIAEoCRITCgtuZXdfcHJpbWFyeRgEIAEoCRI6CgdvdXRjb21lGAUgASgOMikubXlzcWxndy5jb25maWcudjEuRmFpbG92ZXJSZWNvcmQuT3V0Y29tZRINCgVlcnJvchgGIAEoCRISCgptb25pdG9yX2lkGAcgASgJEhIKCmNhbmRpZGF0ZXMYCCADKAkSFAoMY29uZmlybWVkX2J5GAkgAygJEh0KFXJlcG9ydGluZ19kYXRhX3BsYW5lcxgKIAEoDRIRCglyZXBvaW50ZWQYCyADKAkSHQoVb2xkX3ByaW1hcnlfcmVhZF9vbmx5GAwgASgIEi8KC2RldGVjdGVkX2F0GBQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxjb25maXJtZWRfYXQYFSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KCWNob3Nlbl9hdBgWIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMAoMY2F1Z2h0X3VwX2F0GBcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtwcm9tb3RlZF9hdBgYIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMAoMcmVwb2ludGVkX2F0GBkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI2ChJyb2xlc19wdWJsaXNoZWRfYXQYGiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIk0KB091dGNvbWUSFwoTT1VUQ09NRV9VTlNQRUNJRklFRBAAEhQKEE9VVENPTUVfUFJPTU9URUQQARITCg9PVVRDT01FX0FCT1JURUQQAiqeAQoNTG9hZEJhbGFuY2luZxIeChpMT0FEX0JBTEFOQ0lOR19VTlNQRUNJRklFRBAAEh4KGkxPQURfQkFMQU5DSU5HX1JPVU5EX1JPQklOEAESJAogTE9BRF9CQUxBTkNJTkdfTEVBU1RfT1VUU1RBTkRJTkcQAhInCiNMT0FEX0JBTEFOQ0lOR19QT1dFUl9PRl9UV09fTEFURU5DWRADKoEBCgxMaXN0ZW5lclJvbGUSHQoZTElTVEVORVJfUk9MRV9VTlNQRUNJRklFRBAAEhwKGExJU1RFTkVSX1JPTEVfUkVBRF9XUklURRABEhsKF0xJU1RFTkVSX1JPTEVfUkVBRF9PTkxZEAISFwoTTElTVEVORVJfUk9MRV9TUExJVBADKmwKD1JlcGxpY2FGYWxsYmFjaxIgChxSRVBMSUNBX0ZBTExCQUNLX1VOU1BFQ0lGSUVEEAASHAoYUkVQTElDQV9GQUxMQkFDS19QUklNQVJZEAESGQoVUkVQTElDQV9GQUxMQkFDS19OT05FEAIqiAEKDlJlYWRZb3VyV3JpdGVzEiAKHFJFQURfWU9VUl9XUklURVNfVU5TUEVDSUZJRUQQABIZChVSRUFEX1lPVVJfV1JJVEVTX05PTkUQARIcChhSRUFEX1lPVVJfV1JJVEVTX1NFU1NJT04QAhIbChdSRUFEX1lPVVJfV1JJVEVTX0dMT0JBTBADYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("Ch5teXNxbGd3L2NvbmZpZy92MS9jb25maWcucHJvdG8SEW15c3FsZ3cuY29uZmlnLnYxIqYCCgdDbHVzdGVyEgwKBG5hbWUYASABKAkSLAoIYmFja2VuZHMYAiADKAsyGi5teXNxbGd3LmNvbmZpZy52MS5CYWNrZW5kEioKA3RscxgDIAEoCzIdLm15c3FsZ3cuY29uZmlnLnYxLkJhY2tlbmRUbHMSGwoTc2VuZF9wcm94eV9wcm90b2NvbBgEIAEoCBIuCgZoZWFsdGgYBSABKAsyHi5teXNxbGd3LmNvbmZpZy52MS5IZWFsdGhDaGVjaxI4Cg5sb2FkX2JhbGFuY2luZxgGIAEoDjIgLm15c3FsZ3cuY29uZmlnLnYxLkxvYWRCYWxhbmNpbmcSLAoEcG9vbBgHIAEoCzIeLm15c3FsZ3cuY29uZmlnLnYxLkJhY2tlbmRQb29sIoMCCgtCYWNrZW5kUG9vbBIQCghtaW5faWRsZRgBIAEoDRIXCg9tYXhfY29ubmVjdGlvbnMYAiABKA0SLwoMbWF4X2xpZmV0aW1lGAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEi8KDGlkbGVfdGltZW91dBgEIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIzChBjaGVja19hZnRlcl9pZGxlGAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjIKD2FjcXVpcmVfdGltZW91dBgGIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiL1AQoLSGVhbHRoQ2hlY2sSKwoIaW50ZXJ2YWwYASABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SKgoHdGltZW91dBgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIZChFmYWlsdXJlX3RocmVzaG9sZBgDIAEoDRI2ChNtYXhfcmVwbGljYXRpb25fbGFnGAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjoKC2NyZWRlbnRpYWxzGAUgASgLMiUubXlzcWxndy5jb25maWcudjEuQmFja2VuZENyZWRlbnRpYWxzItYBCgpCYWNrZW5kVGxzEjAKBG1vZGUYASABKA4yIi5teXNxbGd3LmNvbmZpZy52MS5CYWNrZW5kVGxzLk1vZGUSDwoHY2FfZmlsZRgCIAEoCRITCgtzZXJ2ZXJfbmFtZRgDIAEoCSJwCgRNb2RlEhQKEE1PREVfVU5TUEVDSUZJRUQQABIRCg1NT0RFX0RJU0FCTEVEEAESEQoNTU9ERV9SRVFVSVJFRBACEhIKDk1PREVfVkVSSUZZX0NBEAMSGAoUTU9ERV9WRVJJRllfSURFTlRJVFkQBCLLAQoHQmFja2VuZBIMCgRuYW1lGAEgASgJEg8KB2FkZHJlc3MYAiABKAkSDgoGd2VpZ2h0GAMgASgNEhcKD21heF9jb25uZWN0aW9ucxgEIAEoDRI2Cg1leHBlY3RlZF9yb2xlGAUgASgOMh8ubXlzcWxndy5jb25maWcudjEuQmFja2VuZC5Sb2xlIkAKBFJvbGUSFAoQUk9MRV9VTlNQRUNJRklFRBAAEhAKDFJPTEVfUFJJTUFSWRABEhAKDFJPTEVfUkVQTElDQRACIr4ECghMaXN0ZW5lchIMCgRuYW1lGAEgASgJEhQKDGJpbmRfYWRkcmVzcxgCIAEoCRIMCgRwb3J0GAMgASgNEg8KB2NsdXN0ZXIYBCABKAkSOAoOcHJveHlfcHJvdG9jb2wYBSABKAsyIC5teXNxbGd3LmNvbmZpZy52MS5Qcm94eVByb3RvY29sEhMKC2FsbG93X2NpZHJzGAYgAygJEhIKCmRlbnlfY2lkcnMYByADKAkSFwoPbWF4X2Nvbm5lY3Rpb25zGAggASgNEjQKEWhhbmRzaGFrZV90aW1lb3V0GAkgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEi8KDGlkbGVfdGltZW91dBgKIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhItCgRyb2xlGAsgASgOMh8ubXlzcWxndy5jb25maWcudjEuTGlzdGVuZXJSb2xlEjwKEHJlcGxpY2FfZmFsbGJhY2sYDCABKA4yIi5teXNxbGd3LmNvbmZpZy52MS5SZXBsaWNhRmFsbGJhY2sSOwoQcmVhZF95b3VyX3dyaXRlcxgNIAEoDjIhLm15c3FsZ3cuY29uZmlnLnYxLlJlYWRZb3VyV3JpdGVzEjYKE2NhdXNhbF9yZWFkX3RpbWVvdXQYDiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SGQoMbXVsdGlwbGV4aW5nGA8gASgISACIAQFCDwoNX211bHRpcGxleGluZyI4Cg1Qcm94eVByb3RvY29sEhUKDXRydXN0ZWRfY2lkcnMYASADKAkSEAoIcmVxdWlyZWQYAiABKAgiiQIKBFVzZXISDAoEbmFtZRgBIAEoCRIVCg1wYXNzd29yZF9oYXNoGAIgASgJEkIKE2JhY2tlbmRfY3JlZGVudGlhbHMYAyABKAsyJS5teXNxbGd3LmNvbmZpZy52MS5CYWNrZW5kQ3JlZGVudGlhbHMSEwoLcmVxdWlyZV90bHMYBCABKAgSIgoaY2FjaGluZ19zaGEyX3Bhc3N3b3JkX2hhc2gYBSABKAkSHQoVYWxsb3dfbG9hZF9kYXRhX2xvY2FsGAYgASgIEhMKC2FsbG93X2NpZHJzGAcgAygJEhIKCmRlbnlfY2lkcnMYCCADKAkSFwoPbWF4X2Nvbm5lY3Rpb25zGAkgASgNIngKB0dhdGV3YXkSEwoLYWxsb3dfY2lkcnMYASADKAkSEgoKZGVueV9jaWRycxgCIAMoCRIXCg9tYXhfY29ubmVjdGlvbnMYAyABKA0SKwoHdHJhY2luZxgEIAEoCzIaLm15c3FsZ3cuY29uZmlnLnYxLlRyYWNpbmcigQEKB1RyYWNpbmcSGwoOc2FtcGxpbmdfcmF0aW8YASABKAFIAIgBARIxCg5zbG93X3RocmVzaG9sZBgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhITCgtkcm9wX2Vycm9ycxgDIAEoCEIRCg9fc2FtcGxpbmdfcmF0aW8iNgoSQmFja2VuZENyZWRlbnRpYWxzEgwKBHVzZXIYASABKAkSEgoKc2VjcmV0X3JlZhgCIAEoCSLoAQoGUG9saWN5EiwKCGNsdXN0ZXJzGAEgAygLMhoubXlzcWxndy5jb25maWcudjEuQ2x1c3RlchIuCglsaXN0ZW5lcnMYAiADKAsyGy5teXNxbGd3LmNvbmZpZy52MS5MaXN0ZW5lchImCgV1c2VycxgDIAMoCzIXLm15c3FsZ3cuY29uZmlnLnYxLlVzZXISKwoHZ2F0ZXdheRgEIAEoCzIaLm15c3FsZ3cuY29uZmlnLnYxLkdhdGV3YXkSKwoFcnVsZXMYBSADKAsyHC5teXNxbGd3LmNvbmZpZy52MS5RdWVyeVJ1bGUitQIKCVF1ZXJ5UnVsZRIMCgRuYW1lGAEgASgJEisKBW1hdGNoGAIgASgLMhwubXlzcWxndy5jb25maWcudjEuUnVsZU1hdGNoEi0KBXJvdXRlGAMgASgLMh4ubXlzcWxndy5jb25maWcudjEuUm91dGVBY3Rpb24SKwoEZGVueRgEIAEoCzIdLm15c3FsZ3cuY29uZmlnLnYxLkRlbnlBY3Rpb24SMQoHcmV3cml0ZRgFIAEoCzIgLm15c3FsZ3cuY29uZmlnLnYxLlJld3JpdGVBY3Rpb24SLwoGbWlycm9yGAYgASgLMh8ubXlzcWxndy5jb25maWcudjEuTWlycm9yQWN0aW9uEi0KBWNhY2hlGAcgASgLMh4ubXlzcWxndy5jb25maWcudjEuQ2FjaGVBY3Rpb24ifwoJUnVsZU1hdGNoEg0KBXVzZXJzGAEgAygJEg8KB3NjaGVtYXMYAiADKAkSEQoJbGlzdGVuZXJzGAMgAygJEg0KBWtpbmRzGAQgAygJEg8KB2RpZ2VzdHMYBSADKAkSDwoHcGF0dGVybhgGIAEoCRIOCgZ0YWJsZXMYByADKAkinwEKC1JvdXRlQWN0aW9uEg8KB2NsdXN0ZXIYASABKAkSNQoGdGFyZ2V0GAIgASgOMiUubXlzcWxndy5jb25maWcudjEuUm91dGVBY3Rpb24uVGFyZ2V0IkgKBlRhcmdldBIWChJUQVJHRVRfVU5TUEVDSUZJRUQQABISCg5UQVJHRVRfUFJJTUFSWRABEhIKDlRBUkdFVF9SRVBMSUNBEAIiPQoKRGVueUFjdGlvbhIMCgRjb2RlGAEgASgNEhAKCHNxbHN0YXRlGAIgASgJEg8KB21lc3NhZ2UYAyABKAkiNQoNUmV3cml0ZUFjdGlvbhIPCgdwYXR0ZXJuGAEgASgJEhMKC3JlcGxhY2VtZW50GAIgASgJIi4KDE1pcnJvckFjdGlvbhIPCgdjbHVzdGVyGAEgASgJEg0KBXJhdGlvGAIgASgBImIKC0NhY2hlQWN0aW9uEiYKA3R0bBgBIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIYChBtYXhfcmVzdWx0X2J5dGVzGAIgASgNEhEKCW1heF9ieXRlcxgDIAEoBCKfAQoNQ29uZmlnVmVyc2lvbhIPCgd2ZXJzaW9uGAEgASgEEikKBnBvbGljeRgCIAEoCzIZLm15c3FsZ3cuY29uZmlnLnYxLlBvbGljeRIOCgZkaWdlc3QYAyABKAkSLgoKYXBwbGllZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKYXBwbGllZF9ieRgFIAEoCSKAAgoJRGF0YVBsYW5lEgoKAmlkGAEgASgJEhAKCGhvc3RuYW1lGAIgASgJEgsKA3BpZBgDIAEoDRIPCgd3b3JrZXJzGAQgASgNEhYKDmNvbmZpZ192ZXJzaW9uGAUgASgEEhEKCWxpc3RlbmVycxgGIAMoCRIuCgpzdGFydGVkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp1cGRhdGVkX2F0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIVCg1jb25maWdfc291cmNlGAkgASgJEhUKDWJ1aWxkX3ZlcnNpb24YCiABKAkitQUKDUJhY2tlbmRIZWFsdGgSDwoHY2x1c3RlchgBIAEoCRIPCgdiYWNrZW5kGAIgASgJEg8KB2FkZHJlc3MYAyABKAkSNQoFc3RhdGUYBCABKA4yJi5teXNxbGd3LmNvbmZpZy52MS5CYWNrZW5kSGVhbHRoLlN0YXRlEjMKBHJvbGUYBSABKA4yJS5teXNxbGd3LmNvbmZpZy52MS5CYWNrZW5kSGVhbHRoLlJvbGUSEQoJcmVhZF9vbmx5GAYgASgIEhEKCXNlcnZlcl9pZBgHIAEoDRIXCg9ndGlkX2JpbmxvZ19wb3MYCCABKAkSGAoQZ3RpZF9jdXJyZW50X3BvcxgJIAEoCRIWCg5ndGlkX3NsYXZlX3BvcxgKIAEoCRIaChJyZXBsaWNhX2lvX3J1bm5pbmcYCyABKAgSGwoTcmVwbGljYV9zcWxfcnVubmluZxgMIAEoCBIyCg9yZXBsaWNhdGlvbl9sYWcYDSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SFgoOc291cmNlX2FkZHJlc3MYDiABKAkSHAoUY29uc2VjdXRpdmVfZmFpbHVyZXMYDyABKA0SEgoKbGFzdF9lcnJvchgQIAEoCRIuCgpjaGVja2VkX2F0GBEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgptb25pdG9yX2lkGBIgASgJEhkKEXJvbGVfZGlzYWdyZWVtZW50GBMgASgJIjwKBVN0YXRlEhUKEVNUQVRFX1VOU1BFQ0lGSUVEEAASDAoIU1RBVEVfVVAQARIOCgpTVEFURV9ET1dOEAIiQAoEUm9sZRIUChBST0xFX1VOU1BFQ0lGSUVEEAASEAoMUk9MRV9QUklNQVJZEAESEAoMUk9MRV9SRVBMSUNBEAIi9wEKC0JhY2tlbmRWaWV3EhUKDWRhdGFfcGxhbmVfaWQYASABKAkSDwoHY2x1c3RlchgCIAEoCRIPCgdiYWNrZW5kGAMgASgJEg8KB2FkZHJlc3MYBCABKAkSEQoJcmVhY2hhYmxlGAUgASgIEhwKFGNvbnNlY3V0aXZlX2ZhaWx1cmVzGAYgASgNEhIKCmxhc3RfZXJyb3IYByABKAkSKQoFc2luY2UYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmNoZWNrZWRfYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIncKDENsdXN0ZXJFcG9jaBIPCgdjbHVzdGVyGAEgASgJEg0KBWVwb2NoGAIgASgEEg8KB3ByaW1hcnkYAyABKAkSDgoGZmVuY2VkGAQgAygJEiYKAmF0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLiBQoORmFpbG92ZXJSZWNvcmQSDwoHY2x1c3RlchgBIAEoCRINCgVlcG9jaBgCIAEoBBITCgtvbGRfcHJpbWFyeRgDIAEoCRITCgtuZXdfcHJpbWFyeRgEIAEoCRI6CgdvdXRjb21lGAUgASgOMikubXlzcWxndy5jb25maWcudjEuRmFpbG92ZXJSZWNvcmQuT3V0Y29tZRINCgVlcnJvchgGIAEoCRISCgptb25pdG9yX2lkGAcgASgJEhIKCmNhbmRpZGF0ZXMYCCADKAkSFAoMY29uZmlybWVkX2J5GAkgAygJEh0KFXJlcG9ydGluZ19kYXRhX3BsYW5lcxgKIAEoDRIRCglyZXBvaW50ZWQYCyADKAkSHQoVb2xkX3ByaW1hcnlfcmVhZF9vbmx5GAwgASgIEi8KC2RldGVjdGVkX2F0GBQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxjb25maXJtZWRfYXQYFSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KCWNob3Nlbl9hdBgWIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMAoMY2F1Z2h0X3VwX2F0GBcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtwcm9tb3RlZF9hdBgYIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMAoMcmVwb2ludGVkX2F0GBkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI2ChJyb2xlc19wdWJsaXNoZWRfYXQYGiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIk0KB091dGNvbWUSFwoTT1VUQ09NRV9VTlNQRUNJRklFRBAAEhQKEE9VVENPTUVfUFJPTU9URUQQARITCg9PVVRDT01FX0FCT1JURUQQAiqeAQoNTG9hZEJhbGFuY2luZxIeChpMT0FEX0JBTEFOQ0lOR19VTlNQRUNJRklFRBAAEh4KGkxPQURfQkFMQU5DSU5HX1JPVU5EX1JPQklOEAESJAogTE9BRF9CQUxBTkNJTkdfTEVBU1RfT1VUU1RBTkRJTkcQAhInCiNMT0FEX0JBTEFOQ0lOR19QT1dFUl9PRl9UV09fTEFURU5DWRADKoEBCgxMaXN0ZW5lclJvbGUSHQoZTElTVEVORVJfUk9MRV9VTlNQRUNJRklFRBAAEhwKGExJU1RFTkVSX1JPTEVfUkVBRF9XUklURRABEhsKF0xJU1RFTkVSX1JPTEVfUkVBRF9PTkxZEAISFwoTTElTVEVORVJfUk9MRV9TUExJVBADKmwKD1JlcGxpY2FGYWxsYmFjaxIgChxSRVBMSUNBX0ZBTExCQUNLX1VOU1BFQ0lGSUVEEAASHAoYUkVQTElDQV9GQUxMQkFDS19QUklNQVJZEAESGQoVUkVQTElDQV9GQUxMQkFDS19OT05FEAIqiAEKDlJlYWRZb3VyV3JpdGVzEiAKHFJFQURfWU9VUl9XUklURVNfVU5TUEVDSUZJRUQQABIZChVSRUFEX1lPVVJfV1JJVEVTX05PTkUQARIcChhSRUFEX1lPVVJfV1JJVEVTX1NFU1NJT04QAhIbChdSRUFEX1lPVVJfV1JJVEVTX0dMT0JBTBADYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * A set of MySQL/MariaDB servers that serve one dataset: a primary and its
@@ -606,6 +606,14 @@ export type Gateway = Message<"mysqlgw.config.v1.Gateway"> & {
    * @generated from field: uint32 max_connections = 3;
    */
   maxConnections: number;
+
+  /**
+   * Which statements' traces data planes export (only those started with
+   * --otlp-endpoint export any). Absent: every statement is traced.
+   *
+   * @generated from field: mysqlgw.config.v1.Tracing tracing = 4;
+   */
+  tracing?: Tracing | undefined;
 };
 
 /**
@@ -614,6 +622,48 @@ export type Gateway = Message<"mysqlgw.config.v1.Gateway"> & {
  */
 export const GatewaySchema: GenMessage<Gateway> = /*@__PURE__*/
   messageDesc(file_mysqlgw_config_v1_config, 8);
+
+/**
+ * OpenTelemetry tracing of sessions and statements (docs/observability.md).
+ * Spans are built after a statement ended, so slow and failing statements can
+ * be kept whatever the ratio (a tail decision).
+ *
+ * @generated from message mysqlgw.config.v1.Tracing
+ */
+export type Tracing = Message<"mysqlgw.config.v1.Tracing"> & {
+  /**
+   * Share of traces exported, 0..1, decided per trace id (a session and its
+   * statements together); absent: 1. A statement that continues an
+   * application's trace (sqlcommenter traceparent) follows the application's
+   * sampled flag instead.
+   *
+   * @generated from field: optional double sampling_ratio = 1;
+   */
+  samplingRatio?: number | undefined;
+
+  /**
+   * Statements at least this slow (command read to response sent) are always
+   * exported, with their session span; absent or 0: no duration rule.
+   *
+   * @generated from field: google.protobuf.Duration slow_threshold = 2;
+   */
+  slowThreshold?: Duration | undefined;
+
+  /**
+   * Failing statements (error response) are always exported too, unless this
+   * is set.
+   *
+   * @generated from field: bool drop_errors = 3;
+   */
+  dropErrors: boolean;
+};
+
+/**
+ * Describes the message mysqlgw.config.v1.Tracing.
+ * Use `create(TracingSchema)` to create a new message.
+ */
+export const TracingSchema: GenMessage<Tracing> = /*@__PURE__*/
+  messageDesc(file_mysqlgw_config_v1_config, 9);
 
 /**
  * Backend account of a user. The secret is a reference resolved by each data
@@ -644,7 +694,7 @@ export type BackendCredentials = Message<"mysqlgw.config.v1.BackendCredentials">
  * Use `create(BackendCredentialsSchema)` to create a new message.
  */
 export const BackendCredentialsSchema: GenMessage<BackendCredentials> = /*@__PURE__*/
-  messageDesc(file_mysqlgw_config_v1_config, 9);
+  messageDesc(file_mysqlgw_config_v1_config, 10);
 
 /**
  * The whole desired configuration. Applying a policy replaces the previous one.
@@ -687,7 +737,7 @@ export type Policy = Message<"mysqlgw.config.v1.Policy"> & {
  * Use `create(PolicySchema)` to create a new message.
  */
 export const PolicySchema: GenMessage<Policy> = /*@__PURE__*/
-  messageDesc(file_mysqlgw_config_v1_config, 10);
+  messageDesc(file_mysqlgw_config_v1_config, 11);
 
 /**
  * A rule applied to each statement: when every given match condition holds,
@@ -749,7 +799,7 @@ export type QueryRule = Message<"mysqlgw.config.v1.QueryRule"> & {
  * Use `create(QueryRuleSchema)` to create a new message.
  */
 export const QueryRuleSchema: GenMessage<QueryRule> = /*@__PURE__*/
-  messageDesc(file_mysqlgw_config_v1_config, 11);
+  messageDesc(file_mysqlgw_config_v1_config, 12);
 
 /**
  * Conditions of a query rule; absent or empty ones match everything.
@@ -814,7 +864,7 @@ export type RuleMatch = Message<"mysqlgw.config.v1.RuleMatch"> & {
  * Use `create(RuleMatchSchema)` to create a new message.
  */
 export const RuleMatchSchema: GenMessage<RuleMatch> = /*@__PURE__*/
-  messageDesc(file_mysqlgw_config_v1_config, 12);
+  messageDesc(file_mysqlgw_config_v1_config, 13);
 
 /**
  * @generated from message mysqlgw.config.v1.RouteAction
@@ -838,7 +888,7 @@ export type RouteAction = Message<"mysqlgw.config.v1.RouteAction"> & {
  * Use `create(RouteActionSchema)` to create a new message.
  */
 export const RouteActionSchema: GenMessage<RouteAction> = /*@__PURE__*/
-  messageDesc(file_mysqlgw_config_v1_config, 13);
+  messageDesc(file_mysqlgw_config_v1_config, 14);
 
 /**
  * @generated from enum mysqlgw.config.v1.RouteAction.Target
@@ -866,7 +916,7 @@ export enum RouteAction_Target {
  * Describes the enum mysqlgw.config.v1.RouteAction.Target.
  */
 export const RouteAction_TargetSchema: GenEnum<RouteAction_Target> = /*@__PURE__*/
-  enumDesc(file_mysqlgw_config_v1_config, 13, 0);
+  enumDesc(file_mysqlgw_config_v1_config, 14, 0);
 
 /**
  * @generated from message mysqlgw.config.v1.DenyAction
@@ -899,7 +949,7 @@ export type DenyAction = Message<"mysqlgw.config.v1.DenyAction"> & {
  * Use `create(DenyActionSchema)` to create a new message.
  */
 export const DenyActionSchema: GenMessage<DenyAction> = /*@__PURE__*/
-  messageDesc(file_mysqlgw_config_v1_config, 14);
+  messageDesc(file_mysqlgw_config_v1_config, 15);
 
 /**
  * @generated from message mysqlgw.config.v1.RewriteAction
@@ -925,7 +975,7 @@ export type RewriteAction = Message<"mysqlgw.config.v1.RewriteAction"> & {
  * Use `create(RewriteActionSchema)` to create a new message.
  */
 export const RewriteActionSchema: GenMessage<RewriteAction> = /*@__PURE__*/
-  messageDesc(file_mysqlgw_config_v1_config, 15);
+  messageDesc(file_mysqlgw_config_v1_config, 16);
 
 /**
  * @generated from message mysqlgw.config.v1.MirrorAction
@@ -951,7 +1001,7 @@ export type MirrorAction = Message<"mysqlgw.config.v1.MirrorAction"> & {
  * Use `create(MirrorActionSchema)` to create a new message.
  */
 export const MirrorActionSchema: GenMessage<MirrorAction> = /*@__PURE__*/
-  messageDesc(file_mysqlgw_config_v1_config, 16);
+  messageDesc(file_mysqlgw_config_v1_config, 17);
 
 /**
  * @generated from message mysqlgw.config.v1.CacheAction
@@ -984,7 +1034,7 @@ export type CacheAction = Message<"mysqlgw.config.v1.CacheAction"> & {
  * Use `create(CacheActionSchema)` to create a new message.
  */
 export const CacheActionSchema: GenMessage<CacheAction> = /*@__PURE__*/
-  messageDesc(file_mysqlgw_config_v1_config, 17);
+  messageDesc(file_mysqlgw_config_v1_config, 18);
 
 /**
  * One immutable, numbered version of the configuration as stored in etcd.
@@ -1029,7 +1079,7 @@ export type ConfigVersion = Message<"mysqlgw.config.v1.ConfigVersion"> & {
  * Use `create(ConfigVersionSchema)` to create a new message.
  */
 export const ConfigVersionSchema: GenMessage<ConfigVersion> = /*@__PURE__*/
-  messageDesc(file_mysqlgw_config_v1_config, 18);
+  messageDesc(file_mysqlgw_config_v1_config, 19);
 
 /**
  * A live data plane as registered in etcd under a lease.
@@ -1105,7 +1155,7 @@ export type DataPlane = Message<"mysqlgw.config.v1.DataPlane"> & {
  * Use `create(DataPlaneSchema)` to create a new message.
  */
 export const DataPlaneSchema: GenMessage<DataPlane> = /*@__PURE__*/
-  messageDesc(file_mysqlgw_config_v1_config, 19);
+  messageDesc(file_mysqlgw_config_v1_config, 20);
 
 /**
  * One backend's health and role as the monitor last saw it; stored in etcd
@@ -1225,7 +1275,7 @@ export type BackendHealth = Message<"mysqlgw.config.v1.BackendHealth"> & {
  * Use `create(BackendHealthSchema)` to create a new message.
  */
 export const BackendHealthSchema: GenMessage<BackendHealth> = /*@__PURE__*/
-  messageDesc(file_mysqlgw_config_v1_config, 20);
+  messageDesc(file_mysqlgw_config_v1_config, 21);
 
 /**
  * @generated from enum mysqlgw.config.v1.BackendHealth.State
@@ -1255,7 +1305,7 @@ export enum BackendHealth_State {
  * Describes the enum mysqlgw.config.v1.BackendHealth.State.
  */
 export const BackendHealth_StateSchema: GenEnum<BackendHealth_State> = /*@__PURE__*/
-  enumDesc(file_mysqlgw_config_v1_config, 20, 0);
+  enumDesc(file_mysqlgw_config_v1_config, 21, 0);
 
 /**
  * @generated from enum mysqlgw.config.v1.BackendHealth.Role
@@ -1285,7 +1335,7 @@ export enum BackendHealth_Role {
  * Describes the enum mysqlgw.config.v1.BackendHealth.Role.
  */
 export const BackendHealth_RoleSchema: GenEnum<BackendHealth_Role> = /*@__PURE__*/
-  enumDesc(file_mysqlgw_config_v1_config, 20, 1);
+  enumDesc(file_mysqlgw_config_v1_config, 21, 1);
 
 /**
  * One data plane's own view of one backend it uses, written by the data plane
@@ -1355,7 +1405,7 @@ export type BackendView = Message<"mysqlgw.config.v1.BackendView"> & {
  * Use `create(BackendViewSchema)` to create a new message.
  */
 export const BackendViewSchema: GenMessage<BackendView> = /*@__PURE__*/
-  messageDesc(file_mysqlgw_config_v1_config, 21);
+  messageDesc(file_mysqlgw_config_v1_config, 22);
 
 /**
  * The fencing epoch of a cluster, written by the monitor leader at
@@ -1396,7 +1446,7 @@ export type ClusterEpoch = Message<"mysqlgw.config.v1.ClusterEpoch"> & {
  * Use `create(ClusterEpochSchema)` to create a new message.
  */
 export const ClusterEpochSchema: GenMessage<ClusterEpoch> = /*@__PURE__*/
-  messageDesc(file_mysqlgw_config_v1_config, 22);
+  messageDesc(file_mysqlgw_config_v1_config, 23);
 
 /**
  * One automatic failover, at <prefix>/v1/failover/history/<cluster>/<20-digit epoch>.
@@ -1517,7 +1567,7 @@ export type FailoverRecord = Message<"mysqlgw.config.v1.FailoverRecord"> & {
  * Use `create(FailoverRecordSchema)` to create a new message.
  */
 export const FailoverRecordSchema: GenMessage<FailoverRecord> = /*@__PURE__*/
-  messageDesc(file_mysqlgw_config_v1_config, 23);
+  messageDesc(file_mysqlgw_config_v1_config, 24);
 
 /**
  * @generated from enum mysqlgw.config.v1.FailoverRecord.Outcome
@@ -1545,7 +1595,7 @@ export enum FailoverRecord_Outcome {
  * Describes the enum mysqlgw.config.v1.FailoverRecord.Outcome.
  */
 export const FailoverRecord_OutcomeSchema: GenEnum<FailoverRecord_Outcome> = /*@__PURE__*/
-  enumDesc(file_mysqlgw_config_v1_config, 23, 0);
+  enumDesc(file_mysqlgw_config_v1_config, 24, 0);
 
 /**
  * How a data plane picks one of several usable backends.
