@@ -1,4 +1,5 @@
 import * as net from "node:net";
+import { setBackendViewsProvider } from "./observe/worker-observation";
 import type { Logger } from "pino";
 import type { BackendHealth, ConfigVersion } from "@mysqlgw/proto";
 import { HostNotAllowedError, ListenerBindError, TooManyConnectionsError, toSqlError, type MgwError } from "./errors";
@@ -110,6 +111,8 @@ class ListenerManagerImpl implements ListenerManager, SessionHost {
     this.pools.startSweeping();
     // mysqlgw_backend_* gauges: read from the clusters' backend state at each scrape
     metrics.setBackendStateProvider(() => backendStateFigures(this.runtimes));
+    // the admin port's `backends` table (observe/worker-observation.ts)
+    setBackendViewsProvider(() => [...this.runtimes].map(([cluster, rt]) => ({ cluster, backends: rt.state.snapshot(Date.now()) })));
     metrics.setPoolStatsProvider(() => {
       const out: PoolStats[] = [];
       this.pools.forEach((_key, pool) => out.push({ ...pool.identity, ...pool.stats() }));

@@ -30,7 +30,45 @@ describe("parseFlags", () => {
       metricsListen: null,
       pluginFile: "",
       pluginBudgetMs: 5,
+      observe: {
+        requestLog: "",
+        requestLogSample: 1,
+        requestLogSlowMs: null,
+        requestLogRawSql: false,
+        requestLogSessions: true,
+        digestsMax: 10000,
+        digestsPublishIntervalMs: 5000,
+        digestsPublishTop: 100,
+        adminListen: null,
+        adminUser: "admin",
+        adminPasswordHash: "",
+      },
     });
+  });
+
+  it("takes the request log (stdout or a file), its sampling and slow-only threshold", () => {
+    expect(flags(["--request-log", "stdout", "--request-log-sample", "0.25", "--request-log-slow", "100", "--request-log-raw-sql"]).observe).toMatchObject({
+      requestLog: "stdout",
+      requestLogSample: 0.25,
+      requestLogSlowMs: 100,
+      requestLogRawSql: true,
+    });
+    expect(flags([], { MYSQLGW_REQUEST_LOG: "logs/req.log", MYSQLGW_REQUEST_LOG_SLOW: "0" }).observe).toMatchObject({ requestLog: path.resolve("logs/req.log"), requestLogSlowMs: 0 });
+    for (const bad of ["2", "1.01", "x", ""]) {
+      expect(() => flags(["--request-log-sample", bad])).toThrow(/--request-log-sample .* must be a ratio between 0 and 1/);
+    }
+    expect(() => flags(["--request-log-slow", "1.5"])).toThrow(/--request-log-slow .* must be a whole number/);
+  });
+
+  it("takes the admin port with its user and password hash (or the password in MYSQLGW_ADMIN_PASSWORD)", () => {
+    const hash = "*" + "A".repeat(40);
+    expect(flags(["--admin-listen", "127.0.0.1:6032", "--admin-password-hash", hash]).observe).toMatchObject({ adminListen: { host: "127.0.0.1", port: 6032 }, adminUser: "admin", adminPasswordHash: hash });
+    expect(flags(["--admin-listen", "127.0.0.1:6032", "--admin-user", "dba"], { MYSQLGW_ADMIN_PASSWORD: "secret" }).observe).toMatchObject({
+      adminUser: "dba",
+      adminPasswordHash: "*14E65567ABDB5135D0CFD9A70B3032C179A49EE7",
+    });
+    expect(() => flags(["--admin-listen", "127.0.0.1:6032"])).toThrow(/--admin-listen needs the admin password/);
+    expect(() => flags(["--admin-password-hash", "secret"])).toThrow(/must be a mysql_native_password hash/);
   });
 
   it("takes --plugin as a path (resolved) and --plugin-budget in ms", () => {

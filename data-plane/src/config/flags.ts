@@ -3,6 +3,7 @@ import * as path from "node:path";
 import { parseArgs } from "node:util";
 import { DEFAULT_ETCD_PREFIX } from "@mysqlgw/proto";
 import { SupervisorError } from "../supervisor/errors";
+import { OBSERVE_OPTIONS, OBSERVE_USAGE, parseObserveFlags, type ObserveFlags } from "../observe/flags";
 
 /** Deployment settings of one `mysqlgw-data-plane` process, from flags and environment. */
 export interface DataPlaneFlags {
@@ -35,6 +36,8 @@ export interface DataPlaneFlags {
   pluginFile: string;
   /** Time budget of one hook call. */
   pluginBudgetMs: number;
+  /** Observability (docs/observability.md): see observe/flags.ts. */
+  observe: ObserveFlags;
 }
 
 export const USAGE = `Usage: mysqlgw-data-plane [options]
@@ -64,7 +67,7 @@ export const USAGE = `Usage: mysqlgw-data-plane [options]
   --plugin FILE                 phase-hook plugin module (.js, or .ts with typescript installed) [MYSQLGW_PLUGIN]
   --plugin-budget MS            longest a hook may take before the session goes on without it
                                 [MYSQLGW_PLUGIN_BUDGET] (default 5)
-  -h, --help                    show this help
+${OBSERVE_USAGE}  -h, --help                    show this help
 `;
 
 /** A flag or environment value that cannot be used; `message` says which and what to do. */
@@ -115,6 +118,7 @@ export function parseFlags(
         "metrics-listen": { type: "string" },
         plugin: { type: "string" },
         "plugin-budget": { type: "string" },
+        ...OBSERVE_OPTIONS,
         help: { type: "boolean", short: "h" },
       },
     }));
@@ -205,6 +209,7 @@ export function parseFlags(
       pluginFile: file("plugin", "MYSQLGW_PLUGIN"),
       pluginBudgetMs: int("plugin-budget", "MYSQLGW_PLUGIN_BUDGET", 5, 1),
       metricsListen: parseListenAddress(pick("metrics-listen", "MYSQLGW_METRICS_LISTEN"), "--metrics-listen (or MYSQLGW_METRICS_LISTEN)"),
+      observe: parseObserveFlags({ pick, int, flag: (name) => values[name], error: flagError, listen: parseListenAddress }),
     },
   };
 }

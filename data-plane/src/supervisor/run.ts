@@ -20,6 +20,8 @@ import type { FromWorkerMessage } from "./ipc-protocol";
 import type { IpcWorkerHandle } from "./worker-handle";
 import { enableProcessMetrics, metrics } from "../metrics";
 import { startDataPlaneMetricsServer } from "../metrics/data-plane-endpoint";
+import { answerObserveRequests, startWorkerObservation, type WorkerObservation } from "../observe/worker-observation";
+import { startAdminPort } from "../admin";
 
 export type ListenerManagerFactory = (options: DataPlaneOptions & { logger: Logger }) => ListenerManager;
 
@@ -80,10 +82,14 @@ export function runWorker(flags: DataPlaneFlags, createListenerManager: Listener
       return;
     }
     process.send(m, undefined, {}, () => {
-      if (m.t === "mgw:drained") process.exit(0);
+      // the request log's last lines (sessions closed by the drain) go out first
+      if (m.t === "mgw:drained") void observation.close().finally(() => process.exit(0));
     });
   };
   if (flags.metricsListen !== null) enableProcessMetrics(metrics.registry, String(index));
+  // request log, digests, open connections (docs/observability.md); the admin port asks for them over IPC
+  const observation = observe(flags, index, log);
+  answerObserveRequests(observation);
   const runtime = createWorkerRuntime({ manager, send, logger: log, onDrained: exitSoon, metrics: () => metrics.registry.getMetricsAsJSON() });
   process.on("message", (m: unknown) => runtime.handleMessage(m));
   // backend health from etcd, relayed by the supervisor (not queued behind applies)
@@ -96,6 +102,15 @@ export function runWorker(flags: DataPlaneFlags, createListenerManager: Listener
     process.on(sig, () => log.debug({ signal: sig }, "signal ignored by worker; the supervisor coordinates shutdown"));
   }
   runtime.ready();
+}
+
+/** Starts this process's request log, digest and connection tables, or exits saying why not. */
+function observe(flags: DataPlaneFlags, index: number, log: Logger): WorkerObservation {
+  try {
+    return startWorkerObservation({ flags: flags.observe, worker: index, logger: log, registry: metrics.registry });
+  } catch (err) {
+    exitWithError(log, (err as Error).message);
+  }
 }
 
 /**
@@ -178,6 +193,7 @@ export async function runSupervisor(flags: DataPlaneFlags, createListenerManager
 
   let pool: WorkerPool | null = null;
   let localManager: ListenerManager | null = null;
+  let localObservation: WorkerObservation | null = null;
   if (flags.workers === 0) {
     let manager: ListenerManager;
     try {
@@ -186,6 +202,7 @@ export async function runSupervisor(flags: DataPlaneFlags, createListenerManager
       exitWithError(log, `could not start the listener manager: ${(err as Error).message}`);
     }
     localManager = manager;
+    localObservation = observe(flags, 0, log);
     const handle = createLocalWorkerHandle(manager);
     supervisor.addWorker(handle);
     supervisor.workerReady(handle);
@@ -205,6 +222,15 @@ export async function runSupervisor(flags: DataPlaneFlags, createListenerManager
     });
     pool.start();
   }
+
+  // --admin-listen: the admin SQL port, reading every worker's figures over IPC
+  const adminListen = flags.observe.adminListen;
+  const admin =
+    adminListen === null
+      ? null
+      : await startAdminPort({ flags: { ...flags.observe, adminListen }, supervisor, local: localObservation, logger: log, id: flags.id, workers: flags.workers }).catch((err: unknown) =>
+          exitWithError(log, `cannot serve the admin port on ${adminListen.host}:${adminListen.port} (${(err as Error).message}); pass a free address with --admin-listen or leave it out`),
+        );
 
   // The monitor's backend health: read and watched in etcd, relayed to every worker at once.
   const lm = localManager;
@@ -245,6 +271,8 @@ export async function runSupervisor(flags: DataPlaneFlags, createListenerManager
     await health.stop();
     await views.stop();
     await endpoint?.close();
+    await admin?.close();
+    await localObservation?.close();
     log.info({ signal }, "data plane stopped");
     process.exit(0);
   };
