@@ -1,0 +1,129 @@
+import type { Context } from "@opentelemetry/api";
+import { ExportResultCode, type ExportResult } from "@opentelemetry/core";
+import type { ReadableSpan, Span, SpanExporter, SpanProcessor } from "@opentelemetry/sdk-trace-base";
+
+export interface SpanQueueOptions {
+  /** Spans waiting for export at most; past it new spans are dropped (counted). */
+  maxQueueSize: number;
+  /** Spans per export request. */
+  maxBatchSize: number;
+  /** A partial batch is sent after this long. */
+  scheduledDelayMs: number;
+  /** Told how many spans were dropped, and why. */
+  onDrop?(count: number, reason: "queue_full" | "export_failed"): void;
+  /** Told how many spans a collector accepted. */
+  onExported?(count: number): void;
+  /** Told an export failed (once per failed request). */
+  onExportError?(err: Error | undefined): void;
+}
+
+export const DEFAULT_SPAN_QUEUE: Omit<SpanQueueOptions, "onDrop" | "onExported" | "onExportError"> = {
+  maxQueueSize: 8192,
+  maxBatchSize: 512,
+  scheduledDelayMs: 1000,
+};
+
+/**
+ * A batch span processor with a bounded queue that never makes the data path
+ * wait: `onEnd` is an array push (or a drop when the queue is full); batches
+ * go to the exporter from a timer or when a batch is full, ONE request at a
+ * time — while a collector is slow the queue fills and further spans are
+ * dropped rather than piling up requests or memory. Written instead of the
+ * SDK's BatchSpanProcessor because that one reports drops only as a log line,
+ * and we count them (mysqlgw_trace_spans_dropped_total).
+ */
+export class SpanQueue implements SpanProcessor {
+  private queue: ReadableSpan[] = [];
+  private inFlight: Promise<void> | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private closed = false;
+  /** Spans dropped since start, by reason (also reported through onDrop). */
+  dropped = { queueFull: 0, exportFailed: 0 };
+  exported = 0;
+
+  constructor(
+    private readonly exporter: SpanExporter,
+    private readonly options: SpanQueueOptions,
+  ) {}
+
+  get queued(): number {
+    return this.queue.length;
+  }
+
+  onStart(_span: Span, _parentContext: Context): void {
+    // spans are built after the fact: nothing to do when one starts
+  }
+
+  onEnd(span: ReadableSpan): void {
+    if (this.closed) return;
+    if (this.queue.length >= this.options.maxQueueSize) {
+      this.dropped.queueFull++;
+      this.options.onDrop?.(1, "queue_full");
+      return;
+    }
+    this.queue.push(span);
+    if (this.queue.length >= this.options.maxBatchSize) {
+      if (this.inFlight === null) this.flushOne();
+    } else if (this.timer === null) {
+      this.timer = setTimeout(() => {
+        this.timer = null;
+        if (this.inFlight === null) this.flushOne();
+      }, this.options.scheduledDelayMs);
+      this.timer.unref();
+    }
+  }
+
+  /** Sends one batch if none is in flight; when it ends, the next one if the queue holds a full batch (or a timer for the rest). */
+  private flushOne(): Promise<void> {
+    if (this.inFlight !== null) return this.inFlight;
+    if (this.queue.length === 0) return Promise.resolve();
+    const batch = this.queue.splice(0, this.options.maxBatchSize);
+    this.inFlight = new Promise<void>((resolve) => {
+      let done = false;
+      const finish = (r: ExportResult): void => {
+        if (done) return;
+        done = true;
+        if (r.code === ExportResultCode.SUCCESS) {
+          this.exported += batch.length;
+          this.options.onExported?.(batch.length);
+        } else {
+          this.dropped.exportFailed += batch.length;
+          this.options.onDrop?.(batch.length, "export_failed");
+          this.options.onExportError?.(r.error);
+        }
+        resolve();
+      };
+      try {
+        this.exporter.export(batch, finish);
+      } catch (err) {
+        finish({ code: ExportResultCode.FAILED, error: err as Error });
+      }
+    }).then(() => {
+      this.inFlight = null;
+      if (this.queue.length >= this.options.maxBatchSize) void this.flushOne();
+      else if (this.queue.length > 0 && this.timer === null && !this.closed) {
+        this.timer = setTimeout(() => {
+          this.timer = null;
+          void this.flushOne();
+        }, this.options.scheduledDelayMs);
+        this.timer.unref();
+      }
+    });
+    return this.inFlight;
+  }
+
+  /** Exports everything queued now (bounded by the exporter's own timeout per request). */
+  async forceFlush(): Promise<void> {
+    for (let guard = 0; guard < 10_000 && (this.queue.length > 0 || this.inFlight !== null); guard++) {
+      await (this.inFlight ?? this.flushOne());
+    }
+  }
+
+  async shutdown(): Promise<void> {
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+    await this.forceFlush();
+    this.closed = true;
+    await this.exporter.shutdown();
+  }
+}

@@ -1,0 +1,217 @@
+import { hrTimeToMilliseconds } from "@opentelemetry/core";
+import { AlwaysOnSampler, BasicTracerProvider, InMemorySpanExporter, type ReadableSpan } from "@opentelemetry/sdk-trace-base";
+import type { SessionInfo, StatementRecord } from "./observer";
+import { createTracingObserver, parseTraceparent } from "./tracing";
+import { DEFAULT_TRACING, type TracingView } from "./tracing-settings";
+import { SpanQueue } from "./span-queue";
+
+const OFF = 1_700_000_000_000;
+
+function setup(view: TracingView = { settings: DEFAULT_TRACING, clusters: new Map() }, rawSql = false) {
+  const exporter = new InMemorySpanExporter();
+  const queue = new SpanQueue(exporter, { maxQueueSize: 100_000, maxBatchSize: 100_000, scheduledDelayMs: 60_000 });
+  const provider = new BasicTracerProvider({ sampler: new AlwaysOnSampler(), spanProcessors: [queue] });
+  const obs = createTracingObserver({ tracer: provider.getTracer("mysqlgw"), epochOffsetMs: OFF, view, rawSql });
+  const spans = async (): Promise<ReadableSpan[]> => {
+    await queue.forceFlush();
+    return exporter.getFinishedSpans();
+  };
+  return { obs, spans, queue, exporter };
+}
+
+function session(id = 1): SessionInfo {
+  return { connectionId: id, listener: "split", user: "", clientAddress: "127.0.0.1:50123", openedAt: 100, tls: false };
+}
+
+function record(s: SessionInfo, over: Partial<StatementRecord> = {}): StatementRecord {
+  return {
+    session: s,
+    command: 3,
+    kind: "SELECT",
+    sql: "SELECT name FROM users WHERE id = 42 AND email = 'a@b.c'",
+    digest: () => ({ text: "SELECT name FROM users WHERE id = ? AND email = ?", hash: "0123456789abcdef" }),
+    traceparent: null,
+    schema: "shop",
+    target: "replica",
+    cluster: "main",
+    backend: "r1",
+    reason: "read",
+    rule: null,
+    pinReason: null,
+    ok: true,
+    errno: 0,
+    rows: 1,
+    bytes: 120,
+    startedAt: 200,
+    routedAt: 200.1,
+    acquiredAt: 200.4,
+    firstByteAt: 201.4,
+    endedAt: 201.5,
+    ...over,
+  };
+}
+
+const ms = (t: ReadableSpan["startTime"]) => hrTimeToMilliseconds(t) - OFF;
+const parentId = (s: ReadableSpan) => s.parentSpanContext?.spanId;
+
+const view = (over: Partial<TracingView["settings"]> = {}): TracingView => ({
+  settings: { ...DEFAULT_TRACING, ...over },
+  clusters: new Map([["main", { backends: [{ name: "r1", host: "10.0.0.7", port: 3307 }], runtime: { serverVersion: "5.5.5-11.4.2-MariaDB-log" } }]]),
+});
+
+describe("tracing observer", () => {
+  it("builds session → auth and statement → route / pool acquire / backend / transfer with times and attributes", async () => {
+    const { obs, spans } = setup(view());
+    const s = session();
+    obs.sessionOpened!(s);
+    s.user = "shop";
+    obs.sessionAuthenticated!(s, true, 0, 101, 103);
+    obs.statement!(record(s));
+    obs.sessionClosed!({ session: s, reason: "quit", closedAt: 300 });
+    const got = await spans();
+    const by = new Map(got.map((x) => [x.name, x]));
+    expect([...by.keys()].sort()).toEqual(["SELECT shop", "auth", "backend", "mysqlgw session", "pool acquire", "route", "transfer"]);
+    const sess = by.get("mysqlgw session")!;
+    const stmt = by.get("SELECT shop")!;
+    for (const x of got) expect(x.spanContext().traceId).toBe(sess.spanContext().traceId);
+    expect(parentId(sess)).toBeUndefined();
+    expect(parentId(by.get("auth")!)).toBe(sess.spanContext().spanId);
+    expect(parentId(stmt)).toBe(sess.spanContext().spanId);
+    for (const c of ["route", "pool acquire", "backend", "transfer"]) expect(parentId(by.get(c)!)).toBe(stmt.spanContext().spanId);
+    expect([ms(sess.startTime), ms(sess.endTime)]).toEqual([100, 300]);
+    expect(ms(stmt.startTime)).toBeCloseTo(200, 3);
+    expect(ms(stmt.endTime)).toBeCloseTo(201.5, 3);
+    expect(ms(by.get("backend")!.startTime)).toBeCloseTo(200.4, 3);
+    expect(ms(by.get("backend")!.endTime)).toBeCloseTo(201.4, 3);
+    expect(ms(by.get("pool acquire")!.startTime)).toBeCloseTo(200.1, 3);
+    expect(stmt.attributes).toMatchObject({
+      "db.system.name": "mariadb",
+      "db.namespace": "shop",
+      "db.operation.name": "SELECT",
+      "db.query.text": "SELECT name FROM users WHERE id = ? AND email = ?",
+      "server.address": "10.0.0.7",
+      "server.port": 3307,
+      "network.peer.address": "127.0.0.1",
+      "network.peer.port": 50123,
+      "mysqlgw.listener": "split",
+      "mysqlgw.user": "shop",
+      "mysqlgw.backend": "r1",
+      "mysqlgw.target": "replica",
+      "mysqlgw.reason": "read",
+      "mysqlgw.rows": 1,
+      "mysqlgw.bytes": 120,
+      "mysqlgw.digest": "0123456789abcdef",
+    });
+    expect(JSON.stringify(stmt.attributes)).not.toContain("42");
+    expect(by.get("backend")!.attributes).toMatchObject({ "server.address": "10.0.0.7", "server.port": 3307 });
+    expect(sess.attributes).toMatchObject({ "mysqlgw.user": "shop", "mysqlgw.close_reason": "quit", "network.peer.address": "127.0.0.1" });
+  });
+
+  it("continues an application's trace from a traceparent: same trace id, parent = the application's span", async () => {
+    const { obs, spans } = setup(view());
+    const s = session();
+    obs.sessionOpened!(s);
+    const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    obs.statement!(record(s, { traceparent: tp }));
+    obs.sessionClosed!({ session: s, reason: "quit", closedAt: 300 });
+    const got = await spans();
+    const stmt = got.find((x) => x.name === "SELECT shop")!;
+    expect(stmt.spanContext().traceId).toBe("4bf92f3577b34da6a3ce929d0e0e4736");
+    expect(parentId(stmt)).toBe("00f067aa0ba902b7");
+    const backend = got.find((x) => x.name === "backend")!;
+    expect(backend.spanContext().traceId).toBe("4bf92f3577b34da6a3ce929d0e0e4736");
+    expect(parentId(backend)).toBe(stmt.spanContext().spanId);
+    // the session span is a trace of its own (ratio 1)
+    const sess = got.find((x) => x.name === "mysqlgw session")!;
+    expect(sess.spanContext().traceId).not.toBe("4bf92f3577b34da6a3ce929d0e0e4736");
+    // not sampled by the application: dropped (unless slow or failing)
+    const t2 = setup(view());
+    t2.obs.statement!(record(s, { traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00" }));
+    expect((await t2.spans()).filter((x) => x.name === "SELECT shop")).toHaveLength(0);
+  });
+
+  it("ratio 0 keeps only slow and failing statements, with their session span; the raw text only behind rawSql", async () => {
+    const { obs, spans } = setup(view({ samplingRatio: 0, slowThresholdMs: 50 }));
+    const s = session();
+    const quiet = session(2);
+    obs.sessionOpened!(s);
+    obs.sessionOpened!(quiet);
+    obs.statement!(record(s)); // 1.5 ms: dropped
+    obs.statement!(record(s, { startedAt: 400, routedAt: 400, acquiredAt: 400, firstByteAt: 460, endedAt: 461 })); // slow
+    obs.statement!(record(s, { ok: false, errno: 1146, kind: "SELECT", startedAt: 500, routedAt: 500, acquiredAt: 500, firstByteAt: 501, endedAt: 501 }));
+    obs.statement!(record(quiet));
+    obs.sessionClosed!({ session: s, reason: "quit", closedAt: 600 });
+    obs.sessionClosed!({ session: quiet, reason: "quit", closedAt: 600 });
+    const got = await spans();
+    const stmts = got.filter((x) => x.name === "SELECT shop");
+    expect(stmts.map((x) => x.attributes["mysqlgw.kept"])).toEqual(["slow", "error"]);
+    expect(stmts[1]!.attributes).toMatchObject({ "db.response.status_code": "1146", "error.type": "1146", "mysqlgw.error_code": 1146 });
+    expect(stmts[1]!.status.code).toBe(2); // ERROR
+    const sessions = got.filter((x) => x.name === "mysqlgw session");
+    expect(sessions).toHaveLength(1);
+    expect(sessions[0]!.attributes["mysqlgw.connection_id"]).toBe(1);
+
+    const raw = setup(view(), true);
+    raw.obs.statement!(record(session()));
+    expect((await raw.spans()).find((x) => x.name === "SELECT shop")!.attributes["db.query.text"]).toContain("42");
+  });
+
+  it("decides the ratio per trace id: about half of 2000 sessions at 0.5, and all statements of a session together", async () => {
+    const { obs, spans } = setup(view({ samplingRatio: 0.5 }));
+    for (let i = 0; i < 2000; i++) {
+      const s = session(i);
+      obs.sessionOpened!(s);
+      obs.statement!(record(s));
+      obs.statement!(record(s));
+      obs.sessionClosed!({ session: s, reason: "quit", closedAt: 300 });
+    }
+    const got = await spans();
+    const sessions = got.filter((x) => x.name === "mysqlgw session").length;
+    expect(sessions).toBeGreaterThan(850);
+    expect(sessions).toBeLessThan(1150);
+    expect(got.filter((x) => x.name === "SELECT shop").length).toBe(2 * sessions);
+  });
+
+  it("parses traceparents strictly", () => {
+    expect(parseTraceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")).toEqual({ traceId: "4bf92f3577b34da6a3ce929d0e0e4736", spanId: "00f067aa0ba902b7", sampled: true });
+    expect(parseTraceparent("00-00000000000000000000000000000000-00f067aa0ba902b7-01")).toBeNull();
+    expect(parseTraceparent("01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")).toBeNull();
+    expect(parseTraceparent("00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01")).toBeNull();
+  });
+});
+
+describe("SpanQueue", () => {
+  it("drops past its bound (counted), sends one batch at a time, counts failed exports", async () => {
+    const drops: Array<[number, string]> = [];
+    let release: (() => void) | null = null;
+    let calls = 0;
+    let fail = false;
+    const exporter = {
+      export(spans: ReadableSpan[], cb: (r: { code: number }) => void) {
+        calls++;
+        release = () => cb({ code: fail ? 1 : 0 });
+      },
+      shutdown: () => Promise.resolve(),
+    };
+    const q = new SpanQueue(exporter, { maxQueueSize: 4, maxBatchSize: 2, scheduledDelayMs: 10, onDrop: (n, r) => void drops.push([n, r]) });
+    const fake = {} as ReadableSpan;
+    for (let i = 0; i < 8; i++) q.onEnd(fake);
+    // 2 went out at once (full batch), 4 queued, 2 dropped
+    expect(calls).toBe(1);
+    expect(q.queued).toBe(4);
+    expect(drops).toEqual([[1, "queue_full"], [1, "queue_full"]]);
+    fail = true;
+    release!();
+    await new Promise((r) => setImmediate(r));
+    expect(drops.at(-1)).toEqual([2, "export_failed"]);
+    expect(calls).toBe(2); // the next full batch follows
+    fail = false;
+    release!();
+    await new Promise((r) => setImmediate(r));
+    expect(calls).toBe(3);
+    release!();
+    await q.forceFlush();
+    expect(q.exported).toBe(4);
+    expect(q.dropped).toEqual({ queueFull: 2, exportFailed: 2 });
+  });
+});
