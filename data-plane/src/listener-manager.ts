@@ -1,7 +1,7 @@
 import * as net from "node:net";
 import { setBackendViewsProvider } from "./observe/worker-observation";
 import type { Logger } from "pino";
-import type { BackendHealth, ConfigVersion } from "@mysqlgw/proto";
+import type { BackendHealth, ClusterEpoch, ConfigVersion } from "@mysqlgw/proto";
 import { HostNotAllowedError, ListenerBindError, TooManyConnectionsError, toSqlError, type MgwError } from "./errors";
 import type { ApplyResult, DataPlaneOptions, KillRequest, KillResult, ListenerManager } from "./types";
 import { KillDeniedError, NoSuchThreadError } from "./errors";
@@ -132,6 +132,15 @@ class ListenerManagerImpl implements ListenerManager, SessionHost {
       this.runtimes.set(cluster, rt);
     }
     rt.state.applyHealth(backend, health, Date.now());
+  }
+
+  applyEpoch(cluster: string, epoch: ClusterEpoch | null): void {
+    let rt = this.runtimes.get(cluster);
+    if (rt === undefined) {
+      rt = createClusterRuntime(cluster, { logger: this.logger });
+      this.runtimes.set(cluster, rt);
+    }
+    rt.state.applyEpoch(epoch);
   }
 
   async apply(config: ConfigVersion): Promise<ApplyResult> {

@@ -1,4 +1,4 @@
-import type { BackendHealth, ConfigVersion } from "@mysqlgw/proto";
+import type { BackendHealth, ClusterEpoch, ConfigVersion } from "@mysqlgw/proto";
 
 /**
  * The seam between a worker process's network side (listeners, client
@@ -34,6 +34,11 @@ export interface ListenerManager {
    * named the cluster yet), whatever apply() is doing. Synchronous; never throws.
    */
   applyHealth?(cluster: string, backend: string, health: BackendHealth | null): void;
+  /**
+   * A cluster's failover epoch changed in etcd (null: its key is gone): its
+   * fenced former primaries take nothing (ClusterState.applyEpoch). Synchronous; never throws.
+   */
+  applyEpoch?(cluster: string, epoch: ClusterEpoch | null): void;
 }
 
 /** A client's KILL, by the connection id it got in our handshake. */

@@ -21,6 +21,7 @@ import {
   startReplicatedCluster,
   type ControlPlane,
   type DataPlane,
+  type EtcdServer,
   type MariaDBServer,
   type ReplicatedCluster,
 } from "../helpers";
@@ -34,12 +35,14 @@ const FAILOVER_BOUND_MS = 5000;
 
 let cluster: ReplicatedCluster;
 let cp: ControlPlane;
+let etcd: EtcdServer;
+const CP_ARGS = ["--failover", "--failover-cooldown-ms", "60000"];
 let dp: DataPlane;
 let port: number;
 const names = ["db1", "db2", "db3"];
 
 beforeAll(async () => {
-  const [etcd, c] = await Promise.all([
+  const [e, c] = await Promise.all([
     startEtcd(),
     startReplicatedCluster({
       replicas: 2,
@@ -48,7 +51,8 @@ beforeAll(async () => {
     }),
   ]);
   cluster = c;
-  cp = await startControlPlane({ etcd, env: { MONITOR_PW: MONITOR_PASSWORD }, args: ["--failover", "--failover-cooldown-ms", "60000"] });
+  etcd = e;
+  cp = await startControlPlane({ etcd, env: { MONITOR_PW: MONITOR_PASSWORD }, args: CP_ARGS });
   port = await freePort();
   const { version } = await applyPolicy(cp, {
     clusters: [
@@ -252,6 +256,25 @@ test("the old primary, restarted, is set read_only by the monitor and gets no wr
   const db1 = backends.find((b) => b.backend === "db1")!;
   expect(db1.state).toBe("STATE_DOWN");
   expect(db1.lastError).toMatch(/^fenced: former primary, replaced by db[23] at failover epoch 1/);
+}, 60_000);
+
+test("with the monitor gone (control plane killed, its health keys expired), writes still go to the new primary by the epoch, never to the fenced old one", async () => {
+  const mark = dp.mark();
+  await cp.stop("SIGKILL", 5000);
+  await dp.waitForLog((r) => r.msg === `backend ${newPrimary} of cluster shop has no health report any more (monitor stopped, lease expired, or backend removed); routing on the policy's roles`, 10_000, mark);
+  await dp.waitForLog((r) => r.msg === `backend ${newPrimary} of cluster shop is now PRIMARY (epoch)`, 5000, mark);
+  const writers = startWriters(2);
+  await new Promise((r) => setTimeout(r, 1000));
+  await writers.stop();
+  expect(writers.errors).toEqual([]);
+  expect(writers.acks.length).toBeGreaterThan(10);
+  const ids = writers.acks.map((a) => a.id).join(",");
+  expect(Number((await serverOf(newPrimary).query<{ n: string }>(`SELECT COUNT(*) AS n FROM fo.t WHERE id IN (${ids})`))[0]!.n)).toBe(writers.acks.length);
+  expect(Number((await cluster.primary.query<{ n: string }>(`SELECT COUNT(*) AS n FROM fo.t WHERE id IN (${ids})`))[0]!.n)).toBe(0);
+  // a new control plane leads the monitor again, with the fencing and the cooldown read back from etcd
+  const again = dp.mark();
+  cp = await startControlPlane({ etcd, env: { MONITOR_PW: MONITOR_PASSWORD }, args: CP_ARGS });
+  await dp.waitForLog((r) => r.msg === `backend ${newPrimary} of cluster shop is now PRIMARY (monitor)`, 15_000, again);
 }, 60_000);
 
 test("flapping: the new primary killed and restarted twice within the cooldown causes no second failover", async () => {

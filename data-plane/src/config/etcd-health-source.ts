@@ -47,6 +47,21 @@ export interface EtcdHealthSourceOptions {
   minBackoffMs?: number;
   /** Largest retry delay; default 5000 ms. */
   maxBackoffMs?: number;
+  /**
+   * Another key family read and watched the same way (default the health
+   * prefix): the failover epochs (`keys.epochPrefix`, with parseEpochKey).
+   */
+  prefix?: string;
+  parseKey?: (key: string, prefix: string) => { cluster: string; backend: string } | null;
+  /** What the keys are, in log messages. Default "backend health". */
+  what?: string;
+}
+
+/** "<cluster>" after the epoch prefix, as backend "" (how epochs travel with health); null for any other key shape. */
+export function parseEpochKey(key: string, epochPrefix: string): { cluster: string; backend: string } | null {
+  if (!key.startsWith(epochPrefix)) return null;
+  const cluster = key.slice(epochPrefix.length);
+  return cluster === "" || cluster.includes("/") ? null : { cluster, backend: "" };
 }
 
 /** "<cluster>/<backend>" after the health prefix; null for any other key shape. */
@@ -70,10 +85,11 @@ export class HealthMirror {
   constructor(
     private readonly prefix: string,
     private readonly onHealth: (cluster: string, backend: string, json: string | null) => void,
+    private readonly parseKey: (key: string, prefix: string) => { cluster: string; backend: string } | null = parseHealthKey,
   ) {}
 
   put(key: string, value: string): void {
-    const id = parseHealthKey(key, this.prefix);
+    const id = this.parseKey(key, this.prefix);
     if (id === null) return;
     const prev = this.known.get(key);
     if (prev !== undefined && prev.json === value) return;
@@ -110,11 +126,13 @@ export class HealthMirror {
 export function createEtcdHealthSource(options: EtcdHealthSourceOptions): EtcdHealthSource {
   const log = options.logger;
   const { keys, timeoutMs } = options;
-  const prefix = keys.healthPrefix;
+  const prefix = options.prefix ?? keys.healthPrefix;
+  const what = options.what ?? "backend health";
+  const noun = options.what === undefined ? "health" : "values";
   const minBackoff = options.minBackoffMs ?? 250;
   const maxBackoff = options.maxBackoffMs ?? 5000;
   const stopCtl = new AbortController();
-  const known = new HealthMirror(prefix, options.onHealth);
+  const known = new HealthMirror(prefix, options.onHealth, options.parseKey);
   let loop: Promise<void> | null = null;
   let watcher: Watcher | null = null;
 
@@ -149,7 +167,7 @@ export function createEtcdHealthSource(options: EtcdHealthSourceOptions): EtcdHe
     try {
       const connected = new Promise<void>((resolve, reject) => {
         w.once("connected", () => resolve());
-        void broken.then((err) => reject(err ?? new Error("etcd health watch closed")));
+        void broken.then((err) => reject(err ?? new Error(`etcd watch of ${what} closed`)));
       });
       await withTimeout(connected, timeoutMs, `etcd watch ${prefix}`);
     } catch (err) {
@@ -187,12 +205,12 @@ export function createEtcdHealthSource(options: EtcdHealthSourceOptions): EtcdHe
       try {
         err = await session(() => {
           failures = 0;
-          if (unreachableLogged) log.info({ keys: known.size }, "reading backend health from etcd again");
-          else log.debug({ keys: known.size }, "watching backend health in etcd");
+          if (unreachableLogged) log.info({ keys: known.size }, `reading ${what} from etcd again`);
+          else log.debug({ keys: known.size }, `watching ${what} in etcd`);
           unreachableLogged = false;
         });
         if (stopCtl.signal.aborted) break;
-        log.warn({ err: err?.message }, "lost the etcd watch of backend health; keeping the last known health and re-reading it");
+        log.warn({ err: err?.message }, `lost the etcd watch of ${what}; keeping the last known ${noun} and re-reading it`);
         unreachableLogged = true;
       } catch (e) {
         err = e as Error;
@@ -200,7 +218,7 @@ export function createEtcdHealthSource(options: EtcdHealthSourceOptions): EtcdHe
         if (stopCtl.signal.aborted) break;
         if (!unreachableLogged) {
           unreachableLogged = true;
-          log.warn({ err: err.message }, "cannot read backend health from etcd; keeping the last known health; retrying in the background");
+          log.warn({ err: err.message }, `cannot read ${what} from etcd; keeping the last known ${noun}; retrying in the background`);
         } else {
           log.debug({ err: err.message, failures }, "etcd health session attempt failed");
         }

@@ -34,8 +34,12 @@ export const enum BackendRole {
   Replica = 2,
 }
 
-/** Where a backend's role comes from: the monitor's fresh report (state UP), the policy's expectedRole, or nowhere. */
-export type RoleSource = "monitor" | "policy" | "none";
+/**
+ * Where a backend's role comes from: the monitor's fresh report (state UP),
+ * the cluster's failover epoch (the primary it names, when the monitor reports
+ * nothing fresh), the policy's expectedRole, or nowhere.
+ */
+export type RoleSource = "monitor" | "epoch" | "policy" | "none";
 
 /** One backend, for logs, metrics and admin output. */
 export interface BackendStateView {
@@ -103,6 +107,8 @@ interface HealthRecord {
 }
 
 const ROLE_TEXT = ["UNKNOWN", "PRIMARY", "REPLICA"] as const;
+/** Among several usable primaries: the monitor's before the epoch's before the policy's. */
+const SOURCE_RANK: Record<RoleSource, number> = { monitor: 3, epoch: 2, policy: 1, none: 0 };
 
 class BackendEntry {
   target: BackendTarget;
@@ -112,6 +118,8 @@ class BackendEntry {
   role: BackendRole = BackendRole.Unknown;
   roleSource: RoleSource = "none";
   monitorDown = false;
+  /** A former primary fenced by a failover epoch: takes nothing. */
+  fenced = false;
   lagging = false;
   /** From the monitor's last report (kept while DOWN); null: unknown. */
   applied: GtidList | null = null;
@@ -181,6 +189,8 @@ export class ClusterState {
   /** Eligible backends of the pick under way (reused, so that a pick allocates nothing). */
   private readonly scratch: BackendEntry[] = [];
   private warnedPrimaries = "";
+  /** The cluster's failover epoch (ClusterEpoch in etcd): its former primaries take nothing. */
+  private epoch: { epoch: bigint; primary: string; fenced: ReadonlySet<string> } | null = null;
   private readonly log: StateLogger | null;
   private readonly ejectAfter: number;
   private readonly ejectBaseMs: number;
@@ -270,6 +280,22 @@ export class ClusterState {
     if (e !== undefined) this.refresh(e);
   }
 
+  /**
+   * The cluster's failover epoch (null: none, or its key deleted). Its
+   * `fenced` backends — former primaries replaced by a failover — are never
+   * picked again, whatever the monitor's health (or its absence, when its
+   * keys expired) or the policy's expectedRole say, until an epoch no longer
+   * lists them (the monitor unfences a rejoined one). (Addition to the interface.)
+   */
+  applyEpoch(epoch: { epoch: bigint; primary: string; fenced: readonly string[] } | null): void {
+    const prev = this.epoch;
+    this.epoch = epoch === null ? null : { epoch: epoch.epoch, primary: epoch.primary, fenced: new Set(epoch.fenced) };
+    if (epoch !== null && (prev === null || prev.epoch !== epoch.epoch)) {
+      this.log?.warn({ cluster: this.name, epoch: String(epoch.epoch), primary: epoch.primary, fenced: epoch.fenced }, `cluster ${this.name} failed over to ${epoch.primary} (epoch ${epoch.epoch})${epoch.fenced.length > 0 ? `; ${epoch.fenced.join(", ")} fenced: no statements go to them` : ""}`);
+    }
+    for (const e of this.entries) this.refresh(e);
+  }
+
   /** The monitor's fresh report (state UP) if any, else the policy's expected_role, else Unknown. */
   roleOf(name: string): BackendRole {
     return this.byName.get(name)?.role ?? BackendRole.Unknown;
@@ -277,7 +303,8 @@ export class ClusterState {
 
   /**
    * The usable backend whose role is Primary (a monitor-reported primary before
-   * one only expected by policy; the first in policy order among equals). A
+   * the failover epoch's, before one only expected by policy; the first in
+   * policy order among equals; never a fenced former primary). A
    * one-backend cluster with no role information: that backend. Null when none
    * is usable. Claims the half-open trial of the backend returned.
    */
@@ -287,7 +314,7 @@ export class ClusterState {
     for (const e of this.entries) {
       if (e.role !== BackendRole.Primary || !this.candidate(e, now)) continue;
       count++;
-      if (best === null || (e.roleSource === "monitor" && best.roleSource !== "monitor")) best = e;
+      if (best === null || SOURCE_RANK[e.roleSource] > SOURCE_RANK[best.roleSource]) best = e;
     }
     if (count > 1) this.warnPrimaries(now);
     else this.warnedPrimaries = "";
@@ -449,7 +476,7 @@ export class ClusterState {
   // ---- internals ----
 
   private candidate(e: BackendEntry, now: number): boolean {
-    if (e.monitorDown) return false;
+    if (e.monitorDown || e.fenced) return false;
     if (e.ejectedUntil !== 0) {
       if (now < e.ejectedUntil) return false;
       if (e.trialAt !== 0 && now - e.trialAt < this.trialTimeoutMs) return false;
@@ -590,6 +617,10 @@ export class ClusterState {
     if (monitorRole !== BackendRole.Unknown) {
       e.role = monitorRole;
       e.roleSource = "monitor";
+    } else if (this.epoch !== null && this.epoch.primary === name) {
+      // newer than the policy's expectation: a failover made it the primary
+      e.role = BackendRole.Primary;
+      e.roleSource = "epoch";
     } else if (e.expected !== BackendRole.Unknown) {
       e.role = e.expected;
       e.roleSource = "policy";
@@ -598,6 +629,11 @@ export class ClusterState {
       e.roleSource = "none";
     }
     e.monitorDown = h !== null && h.state === BackendHealth_State.DOWN;
+    const fenced = this.epoch?.fenced.has(name) ?? false;
+    if (fenced !== e.fenced) {
+      e.fenced = fenced;
+      if (!fenced) this.log?.info({ cluster: this.name, backend: name }, `backend ${name} of cluster ${this.name} is no longer fenced`);
+    }
     e.applied = h?.applied ?? null;
     e.lagging =
       this.maxLagMs !== null && fresh && monitorRole === BackendRole.Replica && (h.lagMs === null || h.lagMs > this.maxLagMs);

@@ -1,6 +1,6 @@
 import cluster from "node:cluster";
 import { fromJsonString } from "@bufbuild/protobuf";
-import { BackendHealthSchema, type BackendHealth } from "@mysqlgw/proto";
+import { BackendHealthSchema, ClusterEpochSchema, type BackendHealth, type ClusterEpoch } from "@mysqlgw/proto";
 import type { Logger } from "pino";
 import type { HealthEntry } from "../config/etcd-health-source";
 
@@ -16,6 +16,11 @@ import type { HealthEntry } from "../config/etcd-health-source";
  *   answered with one `mgw:health` per key known. The channel is ordered, so a
  *   change broadcast after the answer is applied after it.
  *
+ * A cluster's failover epoch (ClusterEpoch as proto3 JSON, from
+ * `<prefix>/v1/failover/epoch/<cluster>`) travels the same way, as backend ""
+ * (no backend has an empty name), so that it is ordered with the health and
+ * part of the sync.
+ *
  * With `--workers 0` the supervisor's own ListenerManager gets the values directly.
  */
 export interface HealthMessage {
@@ -30,6 +35,8 @@ export interface HealthSyncMessage {
 
 /** What a worker does with health (ListenerManager.applyHealth). */
 export type HealthSink = (cluster: string, backend: string, health: BackendHealth | null) => void;
+/** What a worker does with a cluster's failover epoch (ListenerManager.applyEpoch). */
+export type EpochSink = (cluster: string, epoch: ClusterEpoch | null) => void;
 
 export function readHealthMessage(m: unknown): HealthMessage | null {
   if (typeof m !== "object" || m === null) return null;
@@ -51,8 +58,18 @@ export function decodeHealth(json: string, log: Logger, key: string): BackendHea
   }
 }
 
-/** Decodes one relayed value and hands it to `sink`; an undecodable value changes nothing. */
-function deliver(sink: HealthSink, log: Logger, c: string, b: string, json: string | null): void {
+/** Decodes one relayed value and hands it to `sink` (an epoch, backend "", to `epochSink`); an undecodable value changes nothing. */
+function deliver(sink: HealthSink, epochSink: EpochSink | undefined, log: Logger, c: string, b: string, json: string | null): void {
+  if (b === "") {
+    if (epochSink === undefined) return;
+    if (json === null) return epochSink(c, null);
+    try {
+      epochSink(c, fromJsonString(ClusterEpochSchema, json, { ignoreUnknownFields: true }));
+    } catch (err) {
+      log.warn({ cluster: c, err: (err as Error).message }, "ignoring a failover epoch that is not a ClusterEpoch (proto3 JSON); the monitor writes these");
+    }
+    return;
+  }
   if (json === null) {
     sink(c, b, null);
     return;
@@ -66,7 +83,7 @@ function deliver(sink: HealthSink, log: Logger, c: string, b: string, json: stri
  * EtcdHealthSource.onHealth); `current` lists every known value for a worker
  * that asks. `local` is the in-process sink of `--workers 0` (else null).
  */
-export function createHealthBroadcaster(options: { logger: Logger; current: () => Iterable<HealthEntry>; local: HealthSink | null }): (cluster: string, backend: string, json: string | null) => void {
+export function createHealthBroadcaster(options: { logger: Logger; current: () => Iterable<HealthEntry>; local: HealthSink | null; localEpoch?: EpochSink }): (cluster: string, backend: string, json: string | null) => void {
   const log = options.logger;
   const send = (w: { isConnected(): boolean; send(m: HealthMessage): boolean }, m: HealthMessage): void => {
     try {
@@ -88,7 +105,7 @@ export function createHealthBroadcaster(options: { logger: Logger; current: () =
   }
   return (c, b, json) => {
     if (options.local !== null) {
-      deliver(options.local, log, c, b, json);
+      deliver(options.local, options.localEpoch, log, c, b, json);
       return;
     }
     const m: HealthMessage = { t: "mgw:health", cluster: c, backend: b, health: json };
@@ -97,10 +114,10 @@ export function createHealthBroadcaster(options: { logger: Logger; current: () =
 }
 
 /** Worker side: applies relayed health through `sink` and asks the supervisor for what it already knows. */
-export function attachHealthReceiver(options: { logger: Logger; sink: HealthSink }): void {
+export function attachHealthReceiver(options: { logger: Logger; sink: HealthSink; epochSink?: EpochSink }): void {
   process.on("message", (m: unknown) => {
     const h = readHealthMessage(m);
-    if (h !== null) deliver(options.sink, options.logger, h.cluster, h.backend, h.health);
+    if (h !== null) deliver(options.sink, options.epochSink, options.logger, h.cluster, h.backend, h.health);
   });
   if (process.connected && process.send !== undefined) process.send({ t: "mgw:health-sync" } satisfies HealthSyncMessage);
 }

@@ -7,7 +7,7 @@ import type { DataPlaneOptions, ListenerManager } from "../types";
 import type { DataPlaneFlags } from "../config/flags";
 import { createDiskConfigCache, ensureDir } from "../config/disk-cache";
 import { createEtcdConfigSource } from "../config/etcd-config-source";
-import { createEtcdHealthSource } from "../config/etcd-health-source";
+import { createEtcdHealthSource, parseEpochKey } from "../config/etcd-health-source";
 import { createBackendViewReporter } from "../config/backend-views";
 import { attachHealthReceiver, createHealthBroadcaster } from "./health-relay";
 import { sleep } from "../config/with-timeout";
@@ -93,7 +93,7 @@ export function runWorker(flags: DataPlaneFlags, createListenerManager: Listener
   const runtime = createWorkerRuntime({ manager, send, logger: log, onDrained: exitSoon, metrics: () => metrics.registry.getMetricsAsJSON() });
   process.on("message", (m: unknown) => runtime.handleMessage(m));
   // backend health from etcd, relayed by the supervisor (not queued behind applies)
-  attachHealthReceiver({ logger: log, sink: (c, b, h) => manager.applyHealth?.(c, b, h) });
+  attachHealthReceiver({ logger: log, sink: (c, b, h) => manager.applyHealth?.(c, b, h), epochSink: (c, e) => manager.applyEpoch?.(c, e) });
   process.on("disconnect", () => {
     log.warn("supervisor is gone; draining and exiting");
     void runtime.drain(flags.drainTimeoutMs).then(() => process.exit(0));
@@ -236,10 +236,13 @@ export async function runSupervisor(flags: DataPlaneFlags, createListenerManager
   const lm = localManager;
   const relayHealth = createHealthBroadcaster({
     logger: log,
-    current: () => health.current(),
+    current: () => [...health.current(), ...epochs.current()],
     local: lm === null ? null : (c, b, h) => lm.applyHealth?.(c, b, h),
+    localEpoch: lm === null ? undefined : (c, e) => lm.applyEpoch?.(c, e),
   });
   const health = createEtcdHealthSource({ endpoints: flags.etcdEndpoints, keys, timeoutMs: flags.etcdTimeoutMs, logger: log, onHealth: relayHealth });
+  // The clusters' failover epochs (fenced former primaries), relayed with the health as backend "".
+  const epochs = createEtcdHealthSource({ endpoints: flags.etcdEndpoints, keys, timeoutMs: flags.etcdTimeoutMs, logger: log, onHealth: relayHealth, prefix: keys.epochPrefix, parseKey: parseEpochKey, what: "failover epochs" });
   // This data plane's own view of each backend, for the monitor's failover confirmation (docs/monitor.md).
   const views = createBackendViewReporter({ endpoints: flags.etcdEndpoints, keys, id: flags.id, timeoutMs: flags.etcdTimeoutMs, logger: log });
 
@@ -269,6 +272,7 @@ export async function runSupervisor(flags: DataPlaneFlags, createListenerManager
     pool?.killAll();
     await etcd.stop({ deregister: true });
     await health.stop();
+    await epochs.stop();
     await views.stop();
     await endpoint?.close();
     await admin?.close();
@@ -281,6 +285,7 @@ export async function runSupervisor(flags: DataPlaneFlags, createListenerManager
 
   etcd.start();
   health.start();
+  epochs.start();
   views.start();
   const connected = await Promise.race([etcd.firstAttempt, sleep(flags.etcdTimeoutMs).then(() => false)]);
   if (connected || shuttingDown) return;
