@@ -151,6 +151,23 @@ async function waitUntil(what: string, ms: number, fn: () => Promise<boolean>): 
 
 let newPrimary = "";
 
+test("a monitor cut off from the primary alone does not fail over: the data plane still reaches it", async () => {
+  // The monitor's account locked on the primary only (not replicated): its probes fail, the data plane's check does not.
+  const mark = cp.mark();
+  const dpMark = dp.mark();
+  await cluster.primary.query(`SET sql_log_bin=0; ALTER USER '${MONITOR_USER}'@'%' ACCOUNT LOCK; SET sql_log_bin=1`);
+  try {
+    await cp.waitForLog((r) => typeof r.msg === "string" && r.msg.startsWith("monitor: primary shop/db1 fails the monitor's probes; not failing over: only 0 of 1 reporting data planes cannot reach it"), 10_000, mark);
+    await dp.waitForLog((r) => typeof r.msg === "string" && r.msg.startsWith("backend db1 of cluster shop is DOWN (monitor)"), 5000, dpMark);
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(await failovers()).toEqual([]);
+  } finally {
+    await cluster.primary.query(`SET sql_log_bin=0; ALTER USER '${MONITOR_USER}'@'%' ACCOUNT UNLOCK; SET sql_log_bin=1`);
+  }
+  await dp.waitForLog((r) => r.msg === "backend db1 of cluster shop is UP (monitor)", 10_000, dpMark);
+  expect((await cluster.primary.query<{ ro: string }>("SELECT @@read_only AS ro"))[0]!.ro).toBe("0");
+}, 60_000);
+
 /** On a failure: what the monitor and the data plane said since `since`. */
 function dumpLogs(since: number): void {
   const pick = (logs: readonly Record<string, unknown>[]): string =>
