@@ -284,9 +284,13 @@ export class FailoverController {
     const primary = this.o.backends(cluster).find((b) => b.spec.backend === epoch.primary);
     if (obs.readOnly && obs.replicationConfigured && primary !== undefined && sameAddress(obs.sourceAddress, primary.spec.address)) {
       const next = create(ClusterEpochSchema, { ...epoch, fenced: epoch.fenced.filter((f) => f !== backend) });
-      if (await this.writeEpoch(next)) {
-        run.epoch = next;
-        this.o.log.info({ cluster, backend }, `monitor: ${cluster}/${backend} replicates from ${epoch.primary} and is read_only: no longer fenced`);
+      try {
+        if (await this.writeEpoch(next)) {
+          run.epoch = next;
+          this.o.log.info({ cluster, backend }, `monitor: ${cluster}/${backend} replicates from ${epoch.primary} and is read_only: no longer fenced`);
+        }
+      } catch (err) {
+        this.o.log.warn({ cluster, backend, err: (err as Error).message }, "monitor: cannot write the cluster epoch; unfencing retried at the next probe");
       }
       return;
     }
