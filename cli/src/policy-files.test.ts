@@ -1,3 +1,4 @@
+import { ListenerRole } from "@mysqlgw/proto";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -115,13 +116,11 @@ describe("loadPolicy on disk", () => {
 
   it("loads the example policy", () => {
     const l = loadPolicy(path.join(__dirname, "..", "..", "examples", "policy"));
-    expect(l.policy.clusters.map((c) => [c.name, c.backends.map((b) => b.name)])).toEqual([
-      ["demo", ["primary"]],
-      ["demo-replica", ["replica"]],
-    ]);
-    expect(l.policy.listeners.map((x) => [x.name, x.port, x.cluster])).toEqual([
-      ["demo-rw", 6033, "demo"],
-      ["demo-ro", 6034, "demo-replica"],
+    expect(l.policy.clusters.map((c) => [c.name, c.backends.map((b) => b.name)])).toEqual([["demo", ["primary", "replica"]]]);
+    expect(l.policy.listeners.map((x) => [x.name, x.port, x.cluster, x.role])).toEqual([
+      ["demo-rw", 6033, "demo", ListenerRole.UNSPECIFIED],
+      ["demo-ro", 6034, "demo", ListenerRole.READ_ONLY],
+      ["demo-split", 6035, "demo", ListenerRole.SPLIT],
     ]);
     expect(l.policy.listeners[0]).toMatchObject({ name: "demo-rw", port: 6033, cluster: "demo" });
     expect(l.policy.users[0]).toMatchObject({ name: "app", passwordHash: "*F142931D9296BB66D4600D47418DBC1475D27D29" });
