@@ -12,6 +12,7 @@ import { getResourcesCommand } from "./commands/get-resources";
 import { hashPasswordCommand } from "./commands/hash-password";
 import { historyCommand, rollbackCommand } from "./commands/history";
 import { statusCommand } from "./commands/status";
+import { DEFAULT_JAEGER, traceCommand, type TraceOptions } from "./commands/trace";
 
 export const DEFAULT_API = "http://127.0.0.1:7070";
 
@@ -142,6 +143,25 @@ export function buildProgram(io: ProgramIo): Command {
     .option("--json", "print JSON", false)
     .action((opts: { user: string; sql: string; schema?: string; listener?: string; file?: string[]; inTransaction: boolean; autocommitOff: boolean; json: boolean }) =>
       explainCommand(ctx(), opts));
+
+  program
+    .command("trace")
+    .description("print one trace from Jaeger as an indented timeline (session → statement → route, pool acquire, backend, transfer), or list candidate traces by user, slowness or error")
+    .argument("[trace-id]", "32 hex digits (from a request-log line, the application, or the list)")
+    .addOption(new Option("--jaeger <url>", "Jaeger query HTTP API").env("MYSQLGW_JAEGER").default(DEFAULT_JAEGER))
+    .option("--service <name>", "service.name of the data planes' spans (--otlp-service-name)", "mysqlgw")
+    .option("--user <name>", "list: statements of this mysqlgw user")
+    .option("--listener <name>", "list: statements on this listener")
+    .option("--since <duration>", "list: how far back (e.g. 5m, 2h)", "1h")
+    .option("--slow", "list: only statements of at least --min-duration", false)
+    .option("--min-duration <duration>", "list: what --slow means (e.g. 100ms, 1s)", "100ms")
+    .option("--errors", "list: only failing statements", false)
+    .option("--limit <n>", "list: at most this many traces", "20")
+    .option("--json", "print JSON", false)
+    .action((traceId: string | undefined, opts: TraceOptions) => {
+      const timeoutMs = Number(program.opts<{ timeout: string }>().timeout);
+      return traceCommand({ stdout: io.stdout, stderr: io.stderr, timeoutMs: Number.isInteger(timeoutMs) && timeoutMs > 0 ? timeoutMs : 10_000 }, traceId, opts);
+    });
 
   registerDemo(program);
   return program;

@@ -1,5 +1,6 @@
 import * as net from "node:net";
 import { setBackendViewsProvider } from "./observe/worker-observation";
+import { setTracingView } from "./observe/tracing-settings";
 import type { Logger } from "pino";
 import type { BackendHealth, ClusterEpoch, ConfigVersion } from "@mysqlgw/proto";
 import { HostNotAllowedError, ListenerBindError, TooManyConnectionsError, toSqlError, type MgwError } from "./errors";
@@ -204,6 +205,7 @@ class ListenerManagerImpl implements ListenerManager, SessionHost {
     for (const e of closeLater) e.server.close();
 
     for (const [entry, snap] of keep) entry.snapshot = snap;
+    setTracingView(compiled.tracing, compiled.clusters);
     for (const e of toClose) {
       if (this.entries.get(e.snapshot.name) === e) this.entries.delete(e.snapshot.name);
       this.logger.info({ listener: e.snapshot.name, port: e.snapshot.port }, "listener closed");

@@ -4,6 +4,7 @@ import { parseArgs } from "node:util";
 import { DEFAULT_ETCD_PREFIX } from "@mysqlgw/proto";
 import { SupervisorError } from "../supervisor/errors";
 import { OBSERVE_OPTIONS, OBSERVE_USAGE, parseObserveFlags, type ObserveFlags } from "../observe/flags";
+import { TRACING_OPTIONS, TRACING_USAGE, parseTracingFlags, type TracingFlags } from "../observe/tracing-flags";
 
 /** Deployment settings of one `mysqlgw-data-plane` process, from flags and environment. */
 export interface DataPlaneFlags {
@@ -38,6 +39,8 @@ export interface DataPlaneFlags {
   pluginBudgetMs: number;
   /** Observability (docs/observability.md): see observe/flags.ts. */
   observe: ObserveFlags;
+  /** OpenTelemetry tracing (docs/observability.md "Tracing"): see observe/tracing-flags.ts. */
+  tracing: TracingFlags;
 }
 
 export const USAGE = `Usage: mysqlgw-data-plane [options]
@@ -67,7 +70,7 @@ export const USAGE = `Usage: mysqlgw-data-plane [options]
   --plugin FILE                 phase-hook plugin module (.js, or .ts with typescript installed) [MYSQLGW_PLUGIN]
   --plugin-budget MS            longest a hook may take before the session goes on without it
                                 [MYSQLGW_PLUGIN_BUDGET] (default 5)
-${OBSERVE_USAGE}  -h, --help                    show this help
+${OBSERVE_USAGE}${TRACING_USAGE}  -h, --help                    show this help
 `;
 
 /** A flag or environment value that cannot be used; `message` says which and what to do. */
@@ -119,6 +122,7 @@ export function parseFlags(
         plugin: { type: "string" },
         "plugin-budget": { type: "string" },
         ...OBSERVE_OPTIONS,
+        ...TRACING_OPTIONS,
         help: { type: "boolean", short: "h" },
       },
     }));
@@ -210,6 +214,7 @@ export function parseFlags(
       pluginBudgetMs: int("plugin-budget", "MYSQLGW_PLUGIN_BUDGET", 5, 1),
       metricsListen: parseListenAddress(pick("metrics-listen", "MYSQLGW_METRICS_LISTEN"), "--metrics-listen (or MYSQLGW_METRICS_LISTEN)"),
       observe: parseObserveFlags({ pick, int, flag: (name) => values[name], error: flagError, listen: parseListenAddress }),
+      tracing: parseTracingFlags({ pick, int, flag: (name) => values[name], error: flagError }),
     },
   };
 }

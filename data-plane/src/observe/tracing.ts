@@ -103,6 +103,7 @@ export function createTracingObserver(options: TracingObserverOptions): Observer
   function sessionAttributes(s: SessionInfo): Attributes {
     const peer = splitAddress(s.clientAddress);
     const a: Attributes = {
+      "mysqlgw.span": "session",
       "mysqlgw.listener": s.listener,
       "mysqlgw.connection_id": s.connectionId,
       [ATTR_NETWORK_PEER_ADDRESS]: peer.address,
@@ -144,6 +145,8 @@ export function createTracingObserver(options: TracingObserverOptions): Observer
     const cluster = view.clusters.get(r.cluster);
     const operation = r.kind !== "" ? r.kind : (options.commandName?.(r.command) ?? `COM_${r.command}`);
     const attributes: Attributes = {
+      // what `mysqlgw trace --user U` searches on (Jaeger tags)
+      "mysqlgw.span": "statement",
       [ATTR_DB_SYSTEM_NAME]: dbSystem(cluster),
       [ATTR_DB_OPERATION_NAME]: operation,
       "mysqlgw.listener": r.session.listener,
@@ -155,9 +158,9 @@ export function createTracingObserver(options: TracingObserverOptions): Observer
       "mysqlgw.bytes": r.bytes,
     };
     if (r.schema !== null && r.schema !== "") attributes[ATTR_DB_NAMESPACE] = r.schema;
-    if (r.sql !== "" || rawSql) {
-      const d = r.digest();
-      attributes[ATTR_DB_QUERY_TEXT] = rawSql ? r.sql : d.text;
+    const d = r.digest();
+    if (d.text !== "") {
+      attributes[ATTR_DB_QUERY_TEXT] = rawSql && r.sql !== "" ? r.sql : d.text;
       attributes["mysqlgw.digest"] = d.hash;
     }
     const peer = splitAddress(r.session.clientAddress);

@@ -8,6 +8,7 @@ import { compileBackendTls, type BackendTlsSettings } from "./tls";
 import { compileProxyProtocol, type ProxyProtocolSettings } from "./proxy-intake";
 import { NO_GATEWAY, compileCidrAccess, durationMs, type CidrAccess, type GatewaySnapshot } from "./access";
 import { ClusterState, backendRoleOf, type BackendRole, type ClusterStateOptions } from "../routing/backend-state";
+import { compileTracing, type TracingSettings } from "../observe/tracing-settings";
 
 /**
  * Immutable per-config-version views that sessions keep for their whole life:
@@ -203,6 +204,10 @@ export interface CompiledConfig {
   readonly listeners: ListenerSnapshot[];
   /** Users whose password_hash is unusable (for a warning). */
   readonly invalidUsers: string[];
+  /** Gateway.tracing, for the tracing observer (observe/tracing-settings.ts). */
+  readonly tracing: TracingSettings;
+  /** Every cluster of the version by name. */
+  readonly clusters: ReadonlyMap<string, ClusterSnapshot>;
 }
 
 /** Builds per-listener snapshots of `config`, reusing `runtimes` by cluster name. */
@@ -268,5 +273,5 @@ export function compileConfig(config: ConfigVersion, runtimes: Map<string, Clust
       clusters,
     }),
   );
-  return { version: config.version, listeners, invalidUsers };
+  return { version: config.version, listeners, invalidUsers, tracing: compileTracing(g?.tracing), clusters };
 }

@@ -21,6 +21,7 @@ import type { IpcWorkerHandle } from "./worker-handle";
 import { enableProcessMetrics, metrics } from "../metrics";
 import { startDataPlaneMetricsServer } from "../metrics/data-plane-endpoint";
 import { answerObserveRequests, startWorkerObservation, type WorkerObservation } from "../observe/worker-observation";
+import { startWorkerTracing } from "../observe/worker-tracing";
 import { startAdminPort } from "../admin";
 
 export type ListenerManagerFactory = (options: DataPlaneOptions & { logger: Logger }) => ListenerManager;
@@ -107,7 +108,10 @@ export function runWorker(flags: DataPlaneFlags, createListenerManager: Listener
 /** Starts this process's request log, digest and connection tables, or exits saying why not. */
 function observe(flags: DataPlaneFlags, index: number, log: Logger): WorkerObservation {
   try {
-    return startWorkerObservation({ flags: flags.observe, worker: index, logger: log, registry: metrics.registry });
+    const o = startWorkerObservation({ flags: flags.observe, worker: index, logger: log, registry: metrics.registry });
+    // OpenTelemetry traces (--otlp-endpoint); flushed when the observation closes
+    const tracing = startWorkerTracing({ flags: flags.tracing, id: flags.id, worker: index, logger: log, registry: metrics.registry });
+    return tracing === null ? o : { ...o, close: () => Promise.all([o.close(), tracing.close()]).then(() => undefined) };
   } catch (err) {
     exitWithError(log, (err as Error).message);
   }
