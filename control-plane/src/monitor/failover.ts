@@ -461,9 +461,13 @@ export class FailoverController {
         }),
     );
     rec.repointedAt = timestampFromMs(Date.now());
-    // 7. publish: every backend probed now, health written
-    await Promise.all(this.o.backends(cluster).map((b) => b.probeNow().catch(() => undefined)));
+    // 7. publish: every backend probed now, health written; the new primary's
+    // is what data planes wait for (a probe of an unreachable old primary may
+    // take its whole timeout)
+    const others = this.o.backends(cluster).filter((b) => b !== target.h).map((b) => b.probeNow().catch(() => undefined));
+    await target.h.probeNow().catch(() => undefined);
     rec.rolesPublishedAt = timestampFromMs(Date.now());
+    void Promise.all(others);
     rec.outcome = FailoverRecord_Outcome.PROMOTED;
     const ms = (t: typeof rec.detectedAt): number => (t === undefined ? 0 : timestampMs(t));
     this.o.log.warn(
