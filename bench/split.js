@@ -17,7 +17,12 @@
 //
 //   npm run build && node bench/split.js [--seconds 10] [--rounds 3] [--threads 16]
 //     [--workloads point_select,read_only,read_only_skip_trx] [--workers 1]
-//     [--pool-max 16] [--table-size 10000] [--cpu-prof DIR] [--node-flags "--perf-basic-prof"] [--out FILE]
+//     [--pool-max 16] [--table-size 10000] [--cpu-prof DIR] [--node-flags=--perf-basic-prof]
+//     [--baseline ROOT] [--out FILE]
+// --baseline ROOT adds a fourth path, "split@baseline": the data plane built in ROOT
+// (e.g. `git archive <commit> | tar -x -C ROOT`, node_modules linked, `npx tsc -b
+// data-plane`), with its own etcd and control plane, the same policy on another
+// port and backend user — an interleaved A/B of two builds.
 // Defaults take about 6 minutes (3 rounds × 3 workloads × 3 paths × 10 s, plus setup).
 "use strict";
 const { spawn, execFileSync } = require("node:child_process");
@@ -38,6 +43,8 @@ const { values: opt } = parseArgs({
     "table-size": { type: "string", default: "10000" },
     "cpu-prof": { type: "string" },
     "node-flags": { type: "string" },
+    baseline: { type: "string" },
+    "sample-ms": { type: "string", default: "250" },
     out: { type: "string" },
   },
 });
@@ -45,6 +52,8 @@ const SECONDS = Number(opt.seconds);
 const ROUNDS = Number(opt.rounds);
 const THREADS = opt.threads.split(",").map(Number);
 const POOL_MAX = Number(opt["pool-max"]);
+/** Interval of the backend-connection sampling during split runs; 0: none. */
+const SAMPLE_MS = Number(opt["sample-ms"]);
 const TICK_US = 1e6 / Number(execFileSync("getconf", ["CLK_TCK"]).toString().trim());
 const PASSWORD = "bench-password";
 const GW_BACKEND_USER = "gwpool";
@@ -190,7 +199,7 @@ async function main() {
   log("starting a primary + 2 replicas, etcd, control plane");
   const cluster = await sb.startReplicatedCluster({
     replicas: 2,
-    accounts: [{ user: "sb", password: PASSWORD }, { user: GW_BACKEND_USER, password: PASSWORD }],
+    accounts: [{ user: "sb", password: PASSWORD }, { user: GW_BACKEND_USER, password: PASSWORD }, { user: "gwbase", password: PASSWORD }],
     extraArgs: ["--innodb-buffer-pool-size=128M", "--max-connections=500"],
   });
   await cluster.primary.query("CREATE DATABASE IF NOT EXISTS sbtest");
@@ -200,7 +209,7 @@ async function main() {
   const etcd = await sb.startEtcd();
   const cp = await sb.startControlPlane({ etcd });
   const gwPort = await sb.freePort();
-  const policy = {
+  const policyFor = (port, backendUser) => ({
     clusters: [
       {
         name: "bench",
@@ -212,26 +221,44 @@ async function main() {
         pool: { maxConnections: POOL_MAX, acquireTimeout: "10s" },
       },
     ],
-    listeners: [{ name: "bench-split", bindAddress: "127.0.0.1", port: gwPort, cluster: "bench", role: "LISTENER_ROLE_SPLIT" }],
-    users: [{ name: "sb", passwordHash: nativeHash(PASSWORD), backendCredentials: { user: GW_BACKEND_USER, secretRef: "env:BENCH_BACKEND_PASSWORD" } }],
+    listeners: [{ name: "bench-split", bindAddress: "127.0.0.1", port, cluster: "bench", role: "LISTENER_ROLE_SPLIT" }],
+    users: [{ name: "sb", passwordHash: nativeHash(PASSWORD), backendCredentials: { user: backendUser, secretRef: "env:BENCH_BACKEND_PASSWORD" } }],
+  });
+  const apply = async (controlPlane, policy) => {
+    const res = await fetch(`${controlPlane.url}/v1/policy:apply`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ policy, appliedBy: "bench" }) });
+    if (!res.ok) throw new Error(`apply failed: ${res.status} ${await res.text()}`);
   };
-  const res = await fetch(`${cp.url}/v1/policy:apply`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ policy, appliedBy: "bench" }) });
-  if (!res.ok) throw new Error(`apply failed: ${res.status} ${await res.text()}`);
+  await apply(cp, policyFor(gwPort, GW_BACKEND_USER));
   const env = { BENCH_BACKEND_PASSWORD: PASSWORD };
   const metricsPort = await sb.freePort();
   const metricsUrl = `http://127.0.0.1:${metricsPort}/metrics`;
   const dpArgs = ["--metrics-listen", `127.0.0.1:${metricsPort}`];
   const dp = opt["cpu-prof"] || opt["node-flags"]
-    ? await startProfiledDataPlane(etcd, env, opt["cpu-prof"], dpArgs)
+    ? await spawnDataPlane(path.join(__dirname, "../data-plane/dist/main.js"), etcd, env, opt["cpu-prof"], dpArgs)
     : await sb.startDataPlane({ etcd, workers: Number(opt.workers), env, args: dpArgs, waitForConfig: true });
+  let baseline = null;
+  if (opt.baseline) {
+    const etcd2 = await sb.startEtcd();
+    const cp2 = await sb.startControlPlane({ etcd: etcd2 });
+    const port = await sb.freePort();
+    await apply(cp2, policyFor(port, "gwbase"));
+    const proc = await spawnDataPlane(path.join(path.resolve(opt.baseline), "data-plane/dist/main.js"), etcd2, env, null, ["--metrics-listen", `127.0.0.1:${await sb.freePort()}`]);
+    baseline = { port, proc, cp: cp2 };
+  }
   const pipePort = await sb.freePort();
-  const pipe = spawn(process.execPath, [path.join(__dirname, "pipe.js"), String(pipePort), replica.address], { stdio: ["ignore", "pipe", "inherit"] });
+  // Every proxy runs in its own session (detached: setsid), as the sandbox starts the data
+  // plane: with the kernel's autogroup scheduling (sched_autogroup_enabled=1 here) a session
+  // is a scheduling group, and a proxy sharing sysbench's group is scheduled differently
+  // (measured: the same data-plane build 1.3-2x faster in sysbench's group than in its own).
+  const pipe = spawn(process.execPath, [path.join(__dirname, "pipe.js"), String(pipePort), replica.address], { stdio: ["ignore", "pipe", "inherit"], detached: true });
+  killOnExit(pipe);
   await new Promise((resolve) => pipe.stdout.once("data", resolve));
 
   const targets = [
     { name: "direct", port: replica.port, pid: null },
     { name: "pipe", port: pipePort, pid: pipe.pid },
     { name: "split", port: gwPort, pid: dp.pid },
+    ...(baseline ? [{ name: "split@baseline", port: baseline.port, pid: baseline.proc.pid }] : []),
   ];
   const runs = [];
   try {
@@ -241,7 +268,7 @@ async function main() {
       for (const w of workloads) {
         for (const threads of THREADS) {
           for (const t of targets) {
-            const stopSampling = t.name === "split" ? sampleConnections(cluster.servers, metricsUrl) : null;
+            const stopSampling = t.name === "split" && SAMPLE_MS > 0 ? sampleConnections(cluster.servers, metricsUrl, SAMPLE_MS) : null;
             const cpu0 = t.pid ? cpuMicros(t.pid) : 0;
             const r = parseRun(await sysbench(w, t.port, threads, "run", SECONDS));
             const cpu = t.pid ? cpuMicros(t.pid) - cpu0 : NaN;
@@ -263,6 +290,10 @@ async function main() {
     }
   } finally {
     pipe.kill("SIGTERM");
+    if (baseline) {
+      await baseline.proc.stop();
+      await baseline.cp.stop();
+    }
     await dp.stop();
     await cp.stop();
     await sb.stopAll();
@@ -284,7 +315,7 @@ async function main() {
           cpuUsPerQuery: t.pid ? +pick(t.name, "cpuUsPerQuery").toFixed(1) : null,
           errors: sel(t.name).reduce((a, r) => a + r.errors, 0),
         };
-        if (t.name === "split") {
+        if (t.name === "split" && SAMPLE_MS > 0) {
           const b = sel("split").map((r) => r.backend);
           const peakOpen = Math.max(...b.map((x) => x.peakOpen));
           const peakInUse = Math.max(...b.map((x) => (Number.isFinite(x.peakInUse) ? x.peakInUse : -Infinity)));
@@ -325,27 +356,28 @@ async function main() {
 }
 
 /**
- * The data plane under `node --cpu-prof` (not allowed in NODE_OPTIONS; node:cluster
- * workers inherit the flag through execArgv): each process writes a .cpuprofile
- * into `dir` when it exits after SIGTERM. Open them in Chrome DevTools.
- * --node-flags adds node options (e.g. --perf-basic-prof, for `perf record -p`).
+ * A data plane from `main`, spawned here: under `node --cpu-prof` when `dir` is
+ * given (not allowed in NODE_OPTIONS; node:cluster workers inherit the flag through
+ * execArgv), each process writing a .cpuprofile into `dir` when it exits after
+ * SIGTERM (open them in Chrome DevTools); --node-flags adds node options (e.g.
+ * --perf-basic-prof, for `perf record -p` on the worker).
  */
-async function startProfiledDataPlane(etcd, env, dir, args) {
+async function spawnDataPlane(main, etcd, env, dir, args) {
   const nodeFlags = [...(opt["node-flags"] ? opt["node-flags"].split(" ").filter(Boolean) : [])];
   if (dir) {
     fs.mkdirSync(dir, { recursive: true });
     nodeFlags.push("--cpu-prof", `--cpu-prof-dir=${path.resolve(dir)}`);
   }
-  const main = path.join(__dirname, "../data-plane/dist/main.js");
   const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), "split-bench-state-"));
   const child = spawn(
     process.execPath,
     [...nodeFlags, main, "--etcd", etcd.endpoint, "--workers", opt.workers, "--state-dir", stateDir, ...args],
-    { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, ...env } },
+    { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, ...env }, detached: true },
   );
+  killOnExit(child);
   await new Promise((resolve, reject) => {
     let buf = "";
-    const timer = setTimeout(() => reject(new Error("profiled data plane: no 'serving config' within 20 s")), 20_000);
+    const timer = setTimeout(() => reject(new Error(`data plane ${main}: no 'serving config' within 20 s`)), 20_000);
     child.stdout.on("data", (d) => {
       buf += d;
       if (buf.includes('"serving config"')) {
@@ -354,7 +386,7 @@ async function startProfiledDataPlane(etcd, env, dir, args) {
       }
       if (buf.length > 1e6) buf = buf.slice(-1000);
     });
-    child.on("exit", (code) => reject(new Error(`profiled data plane exited ${code}`)));
+    child.on("exit", (code) => reject(new Error(`data plane ${main} exited ${code}`)));
   });
   child.stdout.resume();
   return {
@@ -371,6 +403,15 @@ async function startProfiledDataPlane(etcd, env, dir, args) {
         child.kill("SIGTERM");
       }),
   };
+}
+
+/** Kills a detached child if this process exits first (a failed run). */
+function killOnExit(child) {
+  const kill = () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+  };
+  process.once("exit", kill);
+  child.once("exit", () => process.removeListener("exit", kill));
 }
 
 function nativeHash(password) {
