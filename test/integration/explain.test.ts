@@ -92,10 +92,8 @@ test("explain against the applied policy: the split listener's reads, writes, lo
   });
   const split = ["--listener", "orders-split", "--user", "app"];
   expect((await explainJson([...split, "--sql", "SELECT c FROM sbtest1 WHERE id=5023"])).route).toEqual({ target: "replica", cluster: "orders", reason: "read", ignored: null });
-  expect((await explainJson([...split, "--sql", "SELECT c FROM t WHERE id=1 FOR UPDATE"])).route).toMatchObject({ target: "primary", reason: "for-update" });
-  expect((await explainJson([...split, "--sql", "INSERT INTO t VALUES (1)"])).route).toMatchObject({ target: "primary", reason: "write" });
-  expect((await explainJson([...split, "--sql", "SELECT LAST_INSERT_ID()"])).route).toMatchObject({ target: "primary", reason: "last-insert-id" });
-  expect((await explainJson([...split, "--sql", "/* mysqlgw:primary */ SELECT 1"])).route).toMatchObject({ target: "primary", reason: "hint:primary" });
+  // (the whole routing table is unit-tested in data-plane/src/routing/decide.test.ts and cli/src/commands/explain.test.ts;
+  // each CLI run here costs a node start and a parser load, so only a few run end to end)
   expect((await explainJson([...split, "--in-transaction", "--sql", "/* mysqlgw:replica */ SELECT 1"])).route)
     .toEqual({ target: "primary", cluster: "orders", reason: "in-transaction", ignored: "hint:replica" });
 });
@@ -111,8 +109,6 @@ test("explain shows the matching rule: deny, route to another cluster, tables th
   expect(bi).toMatchObject({ rule: { name: "bi-to-reports", position: 2 }, route: { target: "replica", cluster: "reports", reason: "rule:bi-to-reports" } });
   const archive = await explainJson(["--user", "app", "--schema", "shop", "--listener", "orders-split", "--sql", "SELECT * FROM archive WHERE y=2020"]);
   expect(archive).toMatchObject({ tables: ["archive"], rule: { name: "archive-on-primary", position: 3 }, route: { target: "primary", reason: "rule:archive-on-primary" } });
-  const elsewhere = await explainJson(["--user", "app", "--schema", "crm", "--listener", "orders-split", "--sql", "SELECT * FROM archive WHERE y=2020"]);
-  expect(elsewhere).toMatchObject({ rule: null, route: { target: "replica", reason: "read" } });
 
   // the text form
   const text = await runCli(cp.url, ["explain", "--user", "app", "--sql", "UPDATE t SET a=1"]);
