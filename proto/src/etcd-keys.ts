@@ -10,7 +10,7 @@
  *   <prefix>/v1/election/monitor           (etcd3 election) the control plane leading the monitor
  *   <prefix>/v1/views/<dp id>/<cluster>/<backend>  BackendView  a data plane's own view, under its lease
  *   <prefix>/v1/failover/epoch/<cluster>   ClusterEpoch    fencing epoch and primary, written at each failover
- *   <prefix>/v1/failover/history/<cluster>/<20 digits> FailoverRecord  one per failover, by epoch
+ *   <prefix>/v1/failover/history/<cluster>/<20 digits> FailoverRecord  one per failover attempt, by its detection time (ms)
  */
 export const DEFAULT_ETCD_PREFIX = "/mysqlgw";
 
@@ -31,7 +31,8 @@ export interface EtcdKeys {
   readonly epochPrefix: string;
   clusterEpoch(cluster: string): string;
   readonly failoverHistoryPrefix: string;
-  failoverRecord(cluster: string, epoch: bigint | number): string;
+  /** One failover attempt (promoted or aborted), keyed by its detection time in ms since the epoch. */
+  failoverRecord(cluster: string, detectedAtMs: bigint | number): string;
 }
 
 export function etcdKeys(prefix: string = DEFAULT_ETCD_PREFIX): EtcdKeys {
@@ -51,6 +52,6 @@ export function etcdKeys(prefix: string = DEFAULT_ETCD_PREFIX): EtcdKeys {
     epochPrefix: `${p}/v1/failover/epoch/`,
     clusterEpoch: (cluster) => `${p}/v1/failover/epoch/${cluster}`,
     failoverHistoryPrefix: `${p}/v1/failover/history/`,
-    failoverRecord: (cluster, epoch) => `${p}/v1/failover/history/${cluster}/${BigInt(epoch).toString().padStart(20, "0")}`,
+    failoverRecord: (cluster, ms) => `${p}/v1/failover/history/${cluster}/${BigInt(ms).toString().padStart(20, "0")}`,
   };
 }

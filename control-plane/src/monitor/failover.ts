@@ -532,7 +532,7 @@ export class FailoverController {
     const { client, keys, campaignKey, callTimeoutMs } = this.o;
     try {
       await withTimeout(
-        client.if(campaignKey, "Create", ">", 0).then(client.put(keys.failoverRecord(rec.cluster, rec.epoch)).value(toJsonString(FailoverRecordSchema, rec))).commit(),
+        client.if(campaignKey, "Create", ">", 0).then(client.put(keys.failoverRecord(rec.cluster, rec.detectedAt === undefined ? Date.now() : timestampMs(rec.detectedAt))).value(toJsonString(FailoverRecordSchema, rec))).commit(),
         callTimeoutMs,
         "write the failover record",
       );
