@@ -12,6 +12,7 @@ import { getResourcesCommand } from "./commands/get-resources";
 import { hashPasswordCommand } from "./commands/hash-password";
 import { historyCommand, rollbackCommand } from "./commands/history";
 import { statusCommand } from "./commands/status";
+import { topCommand, type TopOptions } from "./commands/top";
 import { DEFAULT_JAEGER, traceCommand, type TraceOptions } from "./commands/trace";
 
 export const DEFAULT_API = "http://127.0.0.1:7070";
@@ -124,6 +125,34 @@ export function buildProgram(io: ProgramIo): Command {
     .description("automatic failovers the monitor recorded, newest first, with their timeline (docs/monitor.md)")
     .option("--cluster <name>", "only this cluster's failovers")
     .action((opts: { cluster?: string }) => failoversCommand(ctx(), opts));
+
+  program
+    .command("top")
+    .description("the query digests of every data plane by total time (GET /v1/digests), refreshed live; docs/observability.md")
+    .option("--interval <seconds>", "between refreshes", "2")
+    .option("--limit <n>", "digests shown", "20")
+    .option("--user <name>", "only this mysqlgw user's digests")
+    .option("--schema <name>", "only digests run in this schema")
+    .option("--count <n>", "refreshes before exiting (0: until Ctrl-C)", "0")
+    .option("--once", "print one screen and exit", false)
+    .option("--json", "print the API's JSON instead of a table", false)
+    .action((opts: TopOptions) =>
+      topCommand(ctx(), opts, {
+        tty: process.stdout.isTTY === true,
+        width: () => process.stdout.columns ?? 0,
+        sleep: (ms) =>
+          new Promise<boolean>((resolve) => {
+            const stop = (): void => {
+              clearTimeout(t);
+              resolve(false);
+            };
+            const t = setTimeout(() => {
+              process.off("SIGINT", stop);
+              resolve(true);
+            }, ms);
+            process.once("SIGINT", stop);
+          }),
+      }));
 
   program
     .command("hash-password")

@@ -10,6 +10,7 @@ import { isMgwError } from "./errors";
 import { createMonitor, createMonitorEtcdClient, monitorElection, readMonitorLeader, type Monitor } from "./monitor/monitor";
 import { DEFAULT_CATCH_UP_TIMEOUT_MS, DEFAULT_FAILOVER_COOLDOWN_MS } from "./monitor/failover";
 import { createEtcdConfigStore, DEFAULT_ETCD_CALL_TIMEOUT_MS } from "./store/etcd-config-store";
+import { createEtcdDigestSource, type DigestSource } from "./digests/published-digests";
 import { createControlPlaneMetrics } from "./metrics";
 import { collectDefaultMetrics } from "prom-client";
 
@@ -121,10 +122,13 @@ async function main(): Promise<void> {
   let monitor: Monitor | null = null;
   metrics.setMonitorLeaderSource(() => monitor?.leading ?? false);
   let server;
+  let digests: DigestSource | undefined;
   try {
     // versions read straight from the store (not through GetPolicy), calls counted like the AdminService's
     const history = createHistoryService({ versions: store, admin: service, logger: log, metrics });
-    server = await startControlPlaneServer({ service, history, host, port, descriptorSetPath, metrics: () => metrics.scrape() });
+    // GET /v1/digests: the query digests the data planes publish to etcd (docs/observability.md)
+    digests = createEtcdDigestSource({ endpoints, prefix: values["etcd-prefix"], timeoutMs });
+    server = await startControlPlaneServer({ service, history, host, port, descriptorSetPath, metrics: () => metrics.scrape(), digests });
   } catch (err) {
     log.fatal({ err }, "cannot listen");
     process.stderr.write(`error: cannot listen on ${values.listen} (${(err as Error).message}) — pick another --listen address\n`);
@@ -159,6 +163,7 @@ async function main(): Promise<void> {
       .then(() => server.close())
       .then(() => store.close())
       .then(() => electionClient.close())
+      .then(() => digests?.close())
       .then(() => process.exit(0));
   };
   process.on("SIGTERM", () => stop("SIGTERM"));

@@ -9,6 +9,7 @@ import {
   applyPolicy,
   connect,
   freePort,
+  runCli,
   nativePasswordHash,
   runMariadbCli,
   startControlPlane,
@@ -72,7 +73,7 @@ beforeAll(async () => {
     etcd: etcdUrl,
     workers: 2,
     env: { APP_PW },
-    args: ["--request-log", logFile, "--admin-listen", "127.0.0.1:0", "--admin-password-hash", nativePasswordHash(ADMIN_PW), "--id", "dp-all"],
+    args: ["--request-log", logFile, "--admin-listen", "127.0.0.1:0", "--admin-password-hash", nativePasswordHash(ADMIN_PW), "--id", "dp-all", "--digests-publish-interval", "500"],
     waitForConfig: version,
   });
   adminPort = await adminPortOf(dp);
@@ -132,9 +133,9 @@ test("statements with literals: the request log has one line each, with the dige
   expect(statements.filter((l) => l.errno === 1146)).toHaveLength(4);
   const raw = fs.readFileSync(logFile, "utf8");
   expect(raw).not.toContain("secret-customer");
-  // numeric literals: no string field carries them (numbers such as durations may hold any digits)
+  // numeric literals: no string field carries them (times and numbers such as durations may hold any digits)
   for (const l of lines) {
-    for (const v of Object.values(l)) if (typeof v === "string") expect(v).not.toMatch(/777|424242/);
+    for (const [k, v] of Object.entries(l)) if (typeof v === "string" && k !== "time") expect(v).not.toMatch(/777|424242/);
   }
   // session events: open, auth ok, close (quit)
   expect(lines.filter((l) => l.event === "session_open")).toHaveLength(4);
@@ -210,6 +211,42 @@ test("wrong admin password or user → 1045; the admin port is not the gateway's
   }
   const cli = await runMariadbCli({ port: adminPort, user: "admin", password: "nope", sql: "SELECT 1" });
   expect(cli.stderr).toContain("ERROR 1045");
+});
+
+test("the control plane merges the data planes' published digests (GET /v1/digests); mysqlgw top --once --json and the table", async () => {
+  type Answer = { dataPlanes: { id: string; workers: number }[]; digests: { digestText: string; user: string; schema: string; count: number; errors: number; rows: number; dataPlanes: number; p99Ms: number }[] };
+  const insert = "INSERT INTO orders (id, customer, total) VALUES (?, ?, ?)";
+  // published every 500 ms under the data plane's lease
+  const answer = await waitFor(
+    async () => {
+      const res = await fetch(`${cp.url}/v1/digests?limit=10`);
+      const a = (await res.json()) as Answer;
+      return res.status === 200 && a.digests.some((d) => d.digestText === insert && d.count === 20) ? a : null;
+    },
+    { timeoutMs: 10_000, what: "the INSERT digest in GET /v1/digests" },
+  );
+  expect(answer.dataPlanes).toEqual([expect.objectContaining({ id: "dp-all", workers: 2 })]);
+  const byText = new Map(answer.digests.map((d) => [d.digestText, d]));
+  expect(byText.get(insert)).toMatchObject({ user: "app", schema: "shop", count: 20, errors: 0, rows: 0, dataPlanes: 1 });
+  expect(byText.get("SELECT id, customer FROM orders WHERE id = ? AND customer = ?")).toMatchObject({ count: 20, rows: 20 });
+  expect(byText.get("SELECT * FROM no_such_table WHERE id = ?")).toMatchObject({ count: 4, errors: 4 });
+  const limited = (await (await fetch(`${cp.url}/v1/digests?limit=1`)).json()) as Answer;
+  expect(limited.digests).toHaveLength(1);
+  const bad = await fetch(`${cp.url}/v1/digests?limit=0`);
+  expect(bad.status).toBe(400);
+  expect(((await bad.json()) as { message: string }).message).toContain("limit");
+
+  const json = await runCli(cp.url, ["top", "--once", "--json", "--limit", "10"]);
+  expect(json.stderr).toBe("");
+  expect(json.code).toBe(0);
+  const top = JSON.parse(json.stdout) as Answer;
+  expect(top.digests.find((d) => d.digestText === insert)).toMatchObject({ count: 20, user: "app" });
+  const table = await runCli(cp.url, ["top", "--once", "--user", "app"]);
+  expect(table.code).toBe(0);
+  const lines = table.stdout.trim().split("\n");
+  expect(lines[0]).toMatch(/^mysqlgw top — \d\d:\d\d:\d\d UTC — 1 data plane: dp-all$/);
+  expect(lines[2]).toMatch(/^TOTAL_MS\s+COUNT/);
+  expect(lines.some((l) => l.includes(insert) && /\s20\s/.test(l))).toBe(true);
 });
 
 test("slow-only request log: statements under the threshold are left out, slow ones and errors kept (--workers 0, password from MYSQLGW_ADMIN_PASSWORD)", async () => {

@@ -5,6 +5,8 @@ import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { AdminService, HistoryService } from "@mysqlgw/proto";
 import type { AdminServiceImpl } from "./admin-service";
 import { createHistoryRestHandler } from "./history-rest";
+import { createDigestsRestHandler } from "./digests-rest";
+import type { DigestSource } from "../digests/published-digests";
 import { createHistoryService, versionsFromAdmin, type HistoryServiceImpl, type VersionReader } from "./history-service";
 import { registerReflection } from "./reflection";
 import { createRestHandler, DEFAULT_MAX_BODY_BYTES, type RestHandlerOptions } from "./rest";
@@ -21,6 +23,8 @@ export interface ControlPlaneServerOptions extends RestHandlerOptions {
   port?: number;
   /** A connection that sends nothing for this long before its first bytes is closed. Default 10000 ms. */
   firstBytesTimeoutMs?: number;
+  /** The data planes' published query digests, for GET /v1/digests; absent: that route is 404. */
+  digests?: DigestSource;
 }
 
 export interface ControlPlaneServer {
@@ -44,7 +48,8 @@ const H2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1");
  */
 export function startControlPlaneServer(options: ControlPlaneServerOptions): Promise<ControlPlaneServer> {
   const history = options.history ?? createHistoryService({ versions: options.versions ?? versionsFromAdmin(options.service), admin: options.service });
-  const rest = createHistoryRestHandler(history, createRestHandler(options.service, options));
+  const restRoutes = createHistoryRestHandler(history, createRestHandler(options.service, options));
+  const rest = options.digests === undefined ? restRoutes : createDigestsRestHandler(options.digests, restRoutes);
   const handler = connectNodeAdapter({
     routes: (router) => {
       router.service(AdminService, options.service);

@@ -22,7 +22,7 @@ import { enableProcessMetrics, metrics } from "../metrics";
 import { startDataPlaneMetricsServer } from "../metrics/data-plane-endpoint";
 import { answerObserveRequests, startWorkerObservation, type WorkerObservation } from "../observe/worker-observation";
 import { startWorkerTracing } from "../observe/worker-tracing";
-import { startAdminPort } from "../admin";
+import { createDigestPublisher, createFiguresGatherer, startAdminPort } from "../admin";
 
 export type ListenerManagerFactory = (options: DataPlaneOptions & { logger: Logger }) => ListenerManager;
 
@@ -227,12 +227,13 @@ export async function runSupervisor(flags: DataPlaneFlags, createListenerManager
     pool.start();
   }
 
-  // --admin-listen: the admin SQL port, reading every worker's figures over IPC
+  // --admin-listen: the admin SQL port; --digests-publish-interval: the top digests to etcd (GET /v1/digests); both read every worker's figures over IPC
+  const gatherer = createFiguresGatherer({ local: localObservation, logger: log });
   const adminListen = flags.observe.adminListen;
   const admin =
     adminListen === null
       ? null
-      : await startAdminPort({ flags: { ...flags.observe, adminListen }, supervisor, local: localObservation, logger: log, id: flags.id, workers: flags.workers }).catch((err: unknown) =>
+      : await startAdminPort({ flags: { ...flags.observe, adminListen }, supervisor, gatherer, logger: log, id: flags.id, workers: flags.workers }).catch((err: unknown) =>
           exitWithError(log, `cannot serve the admin port on ${adminListen.host}:${adminListen.port} (${(err as Error).message}); pass a free address with --admin-listen or leave it out`),
         );
 
@@ -249,6 +250,12 @@ export async function runSupervisor(flags: DataPlaneFlags, createListenerManager
   const epochs = createEtcdHealthSource({ endpoints: flags.etcdEndpoints, keys, timeoutMs: flags.etcdTimeoutMs, logger: log, onHealth: relayHealth, prefix: keys.epochPrefix, parseKey: parseEpochKey, what: "failover epochs" });
   // This data plane's own view of each backend, for the monitor's failover confirmation (docs/monitor.md).
   const views = createBackendViewReporter({ endpoints: flags.etcdEndpoints, keys, id: flags.id, timeoutMs: flags.etcdTimeoutMs, logger: log });
+  // The top query digests, for the control plane's GET /v1/digests (docs/observability.md).
+  const o = flags.observe;
+  const digestPublisher =
+    o.digestsMax > 0 && o.digestsPublishIntervalMs > 0
+      ? createDigestPublisher({ endpoints: flags.etcdEndpoints, prefix: flags.etcdPrefix, id: flags.id, intervalMs: o.digestsPublishIntervalMs, top: o.digestsPublishTop, timeoutMs: flags.etcdTimeoutMs, figures: () => gatherer.figures(), logger: log })
+      : null;
 
   log.info(
     {
@@ -280,6 +287,8 @@ export async function runSupervisor(flags: DataPlaneFlags, createListenerManager
     await views.stop();
     await endpoint?.close();
     await admin?.close();
+    await digestPublisher?.stop();
+    gatherer.close();
     await localObservation?.close();
     log.info({ signal }, "data plane stopped");
     process.exit(0);
@@ -291,6 +300,7 @@ export async function runSupervisor(flags: DataPlaneFlags, createListenerManager
   health.start();
   epochs.start();
   views.start();
+  digestPublisher?.start();
   const connected = await Promise.race([etcd.firstAttempt, sleep(flags.etcdTimeoutMs).then(() => false)]);
   if (connected || shuttingDown) return;
 
