@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file mysqlgw/config/v1/config.proto.
  */
 export const file_mysqlgw_config_v1_config: GenFile = /*@__PURE__*/
-  fileDesc("Ch5teXNxbGd3L2NvbmZpZy92MS9jb25maWcucHJvdG8SEW15c3FsZ3cuY29uZmlnLnYxIqYCCgdDbHVzdGVyEgwKBG5hbWUYASABKAkSLAoIYmFja2VuZHMYAiADKAsyGi5teXNxbGd3LmNvbmZpZy52MS5CYWNrZW5kEioKA3RscxgDIAEoCzIdLm15c3FsZ3cuY29uZmlnLnYxLkJhY2tlbmRUbHMSGwoTc2VuZF9wcm94eV9wcm90b2NvbBgEIAEoCBIuCgZoZWFsdGgYBSABKAsyHi5teXNxbGd3LmNvbmZpZy52MS5IZWFsdGhDaGVjaxI4Cg5sb2FkX2JhbGFuY2luZxgGIAEoDjIgLm15c3FsZ3cuY29uZmlnLnYxLkxvYWRCYWxhbmNpbmcSLAoEcG9vbBgHIAEoCzIeLm15c3FsZ3cuY29uZmlnLnYxLkJhY2tlbmRQb29sIoMCCgtCYWNrZW5kUG9vbBIQCghtaW5faWRsZRgBIAEoDRIXCg9tYXhfY29ubmVjdGlvbnMYAiABKA0SLwoMbWF4X2xpZmV0aW1lGAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEi8KDGlkbGVfdGltZW91dBgEIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIzChBjaGVja19hZnRlcl9pZGxlGAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjIKD2FjcXVpcmVfdGltZW91dBgGIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiL1AQoLSGVhbHRoQ2hlY2sSKwoIaW50ZXJ2YWwYASABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SKgoHdGltZW91dBgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIZChFmYWlsdXJlX3RocmVzaG9sZBgDIAEoDRI2ChNtYXhfcmVwbGljYXRpb25fbGFnGAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjoKC2NyZWRlbnRpYWxzGAUgASgLMiUubXlzcWxndy5jb25maWcudjEuQmFja2VuZENyZWRlbnRpYWxzItYBCgpCYWNrZW5kVGxzEjAKBG1vZGUYASABKA4yIi5teXNxbGd3LmNvbmZpZy52MS5CYWNrZW5kVGxzLk1vZGUSDwoHY2FfZmlsZRgCIAEoCRITCgtzZXJ2ZXJfbmFtZRgDIAEoCSJwCgRNb2RlEhQKEE1PREVfVU5TUEVDSUZJRUQQABIRCg1NT0RFX0RJU0FCTEVEEAESEQoNTU9ERV9SRVFVSVJFRBACEhIKDk1PREVfVkVSSUZZX0NBEAMSGAoUTU9ERV9WRVJJRllfSURFTlRJVFkQBCLLAQoHQmFja2VuZBIMCgRuYW1lGAEgASgJEg8KB2FkZHJlc3MYAiABKAkSDgoGd2VpZ2h0GAMgASgNEhcKD21heF9jb25uZWN0aW9ucxgEIAEoDRI2Cg1leHBlY3RlZF9yb2xlGAUgASgOMh8ubXlzcWxndy5jb25maWcudjEuQmFja2VuZC5Sb2xlIkAKBFJvbGUSFAoQUk9MRV9VTlNQRUNJRklFRBAAEhAKDFJPTEVfUFJJTUFSWRABEhAKDFJPTEVfUkVQTElDQRACIr4ECghMaXN0ZW5lchIMCgRuYW1lGAEgASgJEhQKDGJpbmRfYWRkcmVzcxgCIAEoCRIMCgRwb3J0GAMgASgNEg8KB2NsdXN0ZXIYBCABKAkSOAoOcHJveHlfcHJvdG9jb2wYBSABKAsyIC5teXNxbGd3LmNvbmZpZy52MS5Qcm94eVByb3RvY29sEhMKC2FsbG93X2NpZHJzGAYgAygJEhIKCmRlbnlfY2lkcnMYByADKAkSFwoPbWF4X2Nvbm5lY3Rpb25zGAggASgNEjQKEWhhbmRzaGFrZV90aW1lb3V0GAkgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEi8KDGlkbGVfdGltZW91dBgKIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhItCgRyb2xlGAsgASgOMh8ubXlzcWxndy5jb25maWcudjEuTGlzdGVuZXJSb2xlEjwKEHJlcGxpY2FfZmFsbGJhY2sYDCABKA4yIi5teXNxbGd3LmNvbmZpZy52MS5SZXBsaWNhRmFsbGJhY2sSOwoQcmVhZF95b3VyX3dyaXRlcxgNIAEoDjIhLm15c3FsZ3cuY29uZmlnLnYxLlJlYWRZb3VyV3JpdGVzEjYKE2NhdXNhbF9yZWFkX3RpbWVvdXQYDiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SGQoMbXVsdGlwbGV4aW5nGA8gASgISACIAQFCDwoNX211bHRpcGxleGluZyI4Cg1Qcm94eVByb3RvY29sEhUKDXRydXN0ZWRfY2lkcnMYASADKAkSEAoIcmVxdWlyZWQYAiABKAgiiQIKBFVzZXISDAoEbmFtZRgBIAEoCRIVCg1wYXNzd29yZF9oYXNoGAIgASgJEkIKE2JhY2tlbmRfY3JlZGVudGlhbHMYAyABKAsyJS5teXNxbGd3LmNvbmZpZy52MS5CYWNrZW5kQ3JlZGVudGlhbHMSEwoLcmVxdWlyZV90bHMYBCABKAgSIgoaY2FjaGluZ19zaGEyX3Bhc3N3b3JkX2hhc2gYBSABKAkSHQoVYWxsb3dfbG9hZF9kYXRhX2xvY2FsGAYgASgIEhMKC2FsbG93X2NpZHJzGAcgAygJEhIKCmRlbnlfY2lkcnMYCCADKAkSFwoPbWF4X2Nvbm5lY3Rpb25zGAkgASgNIngKB0dhdGV3YXkSEwoLYWxsb3dfY2lkcnMYASADKAkSEgoKZGVueV9jaWRycxgCIAMoCRIXCg9tYXhfY29ubmVjdGlvbnMYAyABKA0SKwoHdHJhY2luZxgEIAEoCzIaLm15c3FsZ3cuY29uZmlnLnYxLlRyYWNpbmcigQEKB1RyYWNpbmcSGwoOc2FtcGxpbmdfcmF0aW8YASABKAFIAIgBARIxCg5zbG93X3RocmVzaG9sZBgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhITCgtkcm9wX2Vycm9ycxgDIAEoCEIRCg9fc2FtcGxpbmdfcmF0aW8iNgoSQmFja2VuZENyZWRlbnRpYWxzEgwKBHVzZXIYASABKAkSEgoKc2VjcmV0X3JlZhgCIAEoCSLoAQoGUG9saWN5EiwKCGNsdXN0ZXJzGAEgAygLMhoubXlzcWxndy5jb25maWcudjEuQ2x1c3RlchIuCglsaXN0ZW5lcnMYAiADKAsyGy5teXNxbGd3LmNvbmZpZy52MS5MaXN0ZW5lchImCgV1c2VycxgDIAMoCzIXLm15c3FsZ3cuY29uZmlnLnYxLlVzZXISKwoHZ2F0ZXdheRgEIAEoCzIaLm15c3FsZ3cuY29uZmlnLnYxLkdhdGV3YXkSKwoFcnVsZXMYBSADKAsyHC5teXNxbGd3LmNvbmZpZy52MS5RdWVyeVJ1bGUitQIKCVF1ZXJ5UnVsZRIMCgRuYW1lGAEgASgJEisKBW1hdGNoGAIgASgLMhwubXlzcWxndy5jb25maWcudjEuUnVsZU1hdGNoEi0KBXJvdXRlGAMgASgLMh4ubXlzcWxndy5jb25maWcudjEuUm91dGVBY3Rpb24SKwoEZGVueRgEIAEoCzIdLm15c3FsZ3cuY29uZmlnLnYxLkRlbnlBY3Rpb24SMQoHcmV3cml0ZRgFIAEoCzIgLm15c3FsZ3cuY29uZmlnLnYxLlJld3JpdGVBY3Rpb24SLwoGbWlycm9yGAYgASgLMh8ubXlzcWxndy5jb25maWcudjEuTWlycm9yQWN0aW9uEi0KBWNhY2hlGAcgASgLMh4ubXlzcWxndy5jb25maWcudjEuQ2FjaGVBY3Rpb24ifwoJUnVsZU1hdGNoEg0KBXVzZXJzGAEgAygJEg8KB3NjaGVtYXMYAiADKAkSEQoJbGlzdGVuZXJzGAMgAygJEg0KBWtpbmRzGAQgAygJEg8KB2RpZ2VzdHMYBSADKAkSDwoHcGF0dGVybhgGIAEoCRIOCgZ0YWJsZXMYByADKAkinwEKC1JvdXRlQWN0aW9uEg8KB2NsdXN0ZXIYASABKAkSNQoGdGFyZ2V0GAIgASgOMiUubXlzcWxndy5jb25maWcudjEuUm91dGVBY3Rpb24uVGFyZ2V0IkgKBlRhcmdldBIWChJUQVJHRVRfVU5TUEVDSUZJRUQQABISCg5UQVJHRVRfUFJJTUFSWRABEhIKDlRBUkdFVF9SRVBMSUNBEAIiPQoKRGVueUFjdGlvbhIMCgRjb2RlGAEgASgNEhAKCHNxbHN0YXRlGAIgASgJEg8KB21lc3NhZ2UYAyABKAkiNQoNUmV3cml0ZUFjdGlvbhIPCgdwYXR0ZXJuGAEgASgJEhMKC3JlcGxhY2VtZW50GAIgASgJIi4KDE1pcnJvckFjdGlvbhIPCgdjbHVzdGVyGAEgASgJEg0KBXJhdGlvGAIgASgBImIKC0NhY2hlQWN0aW9uEiYKA3R0bBgBIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIYChBtYXhfcmVzdWx0X2J5dGVzGAIgASgNEhEKCW1heF9ieXRlcxgDIAEoBCKfAQoNQ29uZmlnVmVyc2lvbhIPCgd2ZXJzaW9uGAEgASgEEikKBnBvbGljeRgCIAEoCzIZLm15c3FsZ3cuY29uZmlnLnYxLlBvbGljeRIOCgZkaWdlc3QYAyABKAkSLgoKYXBwbGllZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKYXBwbGllZF9ieRgFIAEoCSKAAgoJRGF0YVBsYW5lEgoKAmlkGAEgASgJEhAKCGhvc3RuYW1lGAIgASgJEgsKA3BpZBgDIAEoDRIPCgd3b3JrZXJzGAQgASgNEhYKDmNvbmZpZ192ZXJzaW9uGAUgASgEEhEKCWxpc3RlbmVycxgGIAMoCRIuCgpzdGFydGVkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp1cGRhdGVkX2F0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIVCg1jb25maWdfc291cmNlGAkgASgJEhUKDWJ1aWxkX3ZlcnNpb24YCiABKAkitQUKDUJhY2tlbmRIZWFsdGgSDwoHY2x1c3RlchgBIAEoCRIPCgdiYWNrZW5kGAIgASgJEg8KB2FkZHJlc3MYAyABKAkSNQoFc3RhdGUYBCABKA4yJi5teXNxbGd3LmNvbmZpZy52MS5CYWNrZW5kSGVhbHRoLlN0YXRlEjMKBHJvbGUYBSABKA4yJS5teXNxbGd3LmNvbmZpZy52MS5CYWNrZW5kSGVhbHRoLlJvbGUSEQoJcmVhZF9vbmx5GAYgASgIEhEKCXNlcnZlcl9pZBgHIAEoDRIXCg9ndGlkX2JpbmxvZ19wb3MYCCABKAkSGAoQZ3RpZF9jdXJyZW50X3BvcxgJIAEoCRIWCg5ndGlkX3NsYXZlX3BvcxgKIAEoCRIaChJyZXBsaWNhX2lvX3J1bm5pbmcYCyABKAgSGwoTcmVwbGljYV9zcWxfcnVubmluZxgMIAEoCBIyCg9yZXBsaWNhdGlvbl9sYWcYDSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SFgoOc291cmNlX2FkZHJlc3MYDiABKAkSHAoUY29uc2VjdXRpdmVfZmFpbHVyZXMYDyABKA0SEgoKbGFzdF9lcnJvchgQIAEoCRIuCgpjaGVja2VkX2F0GBEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgptb25pdG9yX2lkGBIgASgJEhkKEXJvbGVfZGlzYWdyZWVtZW50GBMgASgJIjwKBVN0YXRlEhUKEVNUQVRFX1VOU1BFQ0lGSUVEEAASDAoIU1RBVEVfVVAQARIOCgpTVEFURV9ET1dOEAIiQAoEUm9sZRIUChBST0xFX1VOU1BFQ0lGSUVEEAASEAoMUk9MRV9QUklNQVJZEAESEAoMUk9MRV9SRVBMSUNBEAIi9wEKC0JhY2tlbmRWaWV3EhUKDWRhdGFfcGxhbmVfaWQYASABKAkSDwoHY2x1c3RlchgCIAEoCRIPCgdiYWNrZW5kGAMgASgJEg8KB2FkZHJlc3MYBCABKAkSEQoJcmVhY2hhYmxlGAUgASgIEhwKFGNvbnNlY3V0aXZlX2ZhaWx1cmVzGAYgASgNEhIKCmxhc3RfZXJyb3IYByABKAkSKQoFc2luY2UYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmNoZWNrZWRfYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIncKDENsdXN0ZXJFcG9jaBIPCgdjbHVzdGVyGAEgASgJEg0KBWVwb2NoGAIgASgEEg8KB3ByaW1hcnkYAyABKAkSDgoGZmVuY2VkGAQgAygJEiYKAmF0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLiBQoORmFpbG92ZXJSZWNvcmQSDwoHY2x1c3RlchgBIAEoCRINCgVlcG9jaBgCIAEoBBITCgtvbGRfcHJpbWFyeRgDIAEoCRITCgtuZXdfcHJpbWFyeRgEIAEoCRI6CgdvdXRjb21lGAUgASgOMikubXlzcWxndy5jb25maWcudjEuRmFpbG92ZXJSZWNvcmQuT3V0Y29tZRINCgVlcnJvchgGIAEoCRISCgptb25pdG9yX2lkGAcgASgJEhIKCmNhbmRpZGF0ZXMYCCADKAkSFAoMY29uZmlybWVkX2J5GAkgAygJEh0KFXJlcG9ydGluZ19kYXRhX3BsYW5lcxgKIAEoDRIRCglyZXBvaW50ZWQYCyADKAkSHQoVb2xkX3ByaW1hcnlfcmVhZF9vbmx5GAwgASgIEi8KC2RldGVjdGVkX2F0GBQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxjb25maXJtZWRfYXQYFSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KCWNob3Nlbl9hdBgWIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMAoMY2F1Z2h0X3VwX2F0GBcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtwcm9tb3RlZF9hdBgYIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMAoMcmVwb2ludGVkX2F0GBkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI2ChJyb2xlc19wdWJsaXNoZWRfYXQYGiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIk0KB091dGNvbWUSFwoTT1VUQ09NRV9VTlNQRUNJRklFRBAAEhQKEE9VVENPTUVfUFJPTU9URUQQARITCg9PVVRDT01FX0FCT1JURUQQAiqeAQoNTG9hZEJhbGFuY2luZxIeChpMT0FEX0JBTEFOQ0lOR19VTlNQRUNJRklFRBAAEh4KGkxPQURfQkFMQU5DSU5HX1JPVU5EX1JPQklOEAESJAogTE9BRF9CQUxBTkNJTkdfTEVBU1RfT1VUU1RBTkRJTkcQAhInCiNMT0FEX0JBTEFOQ0lOR19QT1dFUl9PRl9UV09fTEFURU5DWRADKoEBCgxMaXN0ZW5lclJvbGUSHQoZTElTVEVORVJfUk9MRV9VTlNQRUNJRklFRBAAEhwKGExJU1RFTkVSX1JPTEVfUkVBRF9XUklURRABEhsKF0xJU1RFTkVSX1JPTEVfUkVBRF9PTkxZEAISFwoTTElTVEVORVJfUk9MRV9TUExJVBADKmwKD1JlcGxpY2FGYWxsYmFjaxIgChxSRVBMSUNBX0ZBTExCQUNLX1VOU1BFQ0lGSUVEEAASHAoYUkVQTElDQV9GQUxMQkFDS19QUklNQVJZEAESGQoVUkVQTElDQV9GQUxMQkFDS19OT05FEAIqiAEKDlJlYWRZb3VyV3JpdGVzEiAKHFJFQURfWU9VUl9XUklURVNfVU5TUEVDSUZJRUQQABIZChVSRUFEX1lPVVJfV1JJVEVTX05PTkUQARIcChhSRUFEX1lPVVJfV1JJVEVTX1NFU1NJT04QAhIbChdSRUFEX1lPVVJfV1JJVEVTX0dMT0JBTBADYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("Ch5teXNxbGd3L2NvbmZpZy92MS9jb25maWcucHJvdG8SEW15c3FsZ3cuY29uZmlnLnYxIqYCCgdDbHVzdGVyEgwKBG5hbWUYASABKAkSLAoIYmFja2VuZHMYAiADKAsyGi5teXNxbGd3LmNvbmZpZy52MS5CYWNrZW5kEioKA3RscxgDIAEoCzIdLm15c3FsZ3cuY29uZmlnLnYxLkJhY2tlbmRUbHMSGwoTc2VuZF9wcm94eV9wcm90b2NvbBgEIAEoCBIuCgZoZWFsdGgYBSABKAsyHi5teXNxbGd3LmNvbmZpZy52MS5IZWFsdGhDaGVjaxI4Cg5sb2FkX2JhbGFuY2luZxgGIAEoDjIgLm15c3FsZ3cuY29uZmlnLnYxLkxvYWRCYWxhbmNpbmcSLAoEcG9vbBgHIAEoCzIeLm15c3FsZ3cuY29uZmlnLnYxLkJhY2tlbmRQb29sIoMCCgtCYWNrZW5kUG9vbBIQCghtaW5faWRsZRgBIAEoDRIXCg9tYXhfY29ubmVjdGlvbnMYAiABKA0SLwoMbWF4X2xpZmV0aW1lGAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEi8KDGlkbGVfdGltZW91dBgEIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIzChBjaGVja19hZnRlcl9pZGxlGAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjIKD2FjcXVpcmVfdGltZW91dBgGIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiL1AQoLSGVhbHRoQ2hlY2sSKwoIaW50ZXJ2YWwYASABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SKgoHdGltZW91dBgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIZChFmYWlsdXJlX3RocmVzaG9sZBgDIAEoDRI2ChNtYXhfcmVwbGljYXRpb25fbGFnGAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjoKC2NyZWRlbnRpYWxzGAUgASgLMiUubXlzcWxndy5jb25maWcudjEuQmFja2VuZENyZWRlbnRpYWxzItYBCgpCYWNrZW5kVGxzEjAKBG1vZGUYASABKA4yIi5teXNxbGd3LmNvbmZpZy52MS5CYWNrZW5kVGxzLk1vZGUSDwoHY2FfZmlsZRgCIAEoCRITCgtzZXJ2ZXJfbmFtZRgDIAEoCSJwCgRNb2RlEhQKEE1PREVfVU5TUEVDSUZJRUQQABIRCg1NT0RFX0RJU0FCTEVEEAESEQoNTU9ERV9SRVFVSVJFRBACEhIKDk1PREVfVkVSSUZZX0NBEAMSGAoUTU9ERV9WRVJJRllfSURFTlRJVFkQBCLLAQoHQmFja2VuZBIMCgRuYW1lGAEgASgJEg8KB2FkZHJlc3MYAiABKAkSDgoGd2VpZ2h0GAMgASgNEhcKD21heF9jb25uZWN0aW9ucxgEIAEoDRI2Cg1leHBlY3RlZF9yb2xlGAUgASgOMh8ubXlzcWxndy5jb25maWcudjEuQmFja2VuZC5Sb2xlIkAKBFJvbGUSFAoQUk9MRV9VTlNQRUNJRklFRBAAEhAKDFJPTEVfUFJJTUFSWRABEhAKDFJPTEVfUkVQTElDQRACIr4ECghMaXN0ZW5lchIMCgRuYW1lGAEgASgJEhQKDGJpbmRfYWRkcmVzcxgCIAEoCRIMCgRwb3J0GAMgASgNEg8KB2NsdXN0ZXIYBCABKAkSOAoOcHJveHlfcHJvdG9jb2wYBSABKAsyIC5teXNxbGd3LmNvbmZpZy52MS5Qcm94eVByb3RvY29sEhMKC2FsbG93X2NpZHJzGAYgAygJEhIKCmRlbnlfY2lkcnMYByADKAkSFwoPbWF4X2Nvbm5lY3Rpb25zGAggASgNEjQKEWhhbmRzaGFrZV90aW1lb3V0GAkgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEi8KDGlkbGVfdGltZW91dBgKIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhItCgRyb2xlGAsgASgOMh8ubXlzcWxndy5jb25maWcudjEuTGlzdGVuZXJSb2xlEjwKEHJlcGxpY2FfZmFsbGJhY2sYDCABKA4yIi5teXNxbGd3LmNvbmZpZy52MS5SZXBsaWNhRmFsbGJhY2sSOwoQcmVhZF95b3VyX3dyaXRlcxgNIAEoDjIhLm15c3FsZ3cuY29uZmlnLnYxLlJlYWRZb3VyV3JpdGVzEjYKE2NhdXNhbF9yZWFkX3RpbWVvdXQYDiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SGQoMbXVsdGlwbGV4aW5nGA8gASgISACIAQFCDwoNX211bHRpcGxleGluZyI4Cg1Qcm94eVByb3RvY29sEhUKDXRydXN0ZWRfY2lkcnMYASADKAkSEAoIcmVxdWlyZWQYAiABKAgi1gIKBFVzZXISDAoEbmFtZRgBIAEoCRIVCg1wYXNzd29yZF9oYXNoGAIgASgJEkIKE2JhY2tlbmRfY3JlZGVudGlhbHMYAyABKAsyJS5teXNxbGd3LmNvbmZpZy52MS5CYWNrZW5kQ3JlZGVudGlhbHMSEwoLcmVxdWlyZV90bHMYBCABKAgSIgoaY2FjaGluZ19zaGEyX3Bhc3N3b3JkX2hhc2gYBSABKAkSHQoVYWxsb3dfbG9hZF9kYXRhX2xvY2FsGAYgASgIEhMKC2FsbG93X2NpZHJzGAcgAygJEhIKCmRlbnlfY2lkcnMYCCADKAkSFwoPbWF4X2Nvbm5lY3Rpb25zGAkgASgNEhcKD2FsbG93ZWRfc2NoZW1hcxgKIAMoCRIRCglyZWFkX29ubHkYCyABKAgSHwoXYWxsb3dlZF9zdGF0ZW1lbnRfa2luZHMYDCADKAkipwEKB0dhdGV3YXkSEwoLYWxsb3dfY2lkcnMYASADKAkSEgoKZGVueV9jaWRycxgCIAMoCRIXCg9tYXhfY29ubmVjdGlvbnMYAyABKA0SKwoHdHJhY2luZxgEIAEoCzIaLm15c3FsZ3cuY29uZmlnLnYxLlRyYWNpbmcSLQoIZmlyZXdhbGwYBSABKAsyGy5teXNxbGd3LmNvbmZpZy52MS5GaXJld2FsbCKwAQoIRmlyZXdhbGwSLgoEbW9kZRgBIAEoDjIgLm15c3FsZ3cuY29uZmlnLnYxLkZpcmV3YWxsLk1vZGUSFwoPYWxsb3dlZF9kaWdlc3RzGAIgAygJEg0KBXVzZXJzGAMgAygJIkwKBE1vZGUSFAoQTU9ERV9VTlNQRUNJRklFRBAAEgwKCE1PREVfT0ZGEAESDgoKTU9ERV9MRUFSThACEhAKDE1PREVfRU5GT1JDRRADIoEBCgdUcmFjaW5nEhsKDnNhbXBsaW5nX3JhdGlvGAEgASgBSACIAQESMQoOc2xvd190aHJlc2hvbGQYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SEwoLZHJvcF9lcnJvcnMYAyABKAhCEQoPX3NhbXBsaW5nX3JhdGlvIjYKEkJhY2tlbmRDcmVkZW50aWFscxIMCgR1c2VyGAEgASgJEhIKCnNlY3JldF9yZWYYAiABKAki6AEKBlBvbGljeRIsCghjbHVzdGVycxgBIAMoCzIaLm15c3FsZ3cuY29uZmlnLnYxLkNsdXN0ZXISLgoJbGlzdGVuZXJzGAIgAygLMhsubXlzcWxndy5jb25maWcudjEuTGlzdGVuZXISJgoFdXNlcnMYAyADKAsyFy5teXNxbGd3LmNvbmZpZy52MS5Vc2VyEisKB2dhdGV3YXkYBCABKAsyGi5teXNxbGd3LmNvbmZpZy52MS5HYXRld2F5EisKBXJ1bGVzGAUgAygLMhwubXlzcWxndy5jb25maWcudjEuUXVlcnlSdWxlIrUCCglRdWVyeVJ1bGUSDAoEbmFtZRgBIAEoCRIrCgVtYXRjaBgCIAEoCzIcLm15c3FsZ3cuY29uZmlnLnYxLlJ1bGVNYXRjaBItCgVyb3V0ZRgDIAEoCzIeLm15c3FsZ3cuY29uZmlnLnYxLlJvdXRlQWN0aW9uEisKBGRlbnkYBCABKAsyHS5teXNxbGd3LmNvbmZpZy52MS5EZW55QWN0aW9uEjEKB3Jld3JpdGUYBSABKAsyIC5teXNxbGd3LmNvbmZpZy52MS5SZXdyaXRlQWN0aW9uEi8KBm1pcnJvchgGIAEoCzIfLm15c3FsZ3cuY29uZmlnLnYxLk1pcnJvckFjdGlvbhItCgVjYWNoZRgHIAEoCzIeLm15c3FsZ3cuY29uZmlnLnYxLkNhY2hlQWN0aW9uIpYBCglSdWxlTWF0Y2gSDQoFdXNlcnMYASADKAkSDwoHc2NoZW1hcxgCIAMoCRIRCglsaXN0ZW5lcnMYAyADKAkSDQoFa2luZHMYBCADKAkSDwoHZGlnZXN0cxgFIAMoCRIPCgdwYXR0ZXJuGAYgASgJEg4KBnRhYmxlcxgHIAMoCRIVCg13aXRob3V0X3doZXJlGAggASgIIp8BCgtSb3V0ZUFjdGlvbhIPCgdjbHVzdGVyGAEgASgJEjUKBnRhcmdldBgCIAEoDjIlLm15c3FsZ3cuY29uZmlnLnYxLlJvdXRlQWN0aW9uLlRhcmdldCJICgZUYXJnZXQSFgoSVEFSR0VUX1VOU1BFQ0lGSUVEEAASEgoOVEFSR0VUX1BSSU1BUlkQARISCg5UQVJHRVRfUkVQTElDQRACIj0KCkRlbnlBY3Rpb24SDAoEY29kZRgBIAEoDRIQCghzcWxzdGF0ZRgCIAEoCRIPCgdtZXNzYWdlGAMgASgJIjUKDVJld3JpdGVBY3Rpb24SDwoHcGF0dGVybhgBIAEoCRITCgtyZXBsYWNlbWVudBgCIAEoCSIuCgxNaXJyb3JBY3Rpb24SDwoHY2x1c3RlchgBIAEoCRINCgVyYXRpbxgCIAEoASJiCgtDYWNoZUFjdGlvbhImCgN0dGwYASABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SGAoQbWF4X3Jlc3VsdF9ieXRlcxgCIAEoDRIRCgltYXhfYnl0ZXMYAyABKAQinwEKDUNvbmZpZ1ZlcnNpb24SDwoHdmVyc2lvbhgBIAEoBBIpCgZwb2xpY3kYAiABKAsyGS5teXNxbGd3LmNvbmZpZy52MS5Qb2xpY3kSDgoGZGlnZXN0GAMgASgJEi4KCmFwcGxpZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCmFwcGxpZWRfYnkYBSABKAkigAIKCURhdGFQbGFuZRIKCgJpZBgBIAEoCRIQCghob3N0bmFtZRgCIAEoCRILCgNwaWQYAyABKA0SDwoHd29ya2VycxgEIAEoDRIWCg5jb25maWdfdmVyc2lvbhgFIAEoBBIRCglsaXN0ZW5lcnMYBiADKAkSLgoKc3RhcnRlZF9hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKdXBkYXRlZF9hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFQoNY29uZmlnX3NvdXJjZRgJIAEoCRIVCg1idWlsZF92ZXJzaW9uGAogASgJIrUFCg1CYWNrZW5kSGVhbHRoEg8KB2NsdXN0ZXIYASABKAkSDwoHYmFja2VuZBgCIAEoCRIPCgdhZGRyZXNzGAMgASgJEjUKBXN0YXRlGAQgASgOMiYubXlzcWxndy5jb25maWcudjEuQmFja2VuZEhlYWx0aC5TdGF0ZRIzCgRyb2xlGAUgASgOMiUubXlzcWxndy5jb25maWcudjEuQmFja2VuZEhlYWx0aC5Sb2xlEhEKCXJlYWRfb25seRgGIAEoCBIRCglzZXJ2ZXJfaWQYByABKA0SFwoPZ3RpZF9iaW5sb2dfcG9zGAggASgJEhgKEGd0aWRfY3VycmVudF9wb3MYCSABKAkSFgoOZ3RpZF9zbGF2ZV9wb3MYCiABKAkSGgoScmVwbGljYV9pb19ydW5uaW5nGAsgASgIEhsKE3JlcGxpY2Ffc3FsX3J1bm5pbmcYDCABKAgSMgoPcmVwbGljYXRpb25fbGFnGA0gASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhYKDnNvdXJjZV9hZGRyZXNzGA4gASgJEhwKFGNvbnNlY3V0aXZlX2ZhaWx1cmVzGA8gASgNEhIKCmxhc3RfZXJyb3IYECABKAkSLgoKY2hlY2tlZF9hdBgRIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKbW9uaXRvcl9pZBgSIAEoCRIZChFyb2xlX2Rpc2FncmVlbWVudBgTIAEoCSI8CgVTdGF0ZRIVChFTVEFURV9VTlNQRUNJRklFRBAAEgwKCFNUQVRFX1VQEAESDgoKU1RBVEVfRE9XThACIkAKBFJvbGUSFAoQUk9MRV9VTlNQRUNJRklFRBAAEhAKDFJPTEVfUFJJTUFSWRABEhAKDFJPTEVfUkVQTElDQRACIvcBCgtCYWNrZW5kVmlldxIVCg1kYXRhX3BsYW5lX2lkGAEgASgJEg8KB2NsdXN0ZXIYAiABKAkSDwoHYmFja2VuZBgDIAEoCRIPCgdhZGRyZXNzGAQgASgJEhEKCXJlYWNoYWJsZRgFIAEoCBIcChRjb25zZWN1dGl2ZV9mYWlsdXJlcxgGIAEoDRISCgpsYXN0X2Vycm9yGAcgASgJEikKBXNpbmNlGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpjaGVja2VkX2F0GAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJ3CgxDbHVzdGVyRXBvY2gSDwoHY2x1c3RlchgBIAEoCRINCgVlcG9jaBgCIAEoBBIPCgdwcmltYXJ5GAMgASgJEg4KBmZlbmNlZBgEIAMoCRImCgJhdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAi4gUKDkZhaWxvdmVyUmVjb3JkEg8KB2NsdXN0ZXIYASABKAkSDQoFZXBvY2gYAiABKAQSEwoLb2xkX3ByaW1hcnkYAyABKAkSEwoLbmV3X3ByaW1hcnkYBCABKAkSOgoHb3V0Y29tZRgFIAEoDjIpLm15c3FsZ3cuY29uZmlnLnYxLkZhaWxvdmVyUmVjb3JkLk91dGNvbWUSDQoFZXJyb3IYBiABKAkSEgoKbW9uaXRvcl9pZBgHIAEoCRISCgpjYW5kaWRhdGVzGAggAygJEhQKDGNvbmZpcm1lZF9ieRgJIAMoCRIdChVyZXBvcnRpbmdfZGF0YV9wbGFuZXMYCiABKA0SEQoJcmVwb2ludGVkGAsgAygJEh0KFW9sZF9wcmltYXJ5X3JlYWRfb25seRgMIAEoCBIvCgtkZXRlY3RlZF9hdBgUIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMAoMY29uZmlybWVkX2F0GBUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBItCgljaG9zZW5fYXQYFiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDGNhdWdodF91cF9hdBgXIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLcHJvbW90ZWRfYXQYGCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDHJlcG9pbnRlZF9hdBgZIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNgoScm9sZXNfcHVibGlzaGVkX2F0GBogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJNCgdPdXRjb21lEhcKE09VVENPTUVfVU5TUEVDSUZJRUQQABIUChBPVVRDT01FX1BST01PVEVEEAESEwoPT1VUQ09NRV9BQk9SVEVEEAIqngEKDUxvYWRCYWxhbmNpbmcSHgoaTE9BRF9CQUxBTkNJTkdfVU5TUEVDSUZJRUQQABIeChpMT0FEX0JBTEFOQ0lOR19ST1VORF9ST0JJThABEiQKIExPQURfQkFMQU5DSU5HX0xFQVNUX09VVFNUQU5ESU5HEAISJwojTE9BRF9CQUxBTkNJTkdfUE9XRVJfT0ZfVFdPX0xBVEVOQ1kQAyqBAQoMTGlzdGVuZXJSb2xlEh0KGUxJU1RFTkVSX1JPTEVfVU5TUEVDSUZJRUQQABIcChhMSVNURU5FUl9ST0xFX1JFQURfV1JJVEUQARIbChdMSVNURU5FUl9ST0xFX1JFQURfT05MWRACEhcKE0xJU1RFTkVSX1JPTEVfU1BMSVQQAypsCg9SZXBsaWNhRmFsbGJhY2sSIAocUkVQTElDQV9GQUxMQkFDS19VTlNQRUNJRklFRBAAEhwKGFJFUExJQ0FfRkFMTEJBQ0tfUFJJTUFSWRABEhkKFVJFUExJQ0FfRkFMTEJBQ0tfTk9ORRACKogBCg5SZWFkWW91cldyaXRlcxIgChxSRUFEX1lPVVJfV1JJVEVTX1VOU1BFQ0lGSUVEEAASGQoVUkVBRF9ZT1VSX1dSSVRFU19OT05FEAESHAoYUkVBRF9ZT1VSX1dSSVRFU19TRVNTSU9OEAISGwoXUkVBRF9ZT1VSX1dSSVRFU19HTE9CQUwQA2IGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * A set of MySQL/MariaDB servers that serve one dataset: a primary and its
@@ -573,6 +573,30 @@ export type User = Message<"mysqlgw.config.v1.User"> & {
    * @generated from field: uint32 max_connections = 9;
    */
   maxConnections: number;
+
+  /**
+   * Schemas (databases) this user may select or name at login; empty: any.
+   * A statement naming another schema explicitly is not caught (use a rule
+   * with `tables` for that).
+   *
+   * @generated from field: repeated string allowed_schemas = 10;
+   */
+  allowedSchemas: string[];
+
+  /**
+   * Writes, DDL and other non-read statements are refused (ERR 1142).
+   *
+   * @generated from field: bool read_only = 11;
+   */
+  readOnly: boolean;
+
+  /**
+   * Statement kinds this user may run, as `mysqlgw explain` names them
+   * (SELECT, INSERT, …); empty: any. Others are refused (ERR 1142).
+   *
+   * @generated from field: repeated string allowed_statement_kinds = 12;
+   */
+  allowedStatementKinds: string[];
 };
 
 /**
@@ -614,6 +638,13 @@ export type Gateway = Message<"mysqlgw.config.v1.Gateway"> & {
    * @generated from field: mysqlgw.config.v1.Tracing tracing = 4;
    */
   tracing?: Tracing | undefined;
+
+  /**
+   * The SQL firewall's allowlist; absent: off.
+   *
+   * @generated from field: mysqlgw.config.v1.Firewall firewall = 5;
+   */
+  firewall?: Firewall | undefined;
 };
 
 /**
@@ -622,6 +653,78 @@ export type Gateway = Message<"mysqlgw.config.v1.Gateway"> & {
  */
 export const GatewaySchema: GenMessage<Gateway> = /*@__PURE__*/
   messageDesc(file_mysqlgw_config_v1_config, 8);
+
+/**
+ * An allowlist of statement digests. Users' permissions and query rules with
+ * deny apply whatever the mode.
+ *
+ * @generated from message mysqlgw.config.v1.Firewall
+ */
+export type Firewall = Message<"mysqlgw.config.v1.Firewall"> & {
+  /**
+   * @generated from field: mysqlgw.config.v1.Firewall.Mode mode = 1;
+   */
+  mode: Firewall_Mode;
+
+  /**
+   * Approved statement digests (16 hex digits, as mysqlgw explain prints them).
+   *
+   * @generated from field: repeated string allowed_digests = 2;
+   */
+  allowedDigests: string[];
+
+  /**
+   * Users the allowlist applies to; empty: every user.
+   *
+   * @generated from field: repeated string users = 3;
+   */
+  users: string[];
+};
+
+/**
+ * Describes the message mysqlgw.config.v1.Firewall.
+ * Use `create(FirewallSchema)` to create a new message.
+ */
+export const FirewallSchema: GenMessage<Firewall> = /*@__PURE__*/
+  messageDesc(file_mysqlgw_config_v1_config, 9);
+
+/**
+ * @generated from enum mysqlgw.config.v1.Firewall.Mode
+ */
+export enum Firewall_Mode {
+  /**
+   * @generated from enum value: MODE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * No allowlist.
+   *
+   * @generated from enum value: MODE_OFF = 1;
+   */
+  OFF = 1,
+
+  /**
+   * Learning: every statement runs; those not on the list are counted and
+   * reported (mysqlgw firewall suggest prints them to approve).
+   *
+   * @generated from enum value: MODE_LEARN = 2;
+   */
+  LEARN = 2,
+
+  /**
+   * Only statements whose digest is on the list run; others get ERR 1142.
+   *
+   * @generated from enum value: MODE_ENFORCE = 3;
+   */
+  ENFORCE = 3,
+}
+
+/**
+ * Describes the enum mysqlgw.config.v1.Firewall.Mode.
+ */
+export const Firewall_ModeSchema: GenEnum<Firewall_Mode> = /*@__PURE__*/
+  enumDesc(file_mysqlgw_config_v1_config, 9, 0);
 
 /**
  * OpenTelemetry tracing of sessions and statements (docs/observability.md).
@@ -663,7 +766,7 @@ export type Tracing = Message<"mysqlgw.config.v1.Tracing"> & {
  * Use `create(TracingSchema)` to create a new message.
  */
 export const TracingSchema: GenMessage<Tracing> = /*@__PURE__*/
-  messageDesc(file_mysqlgw_config_v1_config, 9);
+  messageDesc(file_mysqlgw_config_v1_config, 10);
 
 /**
  * Backend account of a user. The secret is a reference resolved by each data
@@ -694,7 +797,7 @@ export type BackendCredentials = Message<"mysqlgw.config.v1.BackendCredentials">
  * Use `create(BackendCredentialsSchema)` to create a new message.
  */
 export const BackendCredentialsSchema: GenMessage<BackendCredentials> = /*@__PURE__*/
-  messageDesc(file_mysqlgw_config_v1_config, 10);
+  messageDesc(file_mysqlgw_config_v1_config, 11);
 
 /**
  * The whole desired configuration. Applying a policy replaces the previous one.
@@ -737,7 +840,7 @@ export type Policy = Message<"mysqlgw.config.v1.Policy"> & {
  * Use `create(PolicySchema)` to create a new message.
  */
 export const PolicySchema: GenMessage<Policy> = /*@__PURE__*/
-  messageDesc(file_mysqlgw_config_v1_config, 11);
+  messageDesc(file_mysqlgw_config_v1_config, 12);
 
 /**
  * A rule applied to each statement: when every given match condition holds,
@@ -799,7 +902,7 @@ export type QueryRule = Message<"mysqlgw.config.v1.QueryRule"> & {
  * Use `create(QueryRuleSchema)` to create a new message.
  */
 export const QueryRuleSchema: GenMessage<QueryRule> = /*@__PURE__*/
-  messageDesc(file_mysqlgw_config_v1_config, 12);
+  messageDesc(file_mysqlgw_config_v1_config, 13);
 
 /**
  * Conditions of a query rule; absent or empty ones match everything.
@@ -857,6 +960,13 @@ export type RuleMatch = Message<"mysqlgw.config.v1.RuleMatch"> & {
    * @generated from field: repeated string tables = 7;
    */
   tables: string[];
+
+  /**
+   * UPDATE or DELETE without a WHERE clause (the classic firewall rule).
+   *
+   * @generated from field: bool without_where = 8;
+   */
+  withoutWhere: boolean;
 };
 
 /**
@@ -864,7 +974,7 @@ export type RuleMatch = Message<"mysqlgw.config.v1.RuleMatch"> & {
  * Use `create(RuleMatchSchema)` to create a new message.
  */
 export const RuleMatchSchema: GenMessage<RuleMatch> = /*@__PURE__*/
-  messageDesc(file_mysqlgw_config_v1_config, 13);
+  messageDesc(file_mysqlgw_config_v1_config, 14);
 
 /**
  * @generated from message mysqlgw.config.v1.RouteAction
@@ -888,7 +998,7 @@ export type RouteAction = Message<"mysqlgw.config.v1.RouteAction"> & {
  * Use `create(RouteActionSchema)` to create a new message.
  */
 export const RouteActionSchema: GenMessage<RouteAction> = /*@__PURE__*/
-  messageDesc(file_mysqlgw_config_v1_config, 14);
+  messageDesc(file_mysqlgw_config_v1_config, 15);
 
 /**
  * @generated from enum mysqlgw.config.v1.RouteAction.Target
@@ -916,7 +1026,7 @@ export enum RouteAction_Target {
  * Describes the enum mysqlgw.config.v1.RouteAction.Target.
  */
 export const RouteAction_TargetSchema: GenEnum<RouteAction_Target> = /*@__PURE__*/
-  enumDesc(file_mysqlgw_config_v1_config, 14, 0);
+  enumDesc(file_mysqlgw_config_v1_config, 15, 0);
 
 /**
  * @generated from message mysqlgw.config.v1.DenyAction
@@ -949,7 +1059,7 @@ export type DenyAction = Message<"mysqlgw.config.v1.DenyAction"> & {
  * Use `create(DenyActionSchema)` to create a new message.
  */
 export const DenyActionSchema: GenMessage<DenyAction> = /*@__PURE__*/
-  messageDesc(file_mysqlgw_config_v1_config, 15);
+  messageDesc(file_mysqlgw_config_v1_config, 16);
 
 /**
  * @generated from message mysqlgw.config.v1.RewriteAction
@@ -975,7 +1085,7 @@ export type RewriteAction = Message<"mysqlgw.config.v1.RewriteAction"> & {
  * Use `create(RewriteActionSchema)` to create a new message.
  */
 export const RewriteActionSchema: GenMessage<RewriteAction> = /*@__PURE__*/
-  messageDesc(file_mysqlgw_config_v1_config, 16);
+  messageDesc(file_mysqlgw_config_v1_config, 17);
 
 /**
  * @generated from message mysqlgw.config.v1.MirrorAction
@@ -1001,7 +1111,7 @@ export type MirrorAction = Message<"mysqlgw.config.v1.MirrorAction"> & {
  * Use `create(MirrorActionSchema)` to create a new message.
  */
 export const MirrorActionSchema: GenMessage<MirrorAction> = /*@__PURE__*/
-  messageDesc(file_mysqlgw_config_v1_config, 17);
+  messageDesc(file_mysqlgw_config_v1_config, 18);
 
 /**
  * @generated from message mysqlgw.config.v1.CacheAction
@@ -1034,7 +1144,7 @@ export type CacheAction = Message<"mysqlgw.config.v1.CacheAction"> & {
  * Use `create(CacheActionSchema)` to create a new message.
  */
 export const CacheActionSchema: GenMessage<CacheAction> = /*@__PURE__*/
-  messageDesc(file_mysqlgw_config_v1_config, 18);
+  messageDesc(file_mysqlgw_config_v1_config, 19);
 
 /**
  * One immutable, numbered version of the configuration as stored in etcd.
@@ -1079,7 +1189,7 @@ export type ConfigVersion = Message<"mysqlgw.config.v1.ConfigVersion"> & {
  * Use `create(ConfigVersionSchema)` to create a new message.
  */
 export const ConfigVersionSchema: GenMessage<ConfigVersion> = /*@__PURE__*/
-  messageDesc(file_mysqlgw_config_v1_config, 19);
+  messageDesc(file_mysqlgw_config_v1_config, 20);
 
 /**
  * A live data plane as registered in etcd under a lease.
@@ -1155,7 +1265,7 @@ export type DataPlane = Message<"mysqlgw.config.v1.DataPlane"> & {
  * Use `create(DataPlaneSchema)` to create a new message.
  */
 export const DataPlaneSchema: GenMessage<DataPlane> = /*@__PURE__*/
-  messageDesc(file_mysqlgw_config_v1_config, 20);
+  messageDesc(file_mysqlgw_config_v1_config, 21);
 
 /**
  * One backend's health and role as the monitor last saw it; stored in etcd
@@ -1275,7 +1385,7 @@ export type BackendHealth = Message<"mysqlgw.config.v1.BackendHealth"> & {
  * Use `create(BackendHealthSchema)` to create a new message.
  */
 export const BackendHealthSchema: GenMessage<BackendHealth> = /*@__PURE__*/
-  messageDesc(file_mysqlgw_config_v1_config, 21);
+  messageDesc(file_mysqlgw_config_v1_config, 22);
 
 /**
  * @generated from enum mysqlgw.config.v1.BackendHealth.State
@@ -1305,7 +1415,7 @@ export enum BackendHealth_State {
  * Describes the enum mysqlgw.config.v1.BackendHealth.State.
  */
 export const BackendHealth_StateSchema: GenEnum<BackendHealth_State> = /*@__PURE__*/
-  enumDesc(file_mysqlgw_config_v1_config, 21, 0);
+  enumDesc(file_mysqlgw_config_v1_config, 22, 0);
 
 /**
  * @generated from enum mysqlgw.config.v1.BackendHealth.Role
@@ -1335,7 +1445,7 @@ export enum BackendHealth_Role {
  * Describes the enum mysqlgw.config.v1.BackendHealth.Role.
  */
 export const BackendHealth_RoleSchema: GenEnum<BackendHealth_Role> = /*@__PURE__*/
-  enumDesc(file_mysqlgw_config_v1_config, 21, 1);
+  enumDesc(file_mysqlgw_config_v1_config, 22, 1);
 
 /**
  * One data plane's own view of one backend it uses, written by the data plane
@@ -1405,7 +1515,7 @@ export type BackendView = Message<"mysqlgw.config.v1.BackendView"> & {
  * Use `create(BackendViewSchema)` to create a new message.
  */
 export const BackendViewSchema: GenMessage<BackendView> = /*@__PURE__*/
-  messageDesc(file_mysqlgw_config_v1_config, 22);
+  messageDesc(file_mysqlgw_config_v1_config, 23);
 
 /**
  * The fencing epoch of a cluster, written by the monitor leader at
@@ -1446,7 +1556,7 @@ export type ClusterEpoch = Message<"mysqlgw.config.v1.ClusterEpoch"> & {
  * Use `create(ClusterEpochSchema)` to create a new message.
  */
 export const ClusterEpochSchema: GenMessage<ClusterEpoch> = /*@__PURE__*/
-  messageDesc(file_mysqlgw_config_v1_config, 23);
+  messageDesc(file_mysqlgw_config_v1_config, 24);
 
 /**
  * One automatic failover, at <prefix>/v1/failover/history/<cluster>/<20-digit epoch>.
@@ -1567,7 +1677,7 @@ export type FailoverRecord = Message<"mysqlgw.config.v1.FailoverRecord"> & {
  * Use `create(FailoverRecordSchema)` to create a new message.
  */
 export const FailoverRecordSchema: GenMessage<FailoverRecord> = /*@__PURE__*/
-  messageDesc(file_mysqlgw_config_v1_config, 24);
+  messageDesc(file_mysqlgw_config_v1_config, 25);
 
 /**
  * @generated from enum mysqlgw.config.v1.FailoverRecord.Outcome
@@ -1595,7 +1705,7 @@ export enum FailoverRecord_Outcome {
  * Describes the enum mysqlgw.config.v1.FailoverRecord.Outcome.
  */
 export const FailoverRecord_OutcomeSchema: GenEnum<FailoverRecord_Outcome> = /*@__PURE__*/
-  enumDesc(file_mysqlgw_config_v1_config, 24, 0);
+  enumDesc(file_mysqlgw_config_v1_config, 25, 0);
 
 /**
  * How a data plane picks one of several usable backends.
