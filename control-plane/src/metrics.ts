@@ -38,6 +38,8 @@ export interface MonitorMetrics {
   probed(cluster: string, backend: string, ok: boolean, up: boolean, lagSeconds: number | null): void;
   /** The backend is no longer probed by this process (left the policy, or leadership lost): its gauges go. */
   forget(cluster: string, backend: string): void;
+  /** An automatic failover attempt ended; `seconds`: from detection to the new roles published (promoted only). */
+  failover?(cluster: string, outcome: "promoted" | "aborted", seconds: number | null): void;
 }
 
 export const API_DURATION_BUCKETS: readonly number[] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -139,6 +141,20 @@ export function createControlPlaneMetrics(registry: Registry = new Registry()): 
     registers,
   });
 
+  const failovers = new Counter({
+    name: "mysqlgw_monitor_failovers_total",
+    help: "Automatic failover attempts run by this control plane (--failover), by cluster and outcome (promoted, aborted).",
+    labelNames: ["cluster", "outcome"],
+    registers,
+  });
+  const failoverSeconds = new Histogram({
+    name: "mysqlgw_monitor_failover_duration_seconds",
+    help: "Promoted automatic failovers: seconds from the primary's detection (DOWN) to the new primary's health written.",
+    labelNames: ["cluster"],
+    buckets: [0.1, 0.25, 0.5, 1, 2, 5, 10, 30],
+    registers,
+  });
+
   return {
     registry,
     apiRequest(method, code, seconds) {
@@ -161,6 +177,10 @@ export function createControlPlaneMetrics(registry: Registry = new Registry()): 
       forget(cluster, backend) {
         up.remove({ cluster, backend });
         lag.remove({ cluster, backend });
+      },
+      failover(cluster, outcome, seconds) {
+        failovers.inc({ cluster, outcome });
+        if (seconds !== null && Number.isFinite(seconds)) failoverSeconds.observe({ cluster }, seconds);
       },
     },
     setCurrentVersionSource(fn, timeoutMs = 1000) {

@@ -235,6 +235,10 @@ test("kill -9 of the primary under writes: a replica that had applied less than 
   console.log(`new primary: semi-sync commits acknowledged by a replica ${status.Rpl_semi_sync_master_yes_tx}, without ${status.Rpl_semi_sync_master_no_tx}`);
   expect(Number(status.Rpl_semi_sync_master_yes_tx)).toBeGreaterThan(0);
   expect(status.Rpl_semi_sync_master_no_tx).toBe("0");
+  // counted in the control plane's metrics
+  const metricsText = await (await fetch(`${cp.url}/metrics`)).text();
+  expect(metricsText).toMatch(/^mysqlgw_monitor_failovers_total\{cluster="shop",outcome="promoted"\} 1$/m);
+  expect(metricsText).toMatch(/^mysqlgw_monitor_failover_duration_seconds_count\{cluster="shop"\} 1$/m);
   // the CLI lists it
   const cli = await runCli(cp.url, ["failovers", "--cluster", "shop"]);
   expect(cli.code).toBe(0);

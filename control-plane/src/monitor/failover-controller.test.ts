@@ -53,6 +53,7 @@ function handle(backend: string, port: number, state: BackendHealth_State, o: Pr
 }
 
 interface Setup {
+  counted: string[];
   store: Map<string, string>;
   ran: string[];
   logs: string[];
@@ -85,11 +86,13 @@ function setup(answers: (port: number, sql: string, params: unknown[] | undefine
     handle("db3", 3, BackendHealth_State.UP, obs({ readOnly: true, replicationConfigured: true, sourceAddress: "127.0.0.1:1" })),
   ];
   const log = { info: (_o: object, m: string) => logs.push(m), warn: (_o: object, m: string) => logs.push(m), error: (_o: object, m: string) => logs.push(m) };
+  const counted: string[] = [];
   const ctl = new FailoverController({
     client: fakeEtcd(store), keys, campaignKey: "k", callTimeoutMs: 1000, env: {}, log, monitorId: "cp-a",
     settings: { cooldownMs, catchUpTimeoutMs: 1000 }, backends: () => db, stopped: () => false, sql,
+    metrics: { failover: (c, outcome, seconds) => counted.push(`${c} ${outcome} ${seconds === null ? "-" : seconds >= 0 ? "s" : "?"}`) },
   });
-  return { store, ran, logs, ctl, db };
+  return { store, ran, logs, ctl, db, counted };
 }
 
 /** Replicas: db2 received 0-1-10 (applied 0-1-4), db3 received 0-1-8; the old primary refuses. */
@@ -146,6 +149,7 @@ test("the replica that received the most is promoted after applying it; the stat
   expect(rec.candidates).toEqual(["db2 received=0-1-10 applied=0-1-4", "db3 received=0-1-8 applied=0-1-8"]);
   for (const t of ["detectedAt", "confirmedAt", "chosenAt", "caughtUpAt", "promotedAt", "repointedAt", "rolesPublishedAt"] as const) expect(rec[t]).toBeDefined();
   expect(s.db.map((d) => d.probes)).toEqual([1, 1, 1]);
+  expect(s.counted).toEqual(["shop promoted s"]);
   // fenced: the old primary is published DOWN whatever it answers
   const up = create(BackendHealthSchema, { cluster: "shop", backend: "db1", state: BackendHealth_State.UP, role: BackendHealth_Role.PRIMARY });
   expect(s.ctl.adjustHealth(up)).toMatchObject({ state: BackendHealth_State.DOWN, role: BackendHealth_Role.REPLICA });
@@ -161,6 +165,7 @@ test("the chosen replica not catching up in time: aborted, nothing promoted, IO 
   expect(s.store.has(keys.clusterEpoch("shop"))).toBe(false);
   const rec = record(s.store);
   expect(rec.outcome).toBe(FailoverRecord_Outcome.ABORTED);
+  expect(s.counted).toEqual(["shop aborted -"]);
   expect(rec.error).toMatch(/^db2 did not apply what it received \(0-1-10\) within 1000 ms; not promoted/);
   expect(s.logs).toContain("monitor: db2's IO thread stays stopped (it has not applied all it received, 0-1-10); START SLAVE IO_THREAD by hand once it has");
 });

@@ -18,6 +18,7 @@ import {
 import type { BackendTracker, ProbeSettings } from "./health";
 import { discoverRole } from "./health";
 import { resolveMonitorSecret } from "./secret";
+import type { MonitorMetrics } from "../metrics";
 
 /**
  * Automatic failover, run by the monitor leader (docs/monitor.md).
@@ -89,6 +90,7 @@ export interface FailoverControllerOptions {
   /** The term ended: stop at the next step. */
   stopped(): boolean;
   sql?: SqlRunner;
+  metrics?: Pick<MonitorMetrics, "failover"> | null;
 }
 
 // ---------------------------------------------------------------- pure parts
@@ -342,6 +344,9 @@ export class FailoverController {
       rec.error = (err as Error).message;
       this.o.log.error({ cluster, err: rec.error }, `monitor: failover of ${cluster} aborted: ${rec.error}`);
     }
+    const ms = (t: typeof rec.detectedAt): number => (t === undefined ? NaN : timestampMs(t));
+    const promoted = rec.outcome === FailoverRecord_Outcome.PROMOTED;
+    this.o.metrics?.failover?.(rec.cluster, promoted ? "promoted" : "aborted", promoted ? (ms(rec.rolesPublishedAt) - ms(rec.detectedAt)) / 1000 : null);
     await this.writeRecord(rec);
   }
 

@@ -250,6 +250,7 @@ class Term {
             settings: o.failover,
             backends: (cluster) => [...this.probers.values()].filter((p) => p.spec.cluster === cluster),
             stopped: () => this.stopped,
+            metrics: o.metrics,
           });
   }
 
