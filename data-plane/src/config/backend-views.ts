@@ -1,14 +1,15 @@
 import * as net from "node:net";
-import { create, toJsonString } from "@bufbuild/protobuf";
+import { create, fromJsonString, toJsonString } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
-import { Etcd3, type Lease } from "etcd3";
+import { Etcd3, type IKeyValue, type Lease, type Watcher } from "etcd3";
 import type { Logger } from "pino";
-import { BackendViewSchema, type ConfigVersion, type EtcdKeys } from "@mysqlgw/proto";
+import { BackendHealth_State, BackendHealthSchema, BackendViewSchema, type ConfigVersion, type EtcdKeys } from "@mysqlgw/proto";
 import { PacketFramer } from "../protocol/framer";
 import { buildHandshakeResponse41 } from "../protocol/packets/handshake-response41";
 import { Capability } from "../protocol/constants";
 import { parseBackendAddress } from "../session/config-snapshot";
 import { withTimeout } from "./with-timeout";
+import { parseHealthKey } from "./etcd-health-source";
 
 /**
  * The data plane's own view of every backend of its config, written to etcd
@@ -21,7 +22,12 @@ import { withTimeout } from "./with-timeout";
  * (`mysqlgw_reachability`): the server's greeting and its answer (normally
  * ERR 1045) prove it is up and accepting connections. A full (if refused)
  * login, rather than a bare TCP connect, keeps the server's
- * max_connect_errors count of interrupted handshakes at zero.
+ * max_connect_errors count of interrupted handshakes at zero; the server logs
+ * each as an "Access denied" warning (log_warnings ≥ 2), so a backend is
+ * checked rarely (`idleIntervalMs`) while all is well, and often
+ * (`intervalMs`) while it is suspect: its last check failed, or the monitor's
+ * health (watched here) reports failed probes — then it is checked at once,
+ * so that the view is in etcd before the monitor's threshold is reached.
  */
 export interface BackendViewReporter {
   /** The backends to check: every backend of every cluster of the config served. */
@@ -39,8 +45,10 @@ export interface BackendViewReporterOptions {
   /** Bound on every etcd call. */
   timeoutMs: number;
   logger: Logger;
-  /** Between two checks of a backend. Default 500 ms. */
+  /** Between two checks of a suspect backend (failing, or failing the monitor's probes). Default 250 ms. */
   intervalMs?: number;
+  /** Between two checks of a backend that is not suspect. Default 5000 ms. */
+  idleIntervalMs?: number;
   /** Bound on one check (connect, greeting, answer). Default 1000 ms. */
   checkTimeoutMs?: number;
   /** TTL of the views' lease, seconds. Default 5. */
@@ -51,7 +59,8 @@ export interface BackendViewReporterOptions {
   check?: (host: string, port: number, timeoutMs: number) => Promise<void>;
 }
 
-export const DEFAULT_VIEW_INTERVAL_MS = 500;
+export const DEFAULT_VIEW_INTERVAL_MS = 250;
+export const DEFAULT_VIEW_IDLE_INTERVAL_MS = 5000;
 const REACHABILITY_USER = "mysqlgw_reachability";
 
 interface ViewState {
@@ -67,12 +76,17 @@ interface ViewState {
   writtenAtMs: number;
   writtenFingerprint: string;
   busy: boolean;
+  /** Next check due (ms). */
+  nextAt: number;
+  /** The monitor's health reports failed probes of it. */
+  monitorSuspect: boolean;
 }
 
 export function createBackendViewReporter(options: BackendViewReporterOptions): BackendViewReporter {
   const log = options.logger;
   const { keys, id, timeoutMs } = options;
   const intervalMs = Math.max(50, options.intervalMs ?? DEFAULT_VIEW_INTERVAL_MS);
+  const idleIntervalMs = Math.max(intervalMs, options.idleIntervalMs ?? DEFAULT_VIEW_IDLE_INTERVAL_MS);
   const checkTimeoutMs = Math.max(50, options.checkTimeoutMs ?? 1000);
   const ttl = Math.max(2, options.leaseTtlSec ?? 5);
   const refreshMs = options.refreshMs ?? 10_000;
@@ -85,6 +99,7 @@ export function createBackendViewReporter(options: BackendViewReporterOptions): 
   const views = new Map<string, ViewState>();
   let lease: Lease | null = null;
   let timer: NodeJS.Timeout | null = null;
+  let watcher: Watcher | null = null;
   let stopped = false;
   let warned = false;
 
@@ -147,6 +162,7 @@ export function createBackendViewReporter(options: BackendViewReporterOptions): 
       v.reachable = ok;
       v.failures = ok ? 0 : Math.min(v.failures + 1, 1_000_000);
       v.lastError = error;
+      v.nextAt = now + (ok && !v.monitorSuspect ? idleIntervalMs : intervalMs);
       await write(v, now);
     } finally {
       v.busy = false;
@@ -156,8 +172,50 @@ export function createBackendViewReporter(options: BackendViewReporterOptions): 
   function tick(): void {
     timer = null;
     if (stopped) return;
-    for (const v of views.values()) void checkOne(v);
-    timer = setTimeout(tick, intervalMs);
+    const now = Date.now();
+    for (const v of views.values()) if (now >= v.nextAt) void checkOne(v);
+    timer = setTimeout(tick, Math.min(intervalMs, 100));
+  }
+
+  /** The monitor's BackendHealth of a backend (proto3 JSON): failed probes make it suspect, and checked at once. */
+  function noteHealth(key: string, json: string | null): void {
+    const id = parseHealthKey(key, keys.healthPrefix);
+    if (id === null) return;
+    const v = views.get(`${id.cluster}/${id.backend}`);
+    if (v === undefined) return;
+    let suspect = false;
+    if (json !== null) {
+      try {
+        const h = fromJsonString(BackendHealthSchema, json, { ignoreUnknownFields: true });
+        suspect = h.consecutiveFailures > 0 || h.state === BackendHealth_State.DOWN;
+      } catch {
+        return;
+      }
+    }
+    const was = v.monitorSuspect;
+    v.monitorSuspect = suspect;
+    if (suspect && !was && !stopped) {
+      v.nextAt = 0;
+      void checkOne(v);
+    }
+  }
+
+  async function watchHealth(): Promise<void> {
+    try {
+      const w = await withTimeout(client.watch().prefix(keys.healthPrefix).create(), timeoutMs, "watch the backend health");
+      if (stopped) {
+        void w.cancel().catch(() => undefined);
+        return;
+      }
+      watcher = w;
+      w.on("put", (kv: IKeyValue) => noteHealth(kv.key.toString(), kv.value.toString()));
+      w.on("delete", (kv: IKeyValue) => noteHealth(kv.key.toString(), null));
+      w.on("error", () => undefined);
+    } catch (err) {
+      // without it, backends are checked at idleIntervalMs (and often once a check fails); retried
+      log.debug({ err: (err as Error).message }, "cannot watch the backend health for the backend views; retrying");
+      if (!stopped) setTimeout(() => void watchHealth(), 2000).unref();
+    }
   }
 
   return {
@@ -175,7 +233,7 @@ export function createBackendViewReporter(options: BackendViewReporterOptions): 
           } catch {
             continue;
           }
-          views.set(key, { cluster: c.name, backend: b.name, address: b.address, ...addr, reachable: null, failures: 0, lastError: "", sinceMs: Date.now(), writtenAtMs: 0, writtenFingerprint: "", busy: false });
+          views.set(key, { cluster: c.name, backend: b.name, address: b.address, ...addr, reachable: null, failures: 0, lastError: "", sinceMs: Date.now(), writtenAtMs: 0, writtenFingerprint: "", busy: false, nextAt: 0, monitorSuspect: prev?.monitorSuspect ?? false });
         }
       }
       for (const [key, v] of [...views]) {
@@ -185,12 +243,18 @@ export function createBackendViewReporter(options: BackendViewReporterOptions): 
       }
     },
     start() {
-      if (timer === null && !stopped) timer = setTimeout(tick, 0);
+      if (timer === null && !stopped) {
+        timer = setTimeout(tick, 0);
+        void watchHealth();
+      }
     },
     async stop() {
       if (stopped) return;
       stopped = true;
       if (timer !== null) clearTimeout(timer);
+      const w = watcher;
+      watcher = null;
+      if (w !== null) await withTimeout(w.cancel(), timeoutMs, "cancel the health watch").catch(() => undefined);
       const l = lease;
       lease = null;
       if (l !== null) await withTimeout(l.revoke(), timeoutMs, "revoke the backend views' lease").catch(() => undefined);
