@@ -147,7 +147,7 @@ describe("OTLP/HTTP", () => {
     expect(update.attributes).toMatchObject({ "mysqlgw.target": "primary", "mysqlgw.backend": "db1", "server.port": Number(cluster.primary.address.split(":")[1]) });
     expect(String(update.attributes["db.query.text"])).not.toContain("43");
     expect(ids.get(update.parentSpanId)?.name).toBe("mysqlgw session");
-    expect(httpReceiver.contentTypes[0]).toMatch(/^application\/json/);
+    expect(httpReceiver.contentTypes[0]).toMatch(/^application\/x-protobuf/);
   });
 
   it("continues the application's trace from a sqlcommenter traceparent: same trace id, parent = the application's span", async () => {

@@ -1,6 +1,11 @@
-import type { Context } from "@opentelemetry/api";
 import { ExportResultCode, type ExportResult } from "@opentelemetry/core";
-import type { ReadableSpan, Span, SpanExporter, SpanProcessor } from "@opentelemetry/sdk-trace-base";
+import type { SpanData } from "./otlp-encode";
+
+/** What SpanQueue sends batches to: an OTLPExporterBase<SpanData[]> (worker-tracing.ts), or a test's. */
+export interface SpanDataExporter {
+  export(spans: SpanData[], resultCallback: (result: ExportResult) => void): void;
+  shutdown(): Promise<void>;
+}
 
 export interface SpanQueueOptions {
   /** Spans waiting for export at most; past it new spans are dropped (counted). */
@@ -25,15 +30,15 @@ export const DEFAULT_SPAN_QUEUE: Omit<SpanQueueOptions, "onDrop" | "onExported" 
 
 /**
  * A batch span processor with a bounded queue that never makes the data path
- * wait: `onEnd` is an array push (or a drop when the queue is full); batches
+ * wait: `add` is an array push (or a drop when the queue is full); batches
  * go to the exporter from a timer or when a batch is full, ONE request at a
  * time — while a collector is slow the queue fills and further spans are
  * dropped rather than piling up requests or memory. Written instead of the
  * SDK's BatchSpanProcessor because that one reports drops only as a log line,
  * and we count them (mysqlgw_trace_spans_dropped_total).
  */
-export class SpanQueue implements SpanProcessor {
-  private queue: ReadableSpan[] = [];
+export class SpanQueue {
+  private queue: SpanData[] = [];
   private inFlight: Promise<void> | null = null;
   private timer: NodeJS.Timeout | null = null;
   private closed = false;
@@ -42,7 +47,7 @@ export class SpanQueue implements SpanProcessor {
   exported = 0;
 
   constructor(
-    private readonly exporter: SpanExporter,
+    private readonly exporter: SpanDataExporter,
     private readonly options: SpanQueueOptions,
   ) {}
 
@@ -50,11 +55,8 @@ export class SpanQueue implements SpanProcessor {
     return this.queue.length;
   }
 
-  onStart(_span: Span, _parentContext: Context): void {
-    // spans are built after the fact: nothing to do when one starts
-  }
-
-  onEnd(span: ReadableSpan): void {
+  /** Queues one finished span (or drops it, counted, when the queue is full). */
+  add(span: SpanData): void {
     if (this.closed) return;
     if (this.queue.length >= this.options.maxQueueSize) {
       this.dropped.queueFull++;

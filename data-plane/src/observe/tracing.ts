@@ -19,7 +19,6 @@
  * kept whatever the ratio, and then their session span is exported at close
  * too (without its other statements), so the tree is whole.
  */
-import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, TraceFlags, type Attributes, type Context, type Span, type Tracer } from "@opentelemetry/api";
 import {
   ATTR_DB_NAMESPACE,
   ATTR_DB_OPERATION_NAME,
@@ -34,11 +33,14 @@ import {
   DB_SYSTEM_NAME_VALUE_MARIADB,
   DB_SYSTEM_NAME_VALUE_MYSQL,
 } from "@opentelemetry/semantic-conventions";
+import { IdPool } from "./ids";
 import type { Observer, SessionEnd, SessionInfo, StatementRecord } from "./observer";
+import type { AttrValue, SpanData } from "./otlp-encode";
 import { tracingView, type TracedCluster, type TracingView } from "./tracing-settings";
 
 export interface TracingObserverOptions {
-  tracer: Tracer;
+  /** Where finished spans go (a SpanQueue). */
+  sink: { add(span: SpanData): void };
   /** Date.now() − performance.now() (observers.epochOffsetMs). */
   epochOffsetMs: number;
   /** Export statements' raw text (literals included) as db.query.text instead of the digest. */
@@ -47,18 +49,25 @@ export interface TracingObserverOptions {
   view?: TracingView;
   /** Command names for statements without a kind (COM_PING → "PING"). */
   commandName?(command: number): string;
+  /** Default: a pool filled from the system's CSPRNG. */
+  ids?: IdPool;
 }
 
 /** Per-session state kept between sessionOpened and sessionClosed. */
 interface SessionTrace {
-  readonly span: Span;
-  readonly context: Context;
+  readonly traceId: string;
+  readonly spanId: string;
   /** The trace id's last 8 hex digits as a number: compared with ratio × 2³² at each decision. */
   readonly sample: number;
   auth: { ok: boolean; errno: number; startedAt: number; endedAt: number } | null;
   /** A statement of this session was exported: the session span is exported at close. */
   kept: boolean;
 }
+
+const KIND_INTERNAL = 1;
+const KIND_SERVER = 2;
+const KIND_CLIENT = 3;
+const STATUS_ERROR = 2;
 
 const W3C_TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
 const ZERO_TRACE = "00000000000000000000000000000000";
@@ -88,92 +97,104 @@ function splitAddress(a: string): { address: string; port: number | undefined } 
   return m === null ? { address: a, port: undefined } : { address: m[1]!, port: Number(m[2]) };
 }
 
+let lastVersion: string | null = null;
+let lastSystem: string = DB_SYSTEM_NAME_VALUE_MARIADB;
+
 function dbSystem(c: TracedCluster | undefined): string {
   // unknown (no greeting seen yet): MariaDB, what mysqlgw is built for
-  const v = c?.runtime.serverVersion;
-  return v != null && !/mariadb/i.test(v) ? DB_SYSTEM_NAME_VALUE_MYSQL : DB_SYSTEM_NAME_VALUE_MARIADB;
+  const v = c?.runtime.serverVersion ?? null;
+  if (v === null) return DB_SYSTEM_NAME_VALUE_MARIADB;
+  if (v !== lastVersion) {
+    lastVersion = v;
+    lastSystem = /mariadb/i.test(v) ? DB_SYSTEM_NAME_VALUE_MARIADB : DB_SYSTEM_NAME_VALUE_MYSQL;
+  }
+  return lastSystem;
 }
 
 export function createTracingObserver(options: TracingObserverOptions): Observer {
-  const { tracer, epochOffsetMs: off } = options;
+  const { sink, epochOffsetMs: off } = options;
   const view = options.view ?? tracingView;
   const rawSql = options.rawSql === true;
+  const ids = options.ids ?? new IdPool();
   const sessions = new WeakMap<SessionInfo, SessionTrace>();
 
-  function sessionAttributes(s: SessionInfo): Attributes {
-    const peer = splitAddress(s.clientAddress);
-    const a: Attributes = {
-      "mysqlgw.span": "session",
-      "mysqlgw.listener": s.listener,
-      "mysqlgw.connection_id": s.connectionId,
-      [ATTR_NETWORK_PEER_ADDRESS]: peer.address,
-    };
-    if (peer.port !== undefined) a[ATTR_NETWORK_PEER_PORT] = peer.port;
-    return a;
-  }
-
   function open(s: SessionInfo): SessionTrace {
-    const span = tracer.startSpan("mysqlgw session", { kind: SpanKind.SERVER, startTime: s.openedAt + off, attributes: sessionAttributes(s), root: true }, ROOT_CONTEXT);
-    const st: SessionTrace = { span, context: trace.setSpan(ROOT_CONTEXT, span), sample: sampleOf(span.spanContext().traceId), auth: null, kept: false };
+    const traceId = ids.traceId();
+    const st: SessionTrace = { traceId, spanId: ids.spanId(), sample: sampleOf(traceId), auth: null, kept: false };
     sessions.set(s, st);
     return st;
   }
 
-  function child(name: string, parent: Context, start: number, end: number, kind: SpanKind = SpanKind.INTERNAL, attributes?: Attributes): Span {
-    const sp = tracer.startSpan(name, { kind, startTime: start + off, attributes }, parent);
-    sp.end(end + off);
-    return sp;
+  // the client's address, parsed once per session
+  const peers = new WeakMap<SessionInfo, { address: string; port: number | undefined }>();
+  function peerOf(s: SessionInfo): { address: string; port: number | undefined } {
+    let p = peers.get(s);
+    if (p === undefined) {
+      p = splitAddress(s.clientAddress);
+      peers.set(s, p);
+    }
+    return p;
+  }
+
+  function span(name: string, kind: 1 | 2 | 3, traceId: string, parentSpanId: string, remoteParent: boolean, start: number, end: number, attributes: Record<string, AttrValue>, spanId = ids.spanId()): SpanData {
+    return { name, kind, traceId, spanId, parentSpanId, remoteParent, startMs: start + off, endMs: end + off, attributes, status: 0, statusMessage: "" };
   }
 
   function statement(r: StatementRecord): void {
     const settings = view.settings;
     const duration = r.endedAt - r.startedAt;
-    const forced = (!r.ok && settings.keepErrors) || (settings.slowThresholdMs > 0 && duration >= settings.slowThresholdMs);
-    let parent: Context;
-    let st: SessionTrace | undefined;
+    const failed = !r.ok && settings.keepErrors;
+    const forced = failed || (settings.slowThresholdMs > 0 && duration >= settings.slowThresholdMs);
+    let traceId: string;
+    let parentId: string;
+    let remote = false;
     const tp = r.traceparent === null ? null : parseTraceparent(r.traceparent);
     if (tp !== null) {
       if (!tp.sampled && !forced) return;
-      parent = trace.setSpanContext(ROOT_CONTEXT, { traceId: tp.traceId, spanId: tp.spanId, traceFlags: TraceFlags.SAMPLED, isRemote: true });
+      traceId = tp.traceId;
+      parentId = tp.spanId;
+      remote = true;
     } else {
-      st = sessions.get(r.session) ?? open(r.session);
+      const st = sessions.get(r.session) ?? open(r.session);
       if (!forced && !ratioKeeps(st.sample, settings.samplingRatio)) return;
       st.kept = true;
-      parent = st.context;
+      traceId = st.traceId;
+      parentId = st.spanId;
     }
 
     const cluster = view.clusters.get(r.cluster);
     const operation = r.kind !== "" ? r.kind : (options.commandName?.(r.command) ?? `COM_${r.command}`);
-    const attributes: Attributes = {
+    const session = r.session;
+    const peer = peerOf(session);
+    const attributes: Record<string, AttrValue> = {
       // what `mysqlgw trace --user U` searches on (Jaeger tags)
       "mysqlgw.span": "statement",
       [ATTR_DB_SYSTEM_NAME]: dbSystem(cluster),
       [ATTR_DB_OPERATION_NAME]: operation,
-      "mysqlgw.listener": r.session.listener,
-      "mysqlgw.user": r.session.user,
+      "mysqlgw.listener": session.listener,
+      "mysqlgw.user": session.user,
       "mysqlgw.cluster": r.cluster,
       "mysqlgw.target": r.target,
       "mysqlgw.reason": r.reason,
       "mysqlgw.rows": r.rows,
       "mysqlgw.bytes": r.bytes,
+      [ATTR_NETWORK_PEER_ADDRESS]: peer.address,
     };
+    if (peer.port !== undefined) attributes[ATTR_NETWORK_PEER_PORT] = peer.port;
     if (r.schema !== null && r.schema !== "") attributes[ATTR_DB_NAMESPACE] = r.schema;
     const d = r.digest();
     if (d.text !== "") {
       attributes[ATTR_DB_QUERY_TEXT] = rawSql && r.sql !== "" ? r.sql : d.text;
       attributes["mysqlgw.digest"] = d.hash;
     }
-    const peer = splitAddress(r.session.clientAddress);
-    attributes[ATTR_NETWORK_PEER_ADDRESS] = peer.address;
-    if (peer.port !== undefined) attributes[ATTR_NETWORK_PEER_PORT] = peer.port;
-    let server: Attributes | undefined;
+    let server: Record<string, AttrValue> = {};
     if (r.backend !== null) {
       attributes["mysqlgw.backend"] = r.backend;
+      server = { "mysqlgw.backend": r.backend };
       const b = cluster?.backends.find((x) => x.name === r.backend);
       if (b !== undefined) {
-        server = { [ATTR_SERVER_ADDRESS]: b.host, [ATTR_SERVER_PORT]: b.port, "mysqlgw.backend": r.backend };
-        attributes[ATTR_SERVER_ADDRESS] = b.host;
-        attributes[ATTR_SERVER_PORT] = b.port;
+        attributes[ATTR_SERVER_ADDRESS] = server[ATTR_SERVER_ADDRESS] = b.host;
+        attributes[ATTR_SERVER_PORT] = server[ATTR_SERVER_PORT] = b.port;
       }
     }
     if (r.rule !== null) attributes["mysqlgw.rule"] = r.rule;
@@ -183,19 +204,26 @@ export function createTracingObserver(options: TracingObserverOptions): Observer
       attributes[ATTR_ERROR_TYPE] = String(r.errno);
       attributes["mysqlgw.error_code"] = r.errno;
     }
-    if (forced) attributes["mysqlgw.kept"] = !r.ok && settings.keepErrors ? "error" : "slow";
+    if (forced) attributes["mysqlgw.kept"] = failed ? "error" : "slow";
 
     const name = r.schema !== null && r.schema !== "" ? `${operation} ${r.schema}` : operation;
-    const span = tracer.startSpan(name, { kind: SpanKind.SERVER, startTime: r.startedAt + off, attributes }, parent);
-    if (!r.ok) span.setStatus({ code: SpanStatusCode.ERROR, message: `error ${r.errno}` });
-    const ctx = trace.setSpan(ROOT_CONTEXT, span);
-    child("route", ctx, r.startedAt, r.routedAt, SpanKind.INTERNAL, { "mysqlgw.target": r.target, "mysqlgw.reason": r.reason });
-    if (r.backend !== null) {
-      child("pool acquire", ctx, r.routedAt, r.acquiredAt, SpanKind.INTERNAL, server);
-      child("backend", ctx, r.acquiredAt, r.firstByteAt, SpanKind.CLIENT, server);
+    const stmt = span(name, KIND_SERVER, traceId, parentId, remote, r.startedAt, r.endedAt, attributes);
+    if (!r.ok) {
+      stmt.status = STATUS_ERROR;
+      stmt.statusMessage = `error ${r.errno}`;
     }
-    child("transfer", ctx, r.backend !== null ? r.firstByteAt : r.routedAt, r.endedAt, SpanKind.INTERNAL, { "mysqlgw.rows": r.rows, "mysqlgw.bytes": r.bytes });
-    span.end(r.endedAt + off);
+    const id = stmt.spanId;
+    // the phases' span ids: the statement's with its last byte varied (unique within the trace, one random draw per statement)
+    const prefix = id.slice(0, 14);
+    const last = parseInt(id.slice(14), 16);
+    const childId = (k: number): string => prefix + ((last ^ k) | 0x100).toString(16).slice(1);
+    sink.add(stmt);
+    sink.add(span("route", KIND_INTERNAL, traceId, id, false, r.startedAt, r.routedAt, { "mysqlgw.target": r.target, "mysqlgw.reason": r.reason }, childId(1)));
+    if (r.backend !== null) {
+      sink.add(span("pool acquire", KIND_INTERNAL, traceId, id, false, r.routedAt, r.acquiredAt, server, childId(2)));
+      sink.add(span("backend", KIND_CLIENT, traceId, id, false, r.acquiredAt, r.firstByteAt, server, childId(3)));
+    }
+    sink.add(span("transfer", KIND_INTERNAL, traceId, id, false, r.backend !== null ? r.firstByteAt : r.routedAt, r.endedAt, { "mysqlgw.rows": r.rows, "mysqlgw.bytes": r.bytes }, childId(4)));
   }
 
   return {
@@ -212,21 +240,36 @@ export function createTracingObserver(options: TracingObserverOptions): Observer
       const st = sessions.get(e.session);
       if (st === undefined) return;
       sessions.delete(e.session);
-      const keep = st.kept || ratioKeeps(st.sample, view.settings.samplingRatio) || (st.auth !== null && !st.auth.ok && view.settings.keepErrors);
-      if (!keep) return; // never ended: never exported
+      const settings = view.settings;
+      const authFailed = st.auth !== null && !st.auth.ok;
+      if (!(st.kept || ratioKeeps(st.sample, settings.samplingRatio) || (authFailed && settings.keepErrors))) return;
       const s = e.session;
-      st.span.setAttributes({ "mysqlgw.user": s.user, "mysqlgw.tls": s.tls, "mysqlgw.close_reason": e.reason });
+      const peer = peerOf(s);
+      const attributes: Record<string, AttrValue> = {
+        "mysqlgw.span": "session",
+        "mysqlgw.listener": s.listener,
+        "mysqlgw.connection_id": s.connectionId,
+        "mysqlgw.user": s.user,
+        "mysqlgw.tls": s.tls,
+        "mysqlgw.close_reason": e.reason,
+        [ATTR_NETWORK_PEER_ADDRESS]: peer.address,
+      };
+      if (peer.port !== undefined) attributes[ATTR_NETWORK_PEER_PORT] = peer.port;
+      const root = span("mysqlgw session", KIND_SERVER, st.traceId, "", false, s.openedAt, e.closedAt, attributes, st.spanId);
       if (st.auth !== null) {
         const a = st.auth;
-        const auth = tracer.startSpan("auth", { startTime: a.startedAt + off, attributes: { "mysqlgw.user": s.user } }, st.context);
+        const auth = span("auth", KIND_INTERNAL, st.traceId, st.spanId, false, a.startedAt, a.endedAt, { "mysqlgw.user": s.user });
         if (!a.ok) {
-          auth.setAttributes({ [ATTR_DB_RESPONSE_STATUS_CODE]: String(a.errno), "mysqlgw.error_code": a.errno });
-          auth.setStatus({ code: SpanStatusCode.ERROR, message: `error ${a.errno}` });
-          st.span.setStatus({ code: SpanStatusCode.ERROR, message: `authentication failed (${a.errno})` });
+          auth.attributes[ATTR_DB_RESPONSE_STATUS_CODE] = String(a.errno);
+          auth.attributes["mysqlgw.error_code"] = a.errno;
+          auth.status = STATUS_ERROR;
+          auth.statusMessage = `error ${a.errno}`;
+          root.status = STATUS_ERROR;
+          root.statusMessage = `authentication failed (${a.errno})`;
         }
-        auth.end(a.endedAt + off);
+        sink.add(auth);
       }
-      st.span.end(e.closedAt + off);
+      sink.add(root);
     },
   };
 }

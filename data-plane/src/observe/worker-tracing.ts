@@ -1,21 +1,57 @@
 /**
- * Starts OpenTelemetry tracing in one worker process (--otlp-endpoint): an
- * OTLP exporter (HTTP JSON or gRPC) behind a bounded SpanQueue, a tracer
- * provider, and the tracing observer registered on `observers`. Export
- * failures and drops are counted in the worker's metrics registry and logged
- * at most once a minute; the data path never waits for the collector.
+ * Starts OpenTelemetry tracing in one worker process (--otlp-endpoint): the
+ * OpenTelemetry JS OTLP transports (HTTP, or gRPC over @grpc/grpc-js: retries,
+ * timeouts, compression settings from OTEL_EXPORTER_OTLP_* as usual) carrying
+ * protobuf ExportTraceServiceRequests that otlp-encode.ts writes, behind a
+ * bounded SpanQueue, and the tracing observer registered on `observers`. Export
+ * failures and drops are counted in the worker's metrics registry and logged at
+ * most once a minute; the data path never waits for the collector.
  */
-import { OTLPTraceExporter as OTLPHttpTraceExporter } from "@opentelemetry/exporter-trace-otlp-http";
-import { OTLPTraceExporter as OTLPGrpcTraceExporter } from "@opentelemetry/exporter-trace-otlp-grpc";
-import { resourceFromAttributes } from "@opentelemetry/resources";
-import { AlwaysOnSampler, BasicTracerProvider, type SpanExporter } from "@opentelemetry/sdk-trace-base";
+import { OTLPExporterBase } from "@opentelemetry/otlp-exporter-base";
+import { convertLegacyHttpOptions, createOtlpHttpExportDelegate } from "@opentelemetry/otlp-exporter-base/node-http";
+import { convertLegacyOtlpGrpcOptions, createOtlpGrpcExportDelegate } from "@opentelemetry/otlp-grpc-exporter-base";
+import { ProtobufTraceSerializer, type IExportTraceServiceResponse, type ISerializer } from "@opentelemetry/otlp-transformer";
 import { ATTR_SERVICE_INSTANCE_ID, ATTR_SERVICE_NAME } from "@opentelemetry/semantic-conventions";
 import type { Logger } from "pino";
 import { Counter, type Registry } from "prom-client";
 import { observers as processObservers, type Observers } from "./observer";
-import { SpanQueue } from "./span-queue";
+import { encodeExportTraceServiceRequest, type EncodeContext, type SpanData } from "./otlp-encode";
+import { SpanQueue, type SpanDataExporter } from "./span-queue";
 import { createTracingObserver } from "./tracing";
 import type { TracingFlags } from "./tracing-flags";
+
+const SCOPE_NAME = "mysqlgw";
+
+/** An OTLP trace exporter for our SpanData over HTTP (application/x-protobuf) or gRPC. */
+export function createOtlpExporter(flags: Pick<TracingFlags, "otlpEndpoint" | "otlpProtocol" | "exportTimeoutMs">, ctx: EncodeContext): SpanDataExporter {
+  const serializer: ISerializer<SpanData[], IExportTraceServiceResponse> = {
+    serializeRequest: (spans) => encodeExportTraceServiceRequest(spans, ctx),
+    deserializeResponse: (data) => ProtobufTraceSerializer.deserializeResponse(data),
+  };
+  const metricsHelper = { name: "span" as const, countItems: (spans: SpanData[]) => spans.length };
+  if (flags.otlpProtocol === "grpc") {
+    return new OTLPExporterBase<SpanData[]>(
+      createOtlpGrpcExportDelegate(
+        convertLegacyOtlpGrpcOptions({ url: flags.otlpEndpoint, timeoutMillis: flags.exportTimeoutMs }, "TRACES"),
+        serializer,
+        "otlp_grpc_span_exporter",
+        metricsHelper,
+        undefined,
+        "TraceExportService",
+        "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+      ),
+    );
+  }
+  return new OTLPExporterBase<SpanData[]>(
+    createOtlpHttpExportDelegate(
+      convertLegacyHttpOptions({ url: flags.otlpEndpoint, timeoutMillis: flags.exportTimeoutMs, concurrencyLimit: 1 }, "TRACES", "v1/traces", { "Content-Type": "application/x-protobuf" }),
+      serializer,
+      "otlp_http_span_exporter",
+      metricsHelper,
+      undefined,
+    ),
+  );
+}
 
 export interface WorkerTracing {
   readonly queue: SpanQueue;
@@ -32,7 +68,7 @@ export interface WorkerTracingOptions {
   registry: Registry;
   observers?: Observers;
   /** Tests: an exporter instead of the OTLP one. */
-  exporter?: SpanExporter;
+  exporter?: SpanDataExporter;
 }
 
 const WARN_INTERVAL_MS = 60_000;
@@ -60,9 +96,11 @@ export function startWorkerTracing(options: WorkerTracingOptions): WorkerTracing
 
   const exporter =
     options.exporter ??
-    (flags.otlpProtocol === "grpc"
-      ? new OTLPGrpcTraceExporter({ url: flags.otlpEndpoint, timeoutMillis: flags.exportTimeoutMs })
-      : new OTLPHttpTraceExporter({ url: flags.otlpEndpoint, timeoutMillis: flags.exportTimeoutMs, concurrencyLimit: 1 }));
+    createOtlpExporter(flags, {
+      resource: { [ATTR_SERVICE_NAME]: flags.serviceName, [ATTR_SERVICE_INSTANCE_ID]: `${options.id}/${options.worker}` },
+      scopeName: SCOPE_NAME,
+      scopeVersion: "",
+    });
   const queue = new SpanQueue(exporter, {
     maxQueueSize: flags.queueSize,
     maxBatchSize: flags.batchSize,
@@ -72,21 +110,16 @@ export function startWorkerTracing(options: WorkerTracingOptions): WorkerTracing
       dropped.inc({ reason }, n);
       if (reason === "queue_full") warn("trace export queue full; spans are dropped (mysqlgw_trace_spans_dropped_total): is the collector slow or down? raise --otlp-queue-size or lower Gateway.tracing.samplingRatio", {});
     },
-    onExportError: (err) => warn("trace export failed; spans are dropped (mysqlgw_trace_spans_dropped_total{reason=\"export_failed\"}): check --otlp-endpoint and the collector", { err: err?.message }),
+    onExportError: (err) => warn('trace export failed; spans are dropped (mysqlgw_trace_spans_dropped_total{reason="export_failed"}): check --otlp-endpoint and the collector', { err: err?.message }),
   });
-  const provider = new BasicTracerProvider({
-    sampler: new AlwaysOnSampler(), // sampling is ours (policy, tail keeps), decided before a span is made
-    resource: resourceFromAttributes({ [ATTR_SERVICE_NAME]: flags.serviceName, [ATTR_SERVICE_INSTANCE_ID]: `${options.id}/${options.worker}` }),
-    spanProcessors: [queue],
-  });
-  const observer = createTracingObserver({ tracer: provider.getTracer("mysqlgw"), epochOffsetMs: obs.epochOffsetMs, rawSql: flags.rawSql });
+  const observer = createTracingObserver({ sink: queue, epochOffsetMs: obs.epochOffsetMs, rawSql: flags.rawSql });
   obs.add(observer);
   logger.info({ endpoint: flags.otlpEndpoint, protocol: flags.otlpProtocol }, "exporting traces");
   return {
     queue,
     async close() {
       obs.remove(observer);
-      await provider.shutdown().catch((err: Error) => logger.warn({ err: err.message }, "trace export at shutdown failed; the last spans are lost"));
+      await queue.shutdown().catch((err: Error) => logger.warn({ err: err.message }, "trace export at shutdown failed; the last spans are lost"));
     },
   };
 }
