@@ -18,11 +18,16 @@
 //   npm run build && node bench/split.js [--seconds 10] [--rounds 3] [--threads 16]
 //     [--workloads point_select,read_only,read_only_skip_trx] [--workers 1]
 //     [--pool-max 16] [--table-size 10000] [--cpu-prof DIR] [--node-flags=--perf-basic-prof]
-//     [--baseline ROOT] [--out FILE]
+//     [--baseline ROOT] [--dp-args "ARGS"] [--baseline-dp-args "ARGS"] [--otlp-sink] [--out FILE]
 // --baseline ROOT adds a fourth path, "split@baseline": the data plane built in ROOT
 // (e.g. `git archive <commit> | tar -x -C ROOT`, node_modules linked, `npx tsc -b
 // data-plane`), with its own etcd and control plane, the same policy on another
-// port and backend user — an interleaved A/B of two builds.
+// port and backend user — an interleaved A/B of two builds (or of the same build with
+// other flags: --dp-args / --baseline-dp-args add data-plane flags to split / split@baseline).
+// --otlp-sink starts bench/otlp-sink.js (a stand-in collector in its own process) and
+// points split's data plane at it (--otlp-endpoint): tracing at the policy's sampling
+// (none in the bench policy: every statement) vs --baseline without it, e.g.
+//   node bench/split.js --workloads point_select --baseline . --otlp-sink
 // Defaults take about 6 minutes (3 rounds × 3 workloads × 3 paths × 10 s, plus setup).
 "use strict";
 const { spawn, execFileSync } = require("node:child_process");
@@ -44,6 +49,9 @@ const { values: opt } = parseArgs({
     "cpu-prof": { type: "string" },
     "node-flags": { type: "string" },
     baseline: { type: "string" },
+    "dp-args": { type: "string", default: "" },
+    "baseline-dp-args": { type: "string", default: "" },
+    "otlp-sink": { type: "boolean", default: false },
     "sample-ms": { type: "string", default: "250" },
     out: { type: "string" },
   },
@@ -92,6 +100,26 @@ function cpuMicros(pid) {
       } catch {
         /* task ended */
       }
+    }
+  }
+  return total;
+}
+
+/** read and write system calls (syscr, syscw from /proc/<pid>/io) of pid and its descendants. */
+function syscalls(pid) {
+  const total = { reads: 0, writes: 0 };
+  const stack = [pid];
+  for (let guard = 0; stack.length > 0 && guard < 1000; guard++) {
+    const p = stack.pop();
+    try {
+      const io = fs.readFileSync(`/proc/${p}/io`, "utf8");
+      total.reads += Number(/syscr:\s+(\d+)/.exec(io)?.[1] ?? 0);
+      total.writes += Number(/syscw:\s+(\d+)/.exec(io)?.[1] ?? 0);
+      for (const t of fs.readdirSync(`/proc/${p}/task`)) {
+        for (const c of fs.readFileSync(`/proc/${p}/task/${t}/children`, "utf8").trim().split(/\s+/)) if (c) stack.push(Number(c));
+      }
+    } catch {
+      /* ended */
     }
   }
   return total;
@@ -232,7 +260,15 @@ async function main() {
   const env = { BENCH_BACKEND_PASSWORD: PASSWORD };
   const metricsPort = await sb.freePort();
   const metricsUrl = `http://127.0.0.1:${metricsPort}/metrics`;
-  const dpArgs = ["--metrics-listen", `127.0.0.1:${metricsPort}`];
+  const dpArgs = ["--metrics-listen", `127.0.0.1:${metricsPort}`, ...opt["dp-args"].split(" ").filter(Boolean)];
+  let sink = null;
+  if (opt["otlp-sink"]) {
+    const proc = spawn(process.execPath, [path.join(__dirname, "otlp-sink.js"), "0"], { stdio: ["ignore", "pipe", "inherit"], detached: true });
+    killOnExit(proc);
+    const port = await new Promise((resolve) => proc.stdout.once("data", (d) => resolve(Number(/listening (\d+)/.exec(String(d))[1]))));
+    sink = { proc, url: `http://127.0.0.1:${port}` };
+    dpArgs.push("--otlp-endpoint", sink.url);
+  }
   const dp = opt["cpu-prof"] || opt["node-flags"]
     ? await spawnDataPlane(path.join(__dirname, "../data-plane/dist/main.js"), etcd, env, opt["cpu-prof"], dpArgs)
     : await sb.startDataPlane({ etcd, workers: Number(opt.workers), env, args: dpArgs, waitForConfig: true });
@@ -242,7 +278,7 @@ async function main() {
     const cp2 = await sb.startControlPlane({ etcd: etcd2 });
     const port = await sb.freePort();
     await apply(cp2, policyFor(port, "gwbase"));
-    const proc = await spawnDataPlane(path.join(path.resolve(opt.baseline), "data-plane/dist/main.js"), etcd2, env, null, ["--metrics-listen", `127.0.0.1:${await sb.freePort()}`]);
+    const proc = await spawnDataPlane(path.join(path.resolve(opt.baseline), "data-plane/dist/main.js"), etcd2, env, null, ["--metrics-listen", `127.0.0.1:${await sb.freePort()}`, ...opt["baseline-dp-args"].split(" ").filter(Boolean)]);
     baseline = { port, proc, cp: cp2 };
   }
   const pipePort = await sb.freePort();
@@ -261,6 +297,7 @@ async function main() {
     ...(baseline ? [{ name: "split@baseline", port: baseline.port, pid: baseline.proc.pid }] : []),
   ];
   const runs = [];
+  let tracing = null;
   try {
     // Warm up every path and workload (JIT, buffer pools, pool connections).
     for (const w of workloads) for (const t of targets) await sysbench(w, t.port, 16, "run", 3);
@@ -270,14 +307,17 @@ async function main() {
           for (const t of targets) {
             const stopSampling = t.name === "split" && SAMPLE_MS > 0 ? sampleConnections(cluster.servers, metricsUrl, SAMPLE_MS) : null;
             const cpu0 = t.pid ? cpuMicros(t.pid) : 0;
+            const io0 = t.pid ? syscalls(t.pid) : null;
             const r = parseRun(await sysbench(w, t.port, threads, "run", SECONDS));
             const cpu = t.pid ? cpuMicros(t.pid) - cpu0 : NaN;
+            const io1 = t.pid ? syscalls(t.pid) : null;
+            const sys = io0 && io1 ? { readsPerQuery: +((io1.reads - io0.reads) / r.queries).toFixed(2), writesPerQuery: +((io1.writes - io0.writes) / r.queries).toFixed(2) } : null;
             const backend = stopSampling ? await stopSampling() : null;
-            const row = { round, workload: w, threads, target: t.name, ...r, cpuUsPerQuery: t.pid ? cpu / r.queries : null, backend };
+            const row = { round, workload: w, threads, target: t.name, ...r, cpuUsPerQuery: t.pid ? cpu / r.queries : null, syscalls: sys, backend };
             runs.push(row);
             log(
               `round ${round} ${w} threads ${threads} ${t.name}: ${r.qps.toFixed(0)} qps, p50 ${r.p50ms} ms` +
-                (t.pid ? `, ${(cpu / r.queries).toFixed(1)} µs CPU/query` : "") +
+                (t.pid ? `, ${(cpu / r.queries).toFixed(1)} µs CPU/query, ${sys.readsPerQuery} reads + ${sys.writesPerQuery} writes/query` : "") +
                 (backend
                   ? `, backend connections open peak ${backend.peakOpen} (per server ${backend.peakOpenPerServer.join("/")}), ` +
                     (Number.isFinite(backend.peakInUse) ? `lent to sessions median ${backend.medianInUse} peak ${backend.peakInUse}, waiting peak ${backend.peakWaiting}` : "no pool gauges in /metrics")
@@ -288,8 +328,19 @@ async function main() {
         }
       }
     }
+    if (sink) {
+      const text = await (await fetch(metricsUrl)).text();
+      const metric = (re) => [...text.matchAll(re)].reduce((a, m) => a + Number(m[1]), 0);
+      tracing = {
+        spansExported: metric(/^mysqlgw_trace_spans_exported_total(?:\{[^}]*\})? (\S+)$/gm),
+        spansDropped: metric(/^mysqlgw_trace_spans_dropped_total\{[^}]*\} (\S+)$/gm),
+        sink: await (await fetch(`${sink.url}/stats`)).json(),
+      };
+      log(`tracing: ${tracing.spansExported} spans exported, ${tracing.spansDropped} dropped; the sink got ${tracing.sink.requests} requests, ${(tracing.sink.bytes / 1e6).toFixed(1)} MB`);
+    }
   } finally {
     pipe.kill("SIGTERM");
+    sink?.proc.kill("SIGTERM");
     if (baseline) {
       await baseline.proc.stop();
       await baseline.cp.stop();
@@ -312,6 +363,8 @@ async function main() {
           workload: w, threads, target: t.name, qps: Math.round(qps), p50ms: pick(t.name, "p50ms"),
           vsDirect: +(qps / direct).toFixed(3), vsPipe: +(qps / pipeQps).toFixed(3),
           perRoundVsPipe: t.name === "split" ? sel("split").map((r) => +(r.qps / sel("pipe").find((p) => p.round === r.round).qps).toFixed(3)) : undefined,
+          // split ÷ split@baseline in the same round (e.g. tracing on ÷ off)
+          perRoundVsBaseline: t.name === "split" && baseline ? sel("split").map((r) => +(r.qps / sel("split@baseline").find((p) => p.round === r.round).qps).toFixed(3)) : undefined,
           cpuUsPerQuery: t.pid ? +pick(t.name, "cpuUsPerQuery").toFixed(1) : null,
           errors: sel(t.name).reduce((a, r) => a + r.errors, 0),
         };
@@ -346,8 +399,12 @@ async function main() {
   const report = {
     date: new Date().toISOString(), host: { cpus: os.cpus().length, model: os.cpus()[0]?.model, node: process.version, loadavg: os.loadavg() },
     settings: { seconds: SECONDS, rounds: ROUNDS, threads: THREADS, workloads, workers: Number(opt.workers), poolMax: POOL_MAX, tableSize: Number(opt["table-size"]) },
+    dpArgs: opt["dp-args"], baselineDpArgs: opt["baseline-dp-args"], tracing,
     summary, runs,
   };
+  for (const s of summary) {
+    if (s.perRoundVsBaseline) lines.push("", `${s.workload} ${s.threads} threads: split ÷ split@baseline per round ${s.perRoundVsBaseline.join(", ")} (median ${median(s.perRoundVsBaseline)})`);
+  }
   console.log(lines.join("\n"));
   if (opt.out) {
     fs.writeFileSync(opt.out, JSON.stringify(report, null, 2) + "\n");
