@@ -130,6 +130,10 @@ class AdminSession {
       this.chain = this.chain.then(() => this.onPacket(seq, copy)).catch((err: unknown) => this.fail(err));
     });
     this.timer = setTimeout(() => this.socket.destroy(), o.handshakeTimeoutMs ?? 10000);
+    socket.once("close", () => {
+      this.phase = Phase.Closed;
+      clearTimeout(this.timer);
+    });
   }
 
   start(): void {
@@ -164,6 +168,7 @@ class AdminSession {
 
   private idle(): void {
     clearTimeout(this.timer);
+    if (this.phase === Phase.Closed) return;
     this.timer = setTimeout(() => this.socket.destroy(), this.o.idleTimeoutMs ?? 600000);
   }
 
