@@ -4,6 +4,8 @@
 // real wire formats; span tree, attributes, parent links, continuation of an
 // application's trace (sqlcommenter traceparent), sampling from policy; then
 // `mysqlgw trace` against a Jaeger query API serving what was received.
+import * as fs from "node:fs";
+import * as path from "node:path";
 import type * as mysql from "mysql2/promise";
 import {
   applyPolicy,
@@ -15,6 +17,7 @@ import {
   startDataPlane,
   startEtcd,
   startReplicatedCluster,
+  tempDir,
   type ControlPlane,
   type DataPlane,
   type EtcdServer,
@@ -33,6 +36,7 @@ let store: SpanStore;
 let httpReceiver: Awaited<ReturnType<typeof startOtlpHttpReceiver>>;
 let grpcReceiver: Receiver;
 let jaeger: Awaited<ReturnType<typeof startFakeJaeger>>;
+let requestLog: string;
 
 function policy(tracing?: Record<string, unknown>): Record<string, unknown> {
   return {
@@ -56,7 +60,7 @@ async function startTracedDataPlane(version: string, protocol: "http" | "grpc", 
     etcd,
     workers: 1,
     env: { APP_PW: cluster.app.password },
-    args: ["--otlp-endpoint", url, "--otlp-protocol", protocol, "--otlp-export-delay", "100", "--id", `dp-${protocol}`],
+    args: ["--otlp-endpoint", url, "--otlp-protocol", protocol, "--otlp-export-delay", "100", "--id", `dp-${protocol}`, "--request-log", requestLog],
     waitForConfig: version,
   });
 }
@@ -77,6 +81,7 @@ beforeAll(async () => {
   store = createSpanStore();
   [httpReceiver, grpcReceiver] = await Promise.all([startOtlpHttpReceiver(store), startOtlpGrpcReceiver(store)]);
   jaeger = await startFakeJaeger(store);
+  requestLog = path.join(tempDir("tracing"), "requests.log");
 }, 180_000);
 
 afterAll(async () => {
@@ -148,6 +153,11 @@ describe("OTLP/HTTP", () => {
     expect(String(update.attributes["db.query.text"])).not.toContain("43");
     expect(ids.get(update.parentSpanId)?.name).toBe("mysqlgw session");
     expect(httpReceiver.contentTypes[0]).toMatch(/^application\/x-protobuf/);
+
+    // the request-log line of the SELECT names its trace and span (from a log line to the trace)
+    const lines = fs.readFileSync(requestLog, "utf8").split("\n").filter((l) => l !== "").map((l) => JSON.parse(l) as Record<string, unknown>);
+    const line = lines.find((l) => l.event === "statement" && String(l.digest_text).startsWith("SELECT name FROM items"))!;
+    expect(line).toMatchObject({ trace_id: sessionTrace, span_id: selectSpan.spanId });
   });
 
   it("continues the application's trace from a sqlcommenter traceparent: same trace id, parent = the application's span", async () => {

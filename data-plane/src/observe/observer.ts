@@ -72,6 +72,12 @@ export interface StatementRecord {
   readonly firstByteAt: number;
   /** The response went out whole. */
   readonly endedAt: number;
+  /**
+   * Set by the tracing observer (registered first, so observers after it see
+   * them) when it exported this statement's span: the request log writes them,
+   * so that a log line leads to its trace. Absent when not traced.
+   */
+  traceIds?: { traceId: string; spanId: string } | null;
 }
 
 export interface SessionEnd {

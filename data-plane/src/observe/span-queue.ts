@@ -24,7 +24,7 @@ export interface SpanQueueOptions {
 
 export const DEFAULT_SPAN_QUEUE: Omit<SpanQueueOptions, "onDrop" | "onExported" | "onExportError"> = {
   maxQueueSize: 8192,
-  maxBatchSize: 512,
+  maxBatchSize: 2048,
   scheduledDelayMs: 1000,
 };
 

@@ -64,6 +64,7 @@ interface SessionTrace {
   kept: boolean;
 }
 
+const NO_ATTRIBUTES: Record<string, AttrValue> = Object.freeze({}) as Record<string, AttrValue>;
 const KIND_INTERNAL = 1;
 const KIND_SERVER = 2;
 const KIND_CLIENT = 3;
@@ -187,10 +188,12 @@ export function createTracingObserver(options: TracingObserverOptions): Observer
       attributes[ATTR_DB_QUERY_TEXT] = rawSql && r.sql !== "" ? r.sql : d.text;
       attributes["mysqlgw.digest"] = d.hash;
     }
-    let server: Record<string, AttrValue> = {};
+    let server: Record<string, AttrValue> = NO_ATTRIBUTES;
+    let pool: Record<string, AttrValue> = NO_ATTRIBUTES;
     if (r.backend !== null) {
       attributes["mysqlgw.backend"] = r.backend;
       server = { "mysqlgw.backend": r.backend };
+      pool = { "mysqlgw.backend": r.backend };
       const b = cluster?.backends.find((x) => x.name === r.backend);
       if (b !== undefined) {
         attributes[ATTR_SERVER_ADDRESS] = server[ATTR_SERVER_ADDRESS] = b.host;
@@ -213,17 +216,19 @@ export function createTracingObserver(options: TracingObserverOptions): Observer
       stmt.statusMessage = `error ${r.errno}`;
     }
     const id = stmt.spanId;
+    r.traceIds = { traceId, spanId: id };
     // the phases' span ids: the statement's with its last byte varied (unique within the trace, one random draw per statement)
     const prefix = id.slice(0, 14);
     const last = parseInt(id.slice(14), 16);
     const childId = (k: number): string => prefix + ((last ^ k) | 0x100).toString(16).slice(1);
     sink.add(stmt);
-    sink.add(span("route", KIND_INTERNAL, traceId, id, false, r.startedAt, r.routedAt, { "mysqlgw.target": r.target, "mysqlgw.reason": r.reason }, childId(1)));
+    // the phases carry only what their parent does not already say (each attribute is encoded per span)
+    sink.add(span("route", KIND_INTERNAL, traceId, id, false, r.startedAt, r.routedAt, NO_ATTRIBUTES, childId(1)));
     if (r.backend !== null) {
-      sink.add(span("pool acquire", KIND_INTERNAL, traceId, id, false, r.routedAt, r.acquiredAt, server, childId(2)));
+      sink.add(span("pool acquire", KIND_INTERNAL, traceId, id, false, r.routedAt, r.acquiredAt, pool, childId(2)));
       sink.add(span("backend", KIND_CLIENT, traceId, id, false, r.acquiredAt, r.firstByteAt, server, childId(3)));
     }
-    sink.add(span("transfer", KIND_INTERNAL, traceId, id, false, r.backend !== null ? r.firstByteAt : r.routedAt, r.endedAt, { "mysqlgw.rows": r.rows, "mysqlgw.bytes": r.bytes }, childId(4)));
+    sink.add(span("transfer", KIND_INTERNAL, traceId, id, false, r.backend !== null ? r.firstByteAt : r.routedAt, r.endedAt, NO_ATTRIBUTES, childId(4)));
   }
 
   return {

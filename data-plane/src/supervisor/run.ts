@@ -108,9 +108,9 @@ export function runWorker(flags: DataPlaneFlags, createListenerManager: Listener
 /** Starts this process's request log, digest and connection tables, or exits saying why not. */
 function observe(flags: DataPlaneFlags, index: number, log: Logger): WorkerObservation {
   try {
-    const o = startWorkerObservation({ flags: flags.observe, worker: index, logger: log, registry: metrics.registry });
-    // OpenTelemetry traces (--otlp-endpoint); flushed when the observation closes
+    // OpenTelemetry traces (--otlp-endpoint), registered first so that the request log sees the trace ids; flushed when the observation closes
     const tracing = startWorkerTracing({ flags: flags.tracing, id: flags.id, worker: index, logger: log, registry: metrics.registry });
+    const o = startWorkerObservation({ flags: flags.observe, worker: index, logger: log, registry: metrics.registry });
     return tracing === null ? o : { ...o, close: () => Promise.all([o.close(), tracing.close()]).then(() => undefined) };
   } catch (err) {
     exitWithError(log, (err as Error).message);
