@@ -183,17 +183,30 @@ test("not confirmed by the data plane: nothing is run; no data plane at all: not
   expect(none.logs[0]).toMatch(/no live data plane reports on it/);
 });
 
-test("cooldown: a second failure of the (new) primary within it is only logged, once", async () => {
-  const s = setup(replicaAnswers());
+test("cooldown: a second failure of the (new) primary within it is only logged, once; after it, a new failover with its own detection time", async () => {
+  const s = setup(replicaAnswers(), undefined, 200);
   s.ctl.onProbed(s.db[0]!);
   await settle();
   const n = s.ran.length;
+  const secondDown = Date.now();
   s.db[1]!.tracker.state = BackendHealth_State.DOWN; // the new primary dies too
   s.ctl.onProbed(s.db[1]!);
   s.ctl.onProbed(s.db[1]!);
   await settle();
   expect(s.ran.length).toBe(n);
   expect(s.logs.filter((l) => l.includes("not failing over again"))).toHaveLength(1);
+  // past the cooldown: db2 (the epoch's primary) fails over in turn; db1 stays fenced, so db3 is the only candidate
+  await new Promise((r) => setTimeout(r, 250));
+  s.store.set(keys.backendView("dp1", "shop", "db2"), toJsonString(BackendViewSchema, create(BackendViewSchema, { dataPlaneId: "dp1", cluster: "shop", backend: "db2", reachable: false })));
+  s.ctl.onProbed(s.db[1]!);
+  await settle();
+  const recs = [...s.store].filter(([k]) => k.startsWith(`${keys.failoverHistoryPrefix}shop/`)).map(([, v]) => fromJsonString(FailoverRecordSchema, v));
+  expect(recs).toHaveLength(2);
+  const second = recs.find((r) => r.oldPrimary === "db2")!;
+  expect(second).toMatchObject({ epoch: 2n, newPrimary: "db3", outcome: FailoverRecord_Outcome.PROMOTED });
+  // detected when db2 was first seen down (during the cooldown), not when db1 was
+  expect(Number(second.detectedAt!.seconds) * 1000 + second.detectedAt!.nanos / 1e6).toBeGreaterThanOrEqual(secondDown - 1);
+  expect(fromJsonString(ClusterEpochSchema, s.store.get(keys.clusterEpoch("shop"))!).fenced.sort()).toEqual(["db1", "db2"]);
 });
 
 test("the next leader reads the epochs: fencing and cooldown carry over", async () => {

@@ -347,6 +347,8 @@ export class FailoverController {
     const ms = (t: typeof rec.detectedAt): number => (t === undefined ? NaN : timestampMs(t));
     const promoted = rec.outcome === FailoverRecord_Outcome.PROMOTED;
     this.o.metrics?.failover?.(rec.cluster, promoted ? "promoted" : "aborted", promoted ? (ms(rec.rolesPublishedAt) - ms(rec.detectedAt)) / 1000 : null);
+    // the next outage (of the new primary) is detected afresh
+    run.detectedMs = 0;
     await this.writeRecord(rec);
   }
 
