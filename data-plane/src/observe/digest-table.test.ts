@@ -47,18 +47,42 @@ describe("DigestTable", () => {
     expect(t.snapshot().find((x) => x.schema === "")?.count).toBe(1);
   });
 
-  test("bounded: the least recently SEEN entry is evicted, evictions counted", () => {
+  test("bounded: an entry not seen since the sweep passed it is evicted (second chance), evictions counted", () => {
     const t = new DigestTable({ maxEntries: 2 });
     t.record(d1, "a", null, 1, 0, true);
     t.record(d2, "a", null, 1, 0, true);
-    t.record(d1, "a", null, 1, 0, true); // d1 now the most recent
+    t.record(d1, "a", null, 1, 0, true); // d1 seen again: spared once
     t.record({ hash: "c3", text: "DELETE FROM t" }, "a", null, 1, 0, true);
     expect(t.size).toBe(2);
     expect(t.evictions).toBe(1);
     expect(t.snapshot().map((s) => s.hash)).toEqual([d1.hash, "c3"]);
+    // every entry seen again: one full pass clears the marks, then the first goes
+    t.record(d1, "a", null, 1, 0, true);
+    t.record({ hash: "c3", text: "DELETE FROM t" }, "a", null, 1, 0, true);
+    t.record({ hash: "d4", text: "x" }, "a", null, 1, 0, true);
+    expect(t.snapshot().map((s) => s.hash)).toEqual(["c3", "d4"]);
+    expect(t.evictions).toBe(2);
     for (let i = 0; i < 1000; i++) t.record({ hash: `h${i}`, text: "x" }, "a", null, 1, 0, true);
     expect(t.size).toBe(2);
-    expect(t.evictions).toBe(1001);
+    expect(t.evictions).toBe(1002);
+  });
+
+  test("many users and schemas under one hash: each its own entry; entries seen once go before those seen again; an evicted one comes back from zero", () => {
+    const t = new DigestTable({ maxEntries: 50 });
+    for (let round = 0; round < 3; round++) for (let u = 0; u < 40; u++) t.record(d1, `u${u}`, u % 2 === 0 ? "a" : null, 1, 1, true);
+    expect(t.size).toBe(40);
+    expect(t.snapshot().every((x) => x.count === 3)).toBe(true);
+    for (let k = 0; k < 20; k++) t.record(d2, "x", `s${k}`, 1, 0, true);
+    expect(t.size).toBe(50);
+    expect(t.evictions).toBe(10);
+    const snap = t.snapshot();
+    expect(snap).toHaveLength(50);
+    // the d1 entries were seen again (spared once); the first d2 ones, seen once, went
+    expect(snap.filter((x) => x.hash === d1.hash)).toHaveLength(40);
+    expect(snap.filter((x) => x.hash === d2.hash).map((x) => x.schema)).toEqual([...Array(10).keys()].map((k) => `s${k + 10}`));
+    t.record(d2, "x", "s0", 1, 0, true);
+    expect(t.snapshot().find((x) => x.schema === "s0")?.count).toBe(1);
+    expect(t.size).toBe(50);
   });
 
   test("tables of several workers merge: sums, min of mins, max of maxes, bucket by bucket", () => {
