@@ -29,11 +29,6 @@ export interface LineSink {
   write(line: string): void;
 }
 
-/** Trace ids a tracing observer may put on a record (optional field, see observer.ts). */
-interface MaybeTraced {
-  traceIds?: { traceId: string; spanId: string } | null;
-}
-
 const round3 = (ms: number): number => Math.round(ms * 1000) / 1000;
 
 /** The JSON object of one statement's line (exported for tests). */
@@ -43,7 +38,8 @@ export function statementLine(r: StatementRecord, epochOffsetMs: number, rawSql:
     time: new Date(r.startedAt + epochOffsetMs).toISOString(),
     event: "statement",
   };
-  const t = (r as MaybeTraced).traceIds;
+  // set by the tracing observer (registered before this one) when it exported the statement's span
+  const t = r.traceIds;
   if (t !== undefined && t !== null) {
     line.trace_id = t.traceId;
     line.span_id = t.spanId;
