@@ -43,6 +43,8 @@ describe("parseFlags", () => {
         adminUser: "admin",
         adminPasswordHash: "",
       },
+      // the tracing flags' own defaults are asserted in observe/tracing-flags.test.ts
+      tracing: expect.objectContaining({ otlpEndpoint: "", serviceName: "mysqlgw" }),
     });
   });
 
