@@ -21,6 +21,7 @@ import type { IpcWorkerHandle } from "./worker-handle";
 import { enableProcessMetrics, metrics } from "../metrics";
 import { startDataPlaneMetricsServer } from "../metrics/data-plane-endpoint";
 import { answerObserveRequests, startWorkerObservation, type WorkerObservation } from "../observe/worker-observation";
+import { openAppend } from "../observe/log-writer";
 import { startWorkerTracing } from "../observe/worker-tracing";
 import { createDigestPublisher, createFiguresGatherer, startAdminPort } from "../admin";
 
@@ -134,6 +135,15 @@ export async function runSupervisor(flags: DataPlaneFlags, createListenerManager
       log,
       `cannot use --state-dir ${flags.stateDir} (${(err as Error).message}); pass a writable directory with --state-dir`,
     );
+  }
+  // every worker appends to the request log: check it once here rather than have each worker fail
+  const requestLog = flags.observe.requestLog;
+  if (requestLog !== "" && requestLog !== "stdout") {
+    try {
+      fs.closeSync(openAppend(requestLog));
+    } catch (err) {
+      exitWithError(log, `cannot open the request log ${requestLog} (${(err as Error).message}); pass a writable file or "stdout" with --request-log`);
+    }
   }
 
   const keys = etcdKeys(flags.etcdPrefix);
