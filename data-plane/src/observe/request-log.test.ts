@@ -5,7 +5,9 @@ import { Buffer } from "node:buffer";
 import { digest } from "../routing/digest";
 import { LineWriter, openAppend } from "./log-writer";
 import type { SessionInfo, StatementRecord } from "./observer";
-import { createRequestLog, statementLine } from "./request-log";
+import { createRequestLog, statementJson } from "./request-log";
+
+const statementLine = (r: StatementRecord, off: number, raw: boolean): Record<string, unknown> => JSON.parse(statementJson(r, off, raw)) as Record<string, unknown>;
 
 const session: SessionInfo = { connectionId: 42, listener: "split", user: "app", clientAddress: "127.0.0.1:5555", openedAt: 1000, tls: false };
 const EPOCH = Date.UTC(2026, 10, 22, 12, 0, 0) - 1000; // openedAt 1000 → 12:00:00.000Z
@@ -85,6 +87,11 @@ describe("request log lines", () => {
     expect(withRaw.span_id).toBe("00f067aa0ba902b7");
     expect(Object.keys(withRaw).slice(0, 4)).toEqual(["time", "event", "trace_id", "span_id"]);
     expect("sql" in statementLine(record("SELECT 'secret'"), EPOCH, false)).toBe(false);
+    // quotes, backslashes, newlines and non-ASCII stay valid JSON, one line
+    const odd = record("SELECT 'a\"b\\c\n', 'é✓' /* x */", { session: { ...session, user: 'we"ird\\user' } });
+    const text = statementJson(odd, EPOCH, true);
+    expect(text).not.toContain("\n");
+    expect(JSON.parse(text)).toMatchObject({ user: 'we"ird\\user', sql: "SELECT 'a\"b\\c\n', 'é✓' /* x */", digest_text: "SELECT ?, ?" });
     expect("trace_id" in statementLine(record("SELECT 1"), EPOCH, false)).toBe(false);
   });
 

