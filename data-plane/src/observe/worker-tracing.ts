@@ -7,10 +7,7 @@
  * failures and drops are counted in the worker's metrics registry and logged at
  * most once a minute; the data path never waits for the collector.
  */
-import { OTLPExporterBase } from "@opentelemetry/otlp-exporter-base";
-import { convertLegacyHttpOptions, createOtlpHttpExportDelegate } from "@opentelemetry/otlp-exporter-base/node-http";
-import { convertLegacyOtlpGrpcOptions, createOtlpGrpcExportDelegate } from "@opentelemetry/otlp-grpc-exporter-base";
-import { ProtobufTraceSerializer, type IExportTraceServiceResponse, type ISerializer } from "@opentelemetry/otlp-transformer";
+import type { IExportTraceServiceResponse, ISerializer } from "@opentelemetry/otlp-transformer";
 import { ATTR_SERVICE_INSTANCE_ID, ATTR_SERVICE_NAME } from "@opentelemetry/semantic-conventions";
 import type { Logger } from "pino";
 import { Counter, type Registry } from "prom-client";
@@ -24,12 +21,20 @@ const SCOPE_NAME = "mysqlgw";
 
 /** An OTLP trace exporter for our SpanData over HTTP (application/x-protobuf) or gRPC. */
 export function createOtlpExporter(flags: Pick<TracingFlags, "otlpEndpoint" | "otlpProtocol" | "exportTimeoutMs">, ctx: EncodeContext): SpanDataExporter {
+  // loaded only when tracing is on: @grpc/grpc-js and the OTLP packages take ~0.3 s of CPU to load in every process
+  /* eslint-disable @typescript-eslint/no-require-imports */
+  const { OTLPExporterBase } = require("@opentelemetry/otlp-exporter-base") as typeof import("@opentelemetry/otlp-exporter-base");
+  const { convertLegacyHttpOptions, createOtlpHttpExportDelegate } = require("@opentelemetry/otlp-exporter-base/node-http") as typeof import("@opentelemetry/otlp-exporter-base/node-http");
+  const { ProtobufTraceSerializer } = require("@opentelemetry/otlp-transformer") as typeof import("@opentelemetry/otlp-transformer");
+  /* eslint-enable @typescript-eslint/no-require-imports */
   const serializer: ISerializer<SpanData[], IExportTraceServiceResponse> = {
     serializeRequest: (spans) => encodeExportTraceServiceRequest(spans, ctx),
     deserializeResponse: (data) => ProtobufTraceSerializer.deserializeResponse(data),
   };
   const metricsHelper = { name: "span" as const, countItems: (spans: SpanData[]) => spans.length };
   if (flags.otlpProtocol === "grpc") {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { convertLegacyOtlpGrpcOptions, createOtlpGrpcExportDelegate } = require("@opentelemetry/otlp-grpc-exporter-base") as typeof import("@opentelemetry/otlp-grpc-exporter-base");
     return new OTLPExporterBase<SpanData[]>(
       createOtlpGrpcExportDelegate(
         convertLegacyOtlpGrpcOptions({ url: flags.otlpEndpoint, timeoutMillis: flags.exportTimeoutMs }, "TRACES"),
