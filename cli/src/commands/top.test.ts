@@ -39,6 +39,14 @@ describe("mysqlgw top", () => {
       expect({ code, err }).toEqual({ code: 0, err: [] });
       expect(JSON.parse(out.join("\n"))).toEqual(ANSWER);
       expect(asked).toEqual(["/v1/digests?limit=5&user=app"]);
+      // live: --count screens, --interval apart (not a terminal: no screen clearing)
+      const live: string[] = [];
+      const started = Date.now();
+      expect(await run(["--api", api, "top", "--count", "3", "--interval", "0.1"], { stdout: (l) => live.push(l), stderr: (l) => err.push(l) })).toBe(0);
+      expect(live).toHaveLength(3);
+      expect(live.every((screen) => screen.startsWith("mysqlgw top — ") && screen.includes("SELECT * FROM orders WHERE id = ?"))).toBe(true);
+      expect(Date.now() - started).toBeGreaterThanOrEqual(200);
+      expect(asked).toHaveLength(4);
       const bad = await run(["--api", api, "top", "--once", "--limit", "0"], { stdout: () => undefined, stderr: (l) => err.push(l) });
       expect(bad).toBe(2);
       expect(err.join("\n")).toContain("--limit must be a whole number from 1 to 1000");
