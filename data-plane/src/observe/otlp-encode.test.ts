@@ -1,7 +1,7 @@
 /* eslint-disable @typescript-eslint/no-explicit-any -- protobufjs decodes to untyped objects */
 import * as path from "node:path";
 import * as protoLoader from "@grpc/proto-loader";
-import { encodeExportTraceServiceRequest, type SpanData } from "./otlp-encode";
+import { encodeExportTraceServiceRequest, phaseSpans, spanCount, type SpanData } from "./otlp-encode";
 
 // The test receivers' copy of the OTLP trace protos (upstream field numbers), decoded by protobufjs.
 const PROTO = path.resolve(__dirname, "../../../test/helpers/otlp/trace_service.proto");
@@ -55,5 +55,29 @@ describe("encodeExportTraceServiceRequest", () => {
     expect(c.flags).toBe(0x301);
     expect(c.attributes).toHaveLength(60);
     expect(c.attributes[59]).toMatchObject({ key: "k59", value: { stringValue: long } });
+  });
+
+  it("writes a statement span's phases as its child spans, as phaseSpans() describes them", () => {
+    const stmt = span({
+      spanId: "00f067aa0ba902b7",
+      phases: { routedMs: 1_700_000_000_123.5, acquiredMs: 1_700_000_000_124, firstByteMs: 1_700_000_000_125, pool: { "mysqlgw.backend": "db2" }, backend: { "mysqlgw.backend": "db2", "server.address": "10.0.0.7", "server.port": 3307 } },
+    });
+    const local = span({ spanId: "1234567812345678", phases: { routedMs: 1_700_000_000_124, acquiredMs: 1_700_000_000_124, firstByteMs: 1_700_000_000_124, pool: {}, backend: null } });
+    expect([spanCount(stmt), spanCount(local), spanCount(span())]).toEqual([5, 3, 1]);
+    const got = decode(encodeExportTraceServiceRequest([stmt, local], { resource: {}, scopeName: "mysqlgw", scopeVersion: "" })).resourceSpans[0].scopeSpans[0].spans;
+    const want = [stmt, ...phaseSpans(stmt), local, ...phaseSpans(local)];
+    expect(got.map((x: any) => x.name)).toEqual(["SELECT shop", "route", "pool acquire", "backend", "transfer", "SELECT shop", "route", "transfer"]);
+    got.forEach((x: any, i: number) => {
+      const w = want[i]!;
+      expect(Buffer.from(x.spanId).toString("hex")).toBe(w.spanId);
+      expect(x.parentSpanId?.length ? Buffer.from(x.parentSpanId).toString("hex") : "").toBe(w.parentSpanId);
+      expect(x.kind).toBe(w.kind);
+      expect(BigInt(x.startTimeUnixNano)).toBe(BigInt(Math.round(w.startMs * 1e3)) * 1000n);
+      expect(BigInt(x.endTimeUnixNano)).toBe(BigInt(Math.round(w.endMs * 1e3)) * 1000n);
+      expect(Object.fromEntries((x.attributes ?? []).map((kv: any) => [kv.key, kv.value[kv.value.value]]))).toEqual(
+        Object.fromEntries(Object.entries(w.attributes).map(([k, v]) => [k, typeof v === "number" && Number.isInteger(v) && v >= 0 ? String(v) : v])),
+      );
+    });
+    expect(new Set(want.map((x) => x.spanId)).size).toBe(want.length);
   });
 });

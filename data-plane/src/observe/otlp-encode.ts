@@ -30,6 +30,52 @@ export interface SpanData {
   /** OTLP Status.StatusCode: 0 unset, 2 error. */
   status: 0 | 2;
   statusMessage: string;
+  /**
+   * A statement span's phases, written as its child spans (route, pool acquire,
+   * backend, transfer) without an object per child: see phaseSpans().
+   */
+  phases?: Phases;
+}
+
+/** The phase boundaries of a statement span (wall-clock ms); `backend` null when the gateway answered it (no acquire/backend spans). */
+export interface Phases {
+  routedMs: number;
+  acquiredMs: number;
+  firstByteMs: number;
+  /** Attributes of the pool acquire span (the backend's name). */
+  pool: Record<string, AttrValue>;
+  /** Attributes of the backend span (backend name, server.address, server.port); null: no backend. */
+  backend: Record<string, AttrValue> | null;
+}
+
+const KIND_INTERNAL = 1;
+const KIND_CLIENT = 3;
+const NONE: Record<string, AttrValue> = {};
+
+/** Spans `s` stands for: itself and its phases' spans. */
+export function spanCount(s: SpanData): number {
+  return s.phases === undefined ? 1 : s.phases.backend !== null ? 5 : 3;
+}
+
+/** The id of phase span `k` (1..4): the statement span's id with its last byte varied (unique within the trace). */
+export function phaseSpanId(spanId: string, k: number): string {
+  return spanId.slice(0, 14) + ((parseInt(spanId.slice(14), 16) ^ k) | 0x100).toString(16).slice(1);
+}
+
+/** The phase spans of a statement span as SpanData (what the encoder writes without making them). */
+export function phaseSpans(s: SpanData): SpanData[] {
+  const p = s.phases;
+  if (p === undefined) return [];
+  const mk = (name: string, kind: 1 | 3, k: number, start: number, end: number, attributes: Record<string, AttrValue>): SpanData => ({
+    name, kind, traceId: s.traceId, spanId: phaseSpanId(s.spanId, k), parentSpanId: s.spanId, remoteParent: false, startMs: start, endMs: end, attributes, status: 0, statusMessage: "",
+  });
+  const out = [mk("route", KIND_INTERNAL, 1, s.startMs, p.routedMs, NONE)];
+  if (p.backend !== null) {
+    out.push(mk("pool acquire", KIND_INTERNAL, 2, p.routedMs, p.acquiredMs, p.pool));
+    out.push(mk("backend", KIND_CLIENT, 3, p.acquiredMs, p.firstByteMs, p.backend));
+  }
+  out.push(mk("transfer", KIND_INTERNAL, 4, p.backend !== null ? p.firstByteMs : p.routedMs, s.endMs, NONE));
+  return out;
 }
 
 // span flags (Span.flags, fixed32): SAMPLED, and whether the parent's "is remote" is known / true
@@ -187,8 +233,45 @@ class Writer {
   }
 }
 
+/**
+ * Whole encoded KeyValue fields of string attributes, by key and value: most of
+ * ours repeat (listener, user, cluster, target, reason, backend, schema, the
+ * digest text of a hot query), and copying their bytes beats encoding them.
+ * Bounded: past KV_CACHE_MAX pairs new ones are encoded every time.
+ */
+const kvCache = new Map<string, Map<string, Buffer>>();
+let kvCached = 0;
+const KV_CACHE_MAX = 16_384;
+/** Longer values (a long digest text) are not worth keeping. */
+const KV_CACHE_VALUE_MAX = 512;
+
 /** KeyValue with its length computed up front (no reserve-and-move). */
-function writeKeyValue(w: Writer, tag: number, key: string, v: AttrValue): void {
+function writeKeyValue(w: Writer, tag: 0x4a, key: string, v: AttrValue): void {
+  if (typeof v === "string" && v.length <= KV_CACHE_VALUE_MAX) {
+    let byValue = kvCache.get(key);
+    const hit = byValue?.get(v);
+    if (hit !== undefined) {
+      w.ensure(hit.length);
+      hit.copy(w.buf, w.pos);
+      w.pos += hit.length;
+      return;
+    }
+    const start = w.pos;
+    writeKeyValueUncached(w, tag, key, v);
+    if (kvCached < KV_CACHE_MAX) {
+      if (byValue === undefined) {
+        byValue = new Map();
+        kvCache.set(key, byValue);
+      }
+      byValue.set(v, Buffer.from(w.buf.subarray(start, w.pos)));
+      kvCached++;
+    }
+    return;
+  }
+  writeKeyValueUncached(w, tag, key, v);
+}
+
+function writeKeyValueUncached(w: Writer, tag: number, key: string, v: AttrValue): void {
   const k = encodedKey(key);
   let n = 0; // AnyValue length
   let sl = 0;
@@ -235,6 +318,27 @@ function writeKeyValue(w: Writer, tag: number, key: string, v: AttrValue): void 
   }
 }
 
+/** One phase span of statement span `s` (see phaseSpans), written from `s` without an object of its own. */
+function writePhase(w: Writer, s: SpanData, name: string, kind: number, k: number, startMs: number, endMs: number, a: Record<string, AttrValue>): void {
+  const span = w.begin(0x12);
+  w.hexBytes(0x0a, s.traceId);
+  w.hexBytes(0x12, s.spanId);
+  w.buf[w.pos - 1] ^= k; // the statement's id, last byte varied: phaseSpanId()
+  w.hexBytes(0x22, s.spanId);
+  w.string(0x2a, name);
+  w.byte(0x30);
+  w.byte(kind);
+  w.nanosFromMs(0x39, startMs);
+  w.nanosFromMs(0x41, endMs);
+  for (const key in a) writeKeyValue(w, 0x4a, key, a[key]!);
+  w.byte(0x85);
+  w.byte(0x01);
+  w.ensure(4);
+  w.buf.writeUInt32LE(FLAG_SAMPLED | FLAG_CONTEXT_HAS_IS_REMOTE, w.pos);
+  w.pos += 4;
+  w.end(span);
+}
+
 function writeSpan(w: Writer, s: SpanData): void {
   const span = w.begin(0x12); // ScopeSpans.spans = 2
   w.hexBytes(0x0a, s.traceId); // trace_id = 1
@@ -262,6 +366,15 @@ function writeSpan(w: Writer, s: SpanData): void {
   w.buf.writeUInt32LE(flags, w.pos);
   w.pos += 4;
   w.end(span);
+  const p = s.phases;
+  if (p !== undefined) {
+    writePhase(w, s, "route", KIND_INTERNAL, 1, s.startMs, p.routedMs, NONE);
+    if (p.backend !== null) {
+      writePhase(w, s, "pool acquire", KIND_INTERNAL, 2, p.routedMs, p.acquiredMs, p.pool);
+      writePhase(w, s, "backend", KIND_CLIENT, 3, p.acquiredMs, p.firstByteMs, p.backend);
+    }
+    writePhase(w, s, "transfer", KIND_INTERNAL, 4, p.backend !== null ? p.firstByteMs : p.routedMs, s.endMs, NONE);
+  }
 }
 
 export interface EncodeContext {
@@ -273,10 +386,10 @@ export interface EncodeContext {
 
 /** One ExportTraceServiceRequest holding `spans` under one resource and scope. */
 export function encodeExportTraceServiceRequest(spans: readonly SpanData[], ctx: EncodeContext): Uint8Array {
-  const w = new Writer(256 + spans.length * 400);
+  const w = new Writer(256 + spans.length * 1200);
   const rs = w.begin(0x0a); // ExportTraceServiceRequest.resource_spans = 1
   const res = w.begin(0x0a); // ResourceSpans.resource = 1
-  for (const k in ctx.resource) writeKeyValue(w, 0x0a, k, ctx.resource[k]!); // Resource.attributes = 1
+  for (const k in ctx.resource) writeKeyValueUncached(w, 0x0a, k, ctx.resource[k]!); // Resource.attributes = 1 (the cache holds tag 0x4a fields)
   w.end(res);
   const ss = w.begin(0x12); // ResourceSpans.scope_spans = 2
   const scope = w.begin(0x0a); // ScopeSpans.scope = 1

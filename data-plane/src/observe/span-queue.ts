@@ -1,5 +1,5 @@
 import { ExportResultCode, type ExportResult } from "@opentelemetry/core";
-import type { SpanData } from "./otlp-encode";
+import { spanCount, type SpanData } from "./otlp-encode";
 
 /** What SpanQueue sends batches to: an OTLPExporterBase<SpanData[]> (worker-tracing.ts), or a test's. */
 export interface SpanDataExporter {
@@ -39,6 +39,8 @@ export const DEFAULT_SPAN_QUEUE: Omit<SpanQueueOptions, "onDrop" | "onExported" 
  */
 export class SpanQueue {
   private queue: SpanData[] = [];
+  /** Spans the queue holds (a statement item stands for its phase spans too: spanCount). */
+  private queuedSpans = 0;
   private inFlight: Promise<void> | null = null;
   private timer: NodeJS.Timeout | null = null;
   private closed = false;
@@ -51,20 +53,23 @@ export class SpanQueue {
     private readonly options: SpanQueueOptions,
   ) {}
 
+  /** Spans waiting for export. */
   get queued(): number {
-    return this.queue.length;
+    return this.queuedSpans;
   }
 
   /** Queues one finished span (or drops it, counted, when the queue is full). */
   add(span: SpanData): void {
     if (this.closed) return;
-    if (this.queue.length >= this.options.maxQueueSize) {
-      this.dropped.queueFull++;
-      this.options.onDrop?.(1, "queue_full");
+    const n = spanCount(span);
+    if (this.queuedSpans + n > this.options.maxQueueSize) {
+      this.dropped.queueFull += n;
+      this.options.onDrop?.(n, "queue_full");
       return;
     }
     this.queue.push(span);
-    if (this.queue.length >= this.options.maxBatchSize) {
+    this.queuedSpans += n;
+    if (this.queuedSpans >= this.options.maxBatchSize) {
       if (this.inFlight === null) this.flushOne();
     } else if (this.timer === null) {
       this.timer = setTimeout(() => {
@@ -79,18 +84,22 @@ export class SpanQueue {
   private flushOne(): Promise<void> {
     if (this.inFlight !== null) return this.inFlight;
     if (this.queue.length === 0) return Promise.resolve();
-    const batch = this.queue.splice(0, this.options.maxBatchSize);
+    let items = 0;
+    let spans = 0;
+    while (items < this.queue.length && spans < this.options.maxBatchSize) spans += spanCount(this.queue[items++]!);
+    const batch = this.queue.splice(0, items);
+    this.queuedSpans -= spans;
     this.inFlight = new Promise<void>((resolve) => {
       let done = false;
       const finish = (r: ExportResult): void => {
         if (done) return;
         done = true;
         if (r.code === ExportResultCode.SUCCESS) {
-          this.exported += batch.length;
-          this.options.onExported?.(batch.length);
+          this.exported += spans;
+          this.options.onExported?.(spans);
         } else {
-          this.dropped.exportFailed += batch.length;
-          this.options.onDrop?.(batch.length, "export_failed");
+          this.dropped.exportFailed += spans;
+          this.options.onDrop?.(spans, "export_failed");
           this.options.onExportError?.(r.error);
         }
         resolve();
@@ -102,7 +111,7 @@ export class SpanQueue {
       }
     }).then(() => {
       this.inFlight = null;
-      if (this.queue.length >= this.options.maxBatchSize) void this.flushOne();
+      if (this.queuedSpans >= this.options.maxBatchSize) void this.flushOne();
       else if (this.queue.length > 0 && this.timer === null && !this.closed) {
         this.timer = setTimeout(() => {
           this.timer = null;

@@ -67,7 +67,6 @@ interface SessionTrace {
 const NO_ATTRIBUTES: Record<string, AttrValue> = Object.freeze({}) as Record<string, AttrValue>;
 const KIND_INTERNAL = 1;
 const KIND_SERVER = 2;
-const KIND_CLIENT = 3;
 const STATUS_ERROR = 2;
 
 const W3C_TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
@@ -215,20 +214,10 @@ export function createTracingObserver(options: TracingObserverOptions): Observer
       stmt.status = STATUS_ERROR;
       stmt.statusMessage = `error ${r.errno}`;
     }
-    const id = stmt.spanId;
-    r.traceIds = { traceId, spanId: id };
-    // the phases' span ids: the statement's with its last byte varied (unique within the trace, one random draw per statement)
-    const prefix = id.slice(0, 14);
-    const last = parseInt(id.slice(14), 16);
-    const childId = (k: number): string => prefix + ((last ^ k) | 0x100).toString(16).slice(1);
+    r.traceIds = { traceId, spanId: stmt.spanId };
+    // the phases become child spans when encoded (otlp-encode.ts phaseSpans): no object per child here
+    stmt.phases = { routedMs: r.routedAt + off, acquiredMs: r.acquiredAt + off, firstByteMs: r.firstByteAt + off, pool, backend: r.backend !== null ? server : null };
     sink.add(stmt);
-    // the phases carry only what their parent does not already say (each attribute is encoded per span)
-    sink.add(span("route", KIND_INTERNAL, traceId, id, false, r.startedAt, r.routedAt, NO_ATTRIBUTES, childId(1)));
-    if (r.backend !== null) {
-      sink.add(span("pool acquire", KIND_INTERNAL, traceId, id, false, r.routedAt, r.acquiredAt, pool, childId(2)));
-      sink.add(span("backend", KIND_CLIENT, traceId, id, false, r.acquiredAt, r.firstByteAt, server, childId(3)));
-    }
-    sink.add(span("transfer", KIND_INTERNAL, traceId, id, false, r.backend !== null ? r.firstByteAt : r.routedAt, r.endedAt, NO_ATTRIBUTES, childId(4)));
   }
 
   return {
