@@ -50,7 +50,7 @@ describe("kind: QueryRule", () => {
     } catch (err) {
       expect(err).toBeInstanceOf(CliError);
       expect((err as CliError).render()).toEqual([
-        "error: r.yaml document 1 (QueryRule a): field match.kind: unknown field (line 3) — did you mean kinds? (RuleMatch fields: users, schemas, listeners, kinds, digests, pattern, tables)",
+        "error: r.yaml document 1 (QueryRule a): field match.kind: unknown field (line 3) — did you mean kinds? (RuleMatch fields: users, schemas, listeners, kinds, digests, pattern, tables, withoutWhere)",
       ]);
     }
   });

@@ -1,5 +1,5 @@
 import { create } from "@bufbuild/protobuf";
-import { PolicySchema, type Policy } from "@mysqlgw/proto";
+import { Firewall_Mode, PolicySchema, type Policy } from "@mysqlgw/proto";
 import { validatePolicy } from "./validate";
 import { diffPolicies } from "./diff";
 
@@ -63,5 +63,22 @@ describe("access-control fields", () => {
     expect(d[0]).toMatchObject({ kind: "Gateway", name: "gateway", fields: ["maxConnections"] });
     after.gateway = undefined;
     expect(diffPolicies(before, after)[0]).toMatchObject({ kind: "Gateway", name: "gateway", action: 3 });
+  });
+});
+
+describe("permissions and the firewall", () => {
+  test("unknown statement kinds, empty schemas, malformed digests and unknown firewall users are refused with what to do", () => {
+    const violations = validatePolicy(
+      create(PolicySchema, {
+        users: [{ name: "u1", passwordHash: "", allowedStatementKinds: ["SELECT", "FROB"], allowedSchemas: [""] }],
+        gateway: { firewall: { mode: Firewall_Mode.ENFORCE, allowedDigests: ["0123456789abcdef", "xyz"], users: ["u1", "ghost"] } },
+      }),
+    );
+    const fields = violations.map((v) => `${v.kind}/${v.name}:${v.field}`);
+    expect(fields).toEqual(
+      expect.arrayContaining(["User/u1:allowedStatementKinds[1]", "User/u1:allowedSchemas[0]", "Gateway/gateway:firewall.allowedDigests[1]", "Gateway/gateway:firewall.users[1]"]),
+    );
+    expect(fields).not.toContain("User/u1:allowedStatementKinds[0]");
+    expect(fields).not.toContain("Gateway/gateway:firewall.users[0]");
   });
 });

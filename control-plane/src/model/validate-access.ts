@@ -2,6 +2,7 @@ import type { Duration } from "@bufbuild/protobuf/wkt";
 import type { Gateway, Listener, User } from "@mysqlgw/proto";
 import { checkCidr } from "./validate";
 import { checkTracing } from "./validate-tracing";
+import { RULE_KINDS } from "./validate-rules";
 
 /**
  * Rules for the access-control fields (issue 6): allow/deny CIDR lists,
@@ -42,6 +43,20 @@ export function checkGateway(add: Add, g: Gateway): void {
   checkCidrLists(add, "Gateway", "gateway", 0, g);
   checkMaxConnections(add, "Gateway", "gateway", 0, "maxConnections", g.maxConnections);
   if (g.tracing !== undefined) checkTracing(g.tracing, (field, description) => add("Gateway", "gateway", 0, field, description));
+  if (g.firewall !== undefined) {
+    g.firewall.allowedDigests.forEach((d, k) => {
+      if (!/^[0-9a-fA-F]{16}$/.test(d)) add("Gateway", "gateway", 0, `firewall.allowedDigests[${k}]`, `${JSON.stringify(d)} is not a statement digest; use the 16 hex digits mysqlgw explain (or mysqlgw firewall suggest) prints`);
+    });
+  }
+}
+
+/** Gateway.firewall.users must name users of the policy. */
+export function checkFirewallUsers(add: Add, g: Gateway | undefined, users: readonly User[]): void {
+  if (g?.firewall === undefined) return;
+  const names = new Set(users.map((u) => u.name));
+  g.firewall.users.forEach((n, k) => {
+    if (!names.has(n)) add("Gateway", "gateway", 0, `firewall.users[${k}]`, `no user ${JSON.stringify(n)} in this policy; name a User, or remove it`);
+  });
 }
 
 export function checkListenerAccess(add: Add, l: Listener, index: number): void {
@@ -54,6 +69,14 @@ export function checkListenerAccess(add: Add, l: Listener, index: number): void 
 export function checkUserAccess(add: Add, u: User, index: number): void {
   checkCidrLists(add, "User", u.name, index, u);
   checkMaxConnections(add, "User", u.name, index, "maxConnections", u.maxConnections);
+  u.allowedStatementKinds.forEach((kind, k) => {
+    if (!RULE_KINDS.includes(kind.toUpperCase())) {
+      add("User", u.name, index, `allowedStatementKinds[${k}]`, `unknown statement kind ${JSON.stringify(kind)}; use one of ${RULE_KINDS.join(", ")}`);
+    }
+  });
+  u.allowedSchemas.forEach((s, k) => {
+    if (s === "" || s.length > 64) add("User", u.name, index, `allowedSchemas[${k}]`, `a schema name has 1..64 characters; got ${JSON.stringify(s)}`);
+  });
 }
 
 function checkTimeout(add: Add, l: Listener, index: number, field: string, d: Duration | undefined, minMs: number, maxMs: number, example: string): void {

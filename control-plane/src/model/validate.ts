@@ -2,7 +2,7 @@ import { isIP, isIPv4, isIPv6 } from "node:net";
 import type { Cluster, Listener, Policy, User } from "@mysqlgw/proto";
 import type { PolicyViolationInit } from "../errors";
 import { DEFAULT_BIND_ADDRESS } from "./normalize";
-import { checkGateway, checkListenerAccess, checkMaxConnections, checkUserAccess } from "./validate-access";
+import { checkFirewallUsers, checkGateway, checkListenerAccess, checkMaxConnections, checkUserAccess } from "./validate-access";
 import { checkClusterHealth } from "./validate-health";
 import { checkRules } from "./validate-rules";
 import { checkClusterPool } from "./validate-pool";
@@ -102,6 +102,7 @@ export function validatePolicy(policy: Policy): PolicyViolationInit[] {
 
   // Gateway (a singleton: the CLI refuses a second Gateway document)
   if (policy.gateway !== undefined) checkGateway(add, policy.gateway);
+  checkFirewallUsers(add, policy.gateway, policy.users);
 
   // Query rules (in order; kind "QueryRule")
   checkRules(policy, out);

@@ -149,3 +149,16 @@ describe("compileRules", () => {
     expect(rules.problems[0]).toMatch(/^rule bad: match.pattern does not compile/);
   });
 });
+
+describe("match.withoutWhere", () => {
+  test("matches UPDATE and DELETE without a WHERE outside parentheses, nothing else", () => {
+    const rules = compileRules([rule({ name: "no-unbounded", match: { withoutWhere: true }, deny: {} })]);
+    const hit = (sql: string): boolean => rules.match(ctx(sql)) !== null;
+    expect(hit("DELETE FROM t")).toBe(true);
+    expect(hit("UPDATE t SET a = (SELECT 1 FROM u WHERE u.id = 2)")).toBe(true);
+    expect(hit("DELETE FROM t WHERE id = 1")).toBe(false);
+    expect(hit("UPDATE t SET a = 1 WHERE b = 2")).toBe(false);
+    expect(hit("SELECT * FROM t")).toBe(false);
+    expect(hit("TRUNCATE TABLE t")).toBe(false);
+  });
+});

@@ -20,7 +20,8 @@ import { RouteAction_Target, type QueryRule } from "@mysqlgw/proto";
 import { RouteTarget } from "./decide";
 import { digestHash } from "./digest";
 import { statementKindOf } from "./names";
-import type { Classification, StatementKind } from "./statement-kind";
+import { StatementFlags as SF, StatementKind as SK, type Classification } from "./statement-kind";
+type StatementKind = SK;
 import type { TableExtractor, TableRef } from "./tables";
 
 export { STATEMENT_KIND_NAMES, statementKindName, statementKindOf, statementFlagNames } from "./names";
@@ -66,6 +67,8 @@ export interface CompiledRules {
   readonly actions: readonly RuleAction[];
   /** Rules that can never match, and why (e.g. a pattern that does not compile). */
   readonly problems: readonly string[];
+  /** Some usable rule may match statements on listener `name` (its sessions must then be read statement by statement). */
+  appliesToListener(name: string): boolean;
   /** The first rule that matches, or null. */
   match(ctx: RuleContext): RuleAction | null;
 }
@@ -87,6 +90,8 @@ interface CompiledRule {
   pattern: RegExp | null;
   /** Lower-cased; `schema` null matches a table of that name in any schema. */
   tables: ReadonlyArray<{ schema: string | null; table: string }> | null;
+  /** Only UPDATE or DELETE without a WHERE clause. */
+  withoutWhere: boolean;
 }
 
 function setOrNull<T>(values: readonly T[]): ReadonlySet<T> | null {
@@ -133,6 +138,7 @@ function compileRule(r: QueryRule, problems: string[]): CompiledRule {
     digests: setOrNull((m?.digests ?? []).map((d) => d.toLowerCase())),
     pattern,
     tables,
+    withoutWhere: m?.withoutWhere === true,
   };
 }
 
@@ -176,12 +182,18 @@ function compileAction(r: QueryRule, problems: string[], unusable: () => void): 
   return { rule: r.name, route, deny, rewrite, mirror, cache };
 }
 
+/** An UPDATE or DELETE with no WHERE (outside parentheses): it touches every row. */
+function isUnboundedWrite(c: Classification): boolean {
+  return (c.kind === SK.Update || c.kind === SK.Delete) && (c.flags & SF.HasWhere) === 0;
+}
+
 function matches(r: CompiledRule, ctx: RuleContext): boolean {
   if (!r.usable) return false;
   if (r.listeners !== null && !r.listeners.has(ctx.listener)) return false;
   if (r.users !== null && !r.users.has(ctx.user)) return false;
   if (r.schemas !== null && (ctx.schema === null || !r.schemas.has(ctx.schema))) return false;
   if (r.kinds !== null && !r.kinds.has(ctx.classification.kind)) return false;
+  if (r.withoutWhere && !isUnboundedWrite(ctx.classification)) return false;
   if (r.digests !== null && !r.digests.has(ctx.digest())) return false;
   if (r.pattern !== null && !r.pattern.test(ctx.sql)) return false;
   if (r.tables !== null && !tablesMatch(r.tables, ctx.tables(), ctx.schema)) return false;
@@ -219,6 +231,10 @@ class RuleSet implements CompiledRules {
     this.needsDigest = rules.some((r) => r.usable && r.digests !== null);
     this.actions = rules.map((r) => r.action);
     this.problems = problems;
+  }
+
+  appliesToListener(name: string): boolean {
+    return this.rules.some((r) => r.usable && (r.listeners === null || r.listeners.has(name)));
   }
 
   match(ctx: RuleContext): RuleAction | null {

@@ -2,7 +2,9 @@ import type { Buffer } from "node:buffer";
 import type { ConfigVersion } from "@mysqlgw/proto";
 import { parseNativePasswordHash } from "../protocol/auth/mysql-native-password";
 import { parseCachingSha2Verifier, type CachingSha2Verifier } from "../protocol/auth/sha256-crypt";
-import { compileRules, type CompiledRules } from "../routing/rules";
+import { compileRules, statementKindOf, type CompiledRules } from "../routing/rules";
+import type { StatementKind } from "../routing/statement-kind";
+import { Firewall_Mode, type Firewall } from "@mysqlgw/proto";
 import { compilePoolSettings, type PoolSettings } from "../pool/pool-settings";
 import { compileBackendTls, type BackendTlsSettings } from "./tls";
 import { compileProxyProtocol, type ProxyProtocolSettings } from "./proxy-intake";
@@ -92,6 +94,14 @@ export interface UserSnapshot {
   readonly access: CidrAccess | null;
   /** Concurrent sessions of this user per data plane; 0: no limit. */
   readonly maxConnections: number;
+  /** Schemas the user may select; null: any. */
+  readonly allowedSchemas: ReadonlySet<string> | null;
+  /** Only reads (and session/transaction control) are allowed. */
+  readonly readOnly: boolean;
+  /** Statement kinds allowed; null: any. */
+  readonly allowedKinds: ReadonlySet<StatementKind> | null;
+  /** Its statements are checked one by one (permissions or the firewall apply): its sessions run on the routed engine. */
+  readonly checked: boolean;
 }
 
 export interface ListenerSnapshot {
@@ -124,6 +134,10 @@ export interface ListenerSnapshot {
   /** proto ReadYourWrites. */
   readonly readYourWrites: number;
   readonly causalReadTimeoutMs: number;
+  /** Some query rule may apply to this listener's statements: its sessions run on the routed engine. */
+  readonly rulesApply: boolean;
+  /** The SQL firewall's allowlist; null: off. */
+  readonly firewall: FirewallSnapshot | null;
   /** The version's query rules, compiled once (shared by its listeners). */
   readonly rules: CompiledRules;
   /** Every cluster of the version, for rules that route elsewhere. */
@@ -233,6 +247,10 @@ export function compileConfig(config: ConfigVersion, runtimes: Map<string, Clust
       allowLoadDataLocal: u.allowLoadDataLocal,
       access: compileCidrAccess(u.allowCidrs, u.denyCidrs),
       maxConnections: u.maxConnections,
+      allowedSchemas: u.allowedSchemas.length === 0 ? null : new Set(u.allowedSchemas),
+      readOnly: u.readOnly,
+      allowedKinds: kindSet(u.allowedStatementKinds),
+      checked: u.readOnly || u.allowedSchemas.length > 0 || u.allowedStatementKinds.length > 0 || firewallCovers(policy?.gateway?.firewall, u.name),
     });
   }
   const clusters = new Map<string, ClusterSnapshot>();
@@ -271,7 +289,38 @@ export function compileConfig(config: ConfigVersion, runtimes: Map<string, Clust
       causalReadTimeoutMs: durationMs(l.causalReadTimeout),
       rules,
       clusters,
+      firewall: compileFirewall(policy?.gateway?.firewall),
+      rulesApply: rules.appliesToListener(l.name),
     }),
   );
   return { version: config.version, listeners, invalidUsers, tracing: compileTracing(g?.tracing), clusters };
+}
+
+/** Gateway.firewall as sessions use it. */
+export interface FirewallSnapshot {
+  /** true: statements off the list are refused; false: learning (they run and are reported). */
+  readonly enforce: boolean;
+  readonly digests: ReadonlySet<string>;
+  /** Users it applies to; null: every user. */
+  readonly users: ReadonlySet<string> | null;
+}
+
+function compileFirewall(f: Firewall | undefined): FirewallSnapshot | null {
+  if (f === undefined || (f.mode !== Firewall_Mode.LEARN && f.mode !== Firewall_Mode.ENFORCE)) return null;
+  return { enforce: f.mode === Firewall_Mode.ENFORCE, digests: new Set(f.allowedDigests.map((d) => d.toLowerCase())), users: f.users.length === 0 ? null : new Set(f.users) };
+}
+
+function firewallCovers(f: Firewall | undefined, user: string): boolean {
+  const c = compileFirewall(f);
+  return c !== null && (c.users === null || c.users.has(user));
+}
+
+function kindSet(names: readonly string[]): ReadonlySet<StatementKind> | null {
+  if (names.length === 0) return null;
+  const out = new Set<StatementKind>();
+  for (const n of names) {
+    const k = statementKindOf(n);
+    if (k !== null) out.add(k);
+  }
+  return out;
 }

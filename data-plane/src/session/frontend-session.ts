@@ -537,7 +537,9 @@ export class FrontendSession {
     this.state = State.ConnectingBackend;
     this.framer?.stop();
     this.client.pause();
-    const login = routedListener(this.listener) ? this.startRouted(user as UserSnapshot, resp) : this.connectBackend(user as UserSnapshot, resp);
+    // a user whose statements are checked one by one (permissions, firewall) always gets the routed engine
+    const routed = routedListener(this.listener) || (user as UserSnapshot).checked;
+    const login = routed ? this.startRouted(user as UserSnapshot, resp) : this.connectBackend(user as UserSnapshot, resp);
     login.catch((err: unknown) => this.failHandshake(err, true));
   }
 

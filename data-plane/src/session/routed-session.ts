@@ -23,7 +23,7 @@ import { statementKindName } from "../routing/names";
 import type { TableExtractor } from "../routing/tables";
 import { metrics } from "../metrics";
 import { observers, type SessionInfo } from "../observe/observer";
-import { digest as digestOf } from "../routing/digest";
+import { digest as digestOf, digestHash } from "../routing/digest";
 import type { PhaseHooks, QueryDecision } from "../plugins/phase-hooks";
 import { buildTextResultSet } from "../protocol/packets/result-set";
 import { mirrorLogin, mirrorTarget, type Mirror } from "./mirror";
@@ -54,7 +54,8 @@ import type { KillTarget } from "./kill";
 
 /** Whether a listener's sessions go through the routed engine (else: byte-for-byte pass-through). */
 export function routedListener(l: ListenerSnapshot): boolean {
-  return l.role === ListenerRole.SPLIT || l.multiplexing === true;
+  // query rules are enforced on every listener they name (or all): their statements must be read
+  return l.role === ListenerRole.SPLIT || l.multiplexing === true || l.rulesApply;
 }
 
 export interface RoutedSessionOptions {
@@ -203,7 +204,8 @@ export class RoutedSession {
     this.login = login;
     this.mode = mode;
     this.log = host.logger;
-    this.multiplexing = login.listener.multiplexing ?? true;
+    // absent: on for SPLIT listeners; a READ_WRITE/READ_ONLY listener keeps a connection per session
+    this.multiplexing = login.listener.multiplexing ?? login.listener.role === ListenerRole.SPLIT;
     this.schema = login.database || null;
     this.observed = host.observed;
     this.tracker = new ResponseTracker((login.clientCapabilities & Capability.DeprecateEof) !== 0);
@@ -220,6 +222,7 @@ export class RoutedSession {
    * login with, or null.
    */
   async start(): Promise<ErrPacket | null> {
+    if (this.schema !== null && !this.schemaAllowed(this.schema)) return this.schemaDenied(this.schema);
     const target = this.mode === ListenerMode.ReadOnly ? RouteTarget.Replica : RouteTarget.Primary;
     let conn: PooledConnection;
     try {
@@ -443,6 +446,14 @@ export class RoutedSession {
     const large = packet.length > 4 + MAX_PACKET_PAYLOAD - 1 && (packet[0] & packet[1] & packet[2]) === 0xff;
     let c = classify(packet, 5, large ? 4 + MAX_PACKET_PAYLOAD : packet.length, this.cls);
     const listener = this.login.listener;
+    if (this.login.user.checked || listener.firewall !== null) {
+      const refused = this.checkStatement(c.kind, c.flags, packet, 5, packet.length);
+      if (refused !== null) {
+        metrics.statementFinished(listener.name, statementKindName(c.kind), "error", 0);
+        this.replyErr(refused, 1);
+        return this.finish();
+      }
+    }
     const hooks = this.options.hooks;
     let hookRoute: RouteTarget | null = null;
     if (hooks !== null && hooks.has("readQuery") && !large) {
@@ -515,6 +526,10 @@ export class RoutedSession {
       }
     } else if (kind === K.Use && (flags & F.MultiStatement) === 0) {
       const schema = useStatementSchema(packet, 5, packet.length);
+      if (schema !== null && !this.schemaAllowed(schema)) {
+        this.replyErr(this.schemaDenied(schema), 1);
+        return this.finish();
+      }
       after = () => {
         if (this.tracker.error) return;
         if (schema === null) this.pin("use-statement");
@@ -781,6 +796,10 @@ export class RoutedSession {
 
   private async initDb(packet: Buffer): Promise<void> {
     const name = packet.toString("utf8", 5);
+    if (!this.schemaAllowed(name)) {
+      this.replyErr(this.schemaDenied(name), 1);
+      return this.finish();
+    }
     const conn = await this.ensureState(await this.connFor(this.readTarget()));
     await this.run(conn, packet, ResponseShape.Single, () => {
       if (!this.tracker.error) {
@@ -820,6 +839,13 @@ export class RoutedSession {
 
   private async prepare(packet: Buffer): Promise<void> {
     const c = classify(packet, 5, packet.length, this.cls);
+    if (this.login.user.checked || this.login.listener.firewall !== null) {
+      const refused = this.checkStatement(c.kind, c.flags, packet, 5, packet.length);
+      if (refused !== null) {
+        this.replyErr(refused, 1);
+        return this.finish();
+      }
+    }
     const sql = packet.toString("utf8", 5);
     const stmt: ClientStatement = { sql, packet: Buffer.from(packet), kind: c.kind, flags: c.flags, numParams: 0, paramTypes: null, boundTo: null };
     const target = this.statementTarget(stmt);
@@ -992,6 +1018,52 @@ export class RoutedSession {
         this.unpinIfUnbound("cursor");
       }
     });
+  }
+
+  // ---- permissions and the firewall (issue 6) ----------------------------------
+
+  private schemaAllowed(schema: string): boolean {
+    const allowed = this.login.user.allowedSchemas;
+    return allowed === null || allowed.has(schema);
+  }
+
+  /** As MariaDB says it: 1044 (42000). */
+  private schemaDenied(schema: string): ErrPacket {
+    return { errno: 1044, sqlState: "42000", message: `Access denied for user '${this.login.user.name}'@'${this.host.clientHost}' to database '${schema}'` };
+  }
+
+  /**
+   * The user's permissions (read-only, allowed statement kinds) and the
+   * firewall's allowlist, for one statement; an ERR to refuse it with, or null.
+   */
+  private checkStatement(kind: K, flags: number, bytes: Buffer, start: number, end: number): ErrPacket | null {
+    const u = this.login.user;
+    const who = `'${u.name}'@'${this.host.clientHost}'`;
+    const name = statementKindName(kind);
+    if ((u.readOnly || u.allowedKinds !== null) && (flags & F.MultiStatement) !== 0) {
+      return { errno: 1142, sqlState: "42000", message: `mysqlgw: user ${who} may not send several statements in one query (its permissions are checked statement by statement); send them one at a time` };
+    }
+    if (u.allowedKinds !== null && !u.allowedKinds.has(kind)) {
+      return { errno: 1142, sqlState: "42000", message: `${name} command denied to user ${who} (mysqlgw: not among the user's allowedStatementKinds)` };
+    }
+    if (u.readOnly && !readOnlyAllows(kind, flags)) {
+      return { errno: 1142, sqlState: "42000", message: `${name} command denied to user ${who} (mysqlgw: the user is read-only)` };
+    }
+    const fw = this.login.listener.firewall;
+    if (fw !== null && (fw.users === null || fw.users.has(u.name))) {
+      const hash = digestHash(bytes, start, end);
+      if (!fw.digests.has(hash)) {
+        if (fw.enforce) {
+          metrics.pinned(this.login.listener.name, "firewall-refused");
+          return { errno: 1142, sqlState: "42000", message: `statement refused by mysqlgw's firewall: its digest ${hash} is not on the allowlist; ask for it to be approved (mysqlgw firewall suggest lists what ran)` };
+        }
+        if (learned.size < MAX_LEARNED && !learned.has(hash)) {
+          learned.add(hash);
+          this.log.info({ digest: hash, user: u.name, kind: name }, "firewall (learning): statement not on the allowlist");
+        }
+      }
+    }
+    return null;
   }
 
   // ---- KILL and COM_CHANGE_USER ---------------------------------------------
@@ -1607,6 +1679,36 @@ export class RoutedSession {
 /** Statements whose results are not cached even when a cache rule matches them (they depend on more than their text). */
 const UNCACHEABLE =
   F.MultiStatement | F.ForUpdate | F.LockInShareMode | F.ForShare | F.SelectInto | F.UsesUserVariableAssignment | F.ReadsUserVariable | F.UsesLastInsertId | F.UsesFoundRows | F.UsesGetLock | F.ReadsDiagnostics;
+
+/** What a read-only user may run: reads, session settings and transaction control. */
+function readOnlyAllows(kind: K, flags: number): boolean {
+  switch (kind) {
+    case K.Select:
+      return !writesFile(flags);
+    case K.Show:
+    case K.Explain:
+    case K.Set:
+    case K.Use:
+    case K.Begin:
+    case K.Commit:
+    case K.Rollback:
+    case K.Savepoint:
+    case K.Deallocate:
+    case K.Kill:
+      return true;
+    default:
+      return false;
+  }
+}
+
+/** SELECT … INTO OUTFILE/DUMPFILE (a file on the server) rather than INTO @variables. */
+function writesFile(flags: number): boolean {
+  return (flags & F.SelectInto) !== 0 && (flags & F.UsesUserVariableAssignment) === 0;
+}
+
+/** Digests the firewall logged while learning (once each, per worker). */
+const learned = new Set<string>();
+const MAX_LEARNED = 10_000;
 
 /** Sessions keeping a connection of a pool for their next statement (see keepSticky). */
 const stickyHolders = new Map<BackendPool, Set<RoutedSession>>();
