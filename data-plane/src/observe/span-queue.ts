@@ -23,7 +23,7 @@ export interface SpanQueueOptions {
 }
 
 export const DEFAULT_SPAN_QUEUE: Omit<SpanQueueOptions, "onDrop" | "onExported" | "onExportError"> = {
-  maxQueueSize: 8192,
+  maxQueueSize: 32768,
   maxBatchSize: 2048,
   scheduledDelayMs: 1000,
 };

@@ -33,7 +33,7 @@ export const TRACING_USAGE = `  --otlp-endpoint URL           export OpenTelemet
                                 which statements: policy Gateway.tracing)
   --otlp-protocol http|grpc     OTLP/HTTP (JSON) or OTLP/gRPC [MYSQLGW_OTLP_PROTOCOL] (default http)
   --otlp-service-name NAME      service.name of the spans [MYSQLGW_OTLP_SERVICE_NAME] (default mysqlgw)
-  --otlp-queue-size N           spans waiting for export per worker, more are dropped [MYSQLGW_OTLP_QUEUE_SIZE] (default 8192)
+  --otlp-queue-size N           spans waiting for export per worker, more are dropped [MYSQLGW_OTLP_QUEUE_SIZE] (default 32768)
   --otlp-batch-size N           spans per export request [MYSQLGW_OTLP_BATCH_SIZE] (default 2048)
   --otlp-export-delay MS        a partial batch is sent after this long [MYSQLGW_OTLP_EXPORT_DELAY] (default 1000)
   --otlp-timeout MS             bound on one export request [MYSQLGW_OTLP_TIMEOUT] (default 10000)
@@ -68,7 +68,7 @@ export function parseTracingFlags(h: TracingFlagHelpers): TracingFlags {
   }
   const serviceName = h.pick("otlp-service-name", "MYSQLGW_OTLP_SERVICE_NAME") ?? "mysqlgw";
   if (serviceName.trim() === "") throw h.error("--otlp-service-name must not be empty");
-  const queueSize = h.int("otlp-queue-size", "MYSQLGW_OTLP_QUEUE_SIZE", 8192, 1);
+  const queueSize = h.int("otlp-queue-size", "MYSQLGW_OTLP_QUEUE_SIZE", 32768, 1);
   const batchSize = h.int("otlp-batch-size", "MYSQLGW_OTLP_BATCH_SIZE", 2048, 1);
   if (batchSize > queueSize) throw h.error(`--otlp-batch-size (${batchSize}) must be at most --otlp-queue-size (${queueSize})`);
   return {
