@@ -130,11 +130,29 @@ export class SpanQueue {
     }
   }
 
-  async shutdown(): Promise<void> {
+  /**
+   * Exports what is queued, for at most `timeoutMs` in all (a dead collector must
+   * not hold a draining worker for one timeout per batch); what is left then is
+   * dropped and counted as export_failed.
+   */
+  async shutdown(timeoutMs: number): Promise<void> {
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
-    await this.forceFlush();
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, timeoutMs);
+      timer.unref();
+    });
+    await Promise.race([this.forceFlush(), deadline]);
     this.closed = true;
-    await this.exporter.shutdown();
+    if (this.queuedSpans > 0) {
+      const n = this.queuedSpans;
+      this.queue = [];
+      this.queuedSpans = 0;
+      this.dropped.exportFailed += n;
+      this.options.onDrop?.(n, "export_failed");
+    }
+    await Promise.race([this.exporter.shutdown(), deadline]);
+    clearTimeout(timer);
   }
 }

@@ -213,4 +213,18 @@ describe("SpanQueue", () => {
     expect(q.exported).toBe(4);
     expect(q.dropped).toEqual({ queueFull: 2, exportFailed: 2 });
   });
+
+  it("shutdown is bounded: a collector that never answers costs at most the timeout, the rest counted as export_failed", async () => {
+    const drops: Array<[number, string]> = [];
+    const never = { export: () => undefined, shutdown: () => new Promise<void>(() => undefined) };
+    const q = new SpanQueue(never, { maxQueueSize: 100, maxBatchSize: 2, scheduledDelayMs: 10_000, onDrop: (n, r) => void drops.push([n, r]) });
+    for (let i = 0; i < 5; i++) q.add({} as SpanData);
+    const t0 = Date.now();
+    await q.shutdown(200);
+    expect(Date.now() - t0).toBeLessThan(2000);
+    expect(q.queued).toBe(0);
+    expect(drops).toEqual([[3, "export_failed"]]); // 2 in flight (never answered), 3 still queued
+    q.add({} as SpanData); // after shutdown: ignored
+    expect(q.queued).toBe(0);
+  });
 });

@@ -124,7 +124,7 @@ export function startWorkerTracing(options: WorkerTracingOptions): WorkerTracing
     queue,
     async close() {
       obs.remove(observer);
-      await queue.shutdown().catch((err: Error) => logger.warn({ err: err.message }, "trace export at shutdown failed; the last spans are lost"));
+      await queue.shutdown(flags.exportTimeoutMs).catch((err: Error) => logger.warn({ err: err.message }, "trace export at shutdown failed; the last spans are lost"));
     },
   };
 }
