@@ -5,6 +5,7 @@
 // application's trace (sqlcommenter traceparent), sampling from policy; then
 // `mysqlgw trace` against a Jaeger query API serving what was received.
 import * as fs from "node:fs";
+import * as net from "node:net";
 import * as path from "node:path";
 import type * as mysql from "mysql2/promise";
 import {
@@ -12,6 +13,7 @@ import {
   connect,
   freePort,
   nativePasswordHash,
+  parseExposition,
   runCli,
   startControlPlane,
   startDataPlane,
@@ -259,5 +261,54 @@ describe("OTLP/gRPC", () => {
     expect(String(stmt.attributes["db.query.text"])).not.toContain("43");
     expect(mine.filter((x) => x.parentSpanId === stmt.spanId).map((x) => x.name).sort()).toEqual(["backend", "pool acquire", "route", "transfer"]);
     expect(stmt.startNs).toBeGreaterThan(session.startNs);
+  });
+});
+
+describe("a collector that does not answer", () => {
+  // accepts connections and never answers: every export times out (--otlp-timeout)
+  const held: net.Socket[] = [];
+  const blackHole = net.createServer((sock) => void held.push(sock));
+
+  beforeAll(async () => {
+    await dp?.stop();
+    dp = null;
+    await new Promise<void>((r) => blackHole.listen(0, "127.0.0.1", r));
+    const url = `http://127.0.0.1:${(blackHole.address() as net.AddressInfo).port}`;
+    const { version } = await applyPolicy(cp, policy());
+    dp = await startDataPlane({
+      etcd,
+      workers: 1,
+      env: { APP_PW: cluster.app.password },
+      args: ["--otlp-endpoint", url, "--otlp-timeout", "500", "--otlp-export-delay", "20", "--otlp-queue-size", "10", "--otlp-batch-size", "5", "--metrics-listen", "127.0.0.1:0", "--id", "dp-black-hole"],
+      waitForConfig: version,
+    });
+  }, 60_000);
+
+  afterAll(async () => {
+    for (const s of held) s.destroy();
+    await new Promise<void>((r) => blackHole.close(() => r()));
+  });
+
+  it("never holds a statement; drops are counted: queue_full while an export hangs, export_failed when it times out", async () => {
+    const rec = await dp!.waitForLog((r) => r.msg === "serving metrics", 10_000);
+    const c = await client();
+    const t0 = Date.now();
+    for (let i = 0; i < 20; i++) await c.query("SELECT name FROM items WHERE id = 42");
+    const took = Date.now() - t0;
+    await c.end();
+    expect(took).toBeLessThan(5000); // 20 point selects, whatever the collector does
+    const deadline = Date.now() + 15_000;
+    let m = parseExposition(await (await fetch(String(rec.metrics))).text());
+    while (Date.now() < deadline && !(m.sum("mysqlgw_trace_spans_dropped_total", { reason: "export_failed" }) > 0 && m.sum("mysqlgw_trace_spans_dropped_total", { reason: "queue_full" }) > 0)) {
+      await new Promise((r) => setTimeout(r, 200));
+      m = parseExposition(await (await fetch(String(rec.metrics))).text());
+    }
+    expect(m.types.get("mysqlgw_trace_spans_dropped_total")).toBe("counter");
+    // 20 statements × 5 spans: 5 in the hanging export, at most 10 queued, the rest dropped at once
+    expect(m.sum("mysqlgw_trace_spans_dropped_total", { reason: "queue_full" })).toBeGreaterThanOrEqual(85 - 10);
+    expect(m.sum("mysqlgw_trace_spans_dropped_total", { reason: "export_failed" })).toBeGreaterThanOrEqual(5);
+    expect(m.sum("mysqlgw_trace_spans_exported_total")).toBe(0);
+    expect(held.length).toBeGreaterThan(0);
+    await dp!.waitForLog((r) => typeof r.msg === "string" && r.msg.startsWith("trace export"), 10_000);
   });
 });
