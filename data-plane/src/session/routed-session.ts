@@ -1190,6 +1190,7 @@ export class RoutedSession {
     const previous = this.login.user.name;
     this.login.user = u;
     this.login.password = password;
+    this.poolCache.clear(); // the new user's backend account has pools of its own
     if (req.characterSet !== null && req.characterSet !== 0) this.login.characterSet = req.characterSet;
     this.schema = req.database || null;
     const refused = await this.start();
@@ -1223,8 +1224,16 @@ export class RoutedSession {
   // ---- connections ----------------------------------------------------------
 
   private poolFor(target: BackendTarget, cluster: ClusterSnapshot): BackendPool {
-    return this.options.pools.pool(this.poolLogin(target, cluster), cluster.pool);
+    // a pool's key is a string of the whole login: made once per backend per session
+    const known = this.poolCache.get(target);
+    if (known !== undefined && !known.closed) return known;
+    const pool = this.options.pools.pool(this.poolLogin(target, cluster), cluster.pool);
+    this.poolCache.set(target, pool);
+    return pool;
   }
+
+  /** The pool of each backend this session used (BackendTarget objects are per config version and cluster). */
+  private readonly poolCache = new Map<BackendTarget, BackendPool>();
 
   /** The login of this session's pooled connections to `target`. */
   private poolLogin(target: BackendTarget, cluster: ClusterSnapshot): PoolLogin {
@@ -1314,6 +1323,7 @@ export class RoutedSession {
     const timeout = this.options.backendConnectTimeoutMs;
     const sock = conn.link.socket;
     if (this.schema !== null && conn.schema !== this.schema) {
+      if (this.attached === conn) this.detach(conn); // runBackendCommand reads the socket itself
       const r = await runBackendCommand(sock, Buffer.concat([Buffer.from([Command.InitDb]), Buffer.from(this.schema, "utf8")]), timeout);
       if (!r.ok) return { errno: r.errno, sqlState: r.sqlState, message: r.message };
       conn.schema = this.schema;
@@ -1333,6 +1343,7 @@ export class RoutedSession {
       }
     }
     if (sql !== "") {
+      if (this.attached === conn) this.detach(conn);
       const r = await runBackendCommand(sock, Buffer.concat([Buffer.from([Command.Query]), Buffer.from(sql, "utf8")]), timeout);
       if (!r.ok) return { errno: r.errno, sqlState: r.sqlState, message: `mysqlgw could not restore the session's settings on a backend connection (${sql}): ${r.message}` };
       conn.settings.clear();
@@ -1391,6 +1402,7 @@ export class RoutedSession {
       this.deferredRelease = conn;
       return;
     }
+    if (conn === this.attached) this.detach(conn);
     const pool = this.poolOf(conn);
     conn.link.socket.removeListener("close", this.onHeldClose);
     if (conn.link.socket.destroyed) {
@@ -1402,6 +1414,7 @@ export class RoutedSession {
   }
 
   private dropConn(conn: PooledConnection): void {
+    if (conn === this.attached) this.detach(conn);
     conn.link.socket.removeListener("close", this.onHeldClose);
     if (conn === this.heldPrimary) this.heldPrimary = null;
     if (conn === this.heldReplica) this.heldReplica = null;
@@ -1478,14 +1491,28 @@ export class RoutedSession {
         this.sentAt = performance.now();
       }
     }
-    s.on("data", this.onBackendData);
-    s.on("close", this.onBackendClose);
+    this.attach(conn);
     s.write(packet);
-    if (!expects) {
-      this.complete();
-      return;
+    if (!expects) this.complete();
+  }
+
+  /**
+   * The connection whose responses the session reads: it stays attached (and
+   * flowing) between statements while the session keeps it, and is detached
+   * (paused, no listener) when it goes back to the pool or another command
+   * exchange (runBackendCommand) takes it over.
+   */
+  private attached: PooledConnection | null = null;
+
+  private attach(conn: PooledConnection): void {
+    const s = conn.link.socket;
+    if (this.attached !== conn) {
+      if (this.attached !== null) this.detach(this.attached);
+      s.on("data", this.onBackendData);
+      s.on("close", this.onBackendClose);
+      this.attached = conn;
     }
-    s.resume();
+    if (s.isPaused()) s.resume();
   }
 
   private detach(conn: PooledConnection): void {
@@ -1493,9 +1520,17 @@ export class RoutedSession {
     s.removeListener("data", this.onBackendData);
     s.removeListener("close", this.onBackendClose);
     s.pause();
+    if (this.attached === conn) this.attached = null;
   }
 
   private readonly onBackendData = (chunk: Buffer): void => {
+    if (this.current === null) {
+      // nothing was asked: the connection is out of step (or the server is closing it)
+      const conn = this.attached;
+      this.log.warn({ conn: this.host.connectionId, bytes: chunk.length }, "backend sent bytes with no command under way; its connection is dropped");
+      if (conn !== null) this.dropConn(conn);
+      return;
+    }
     const end = this.tracker.push(chunk);
     const part = end < 0 || end === chunk.length ? chunk : chunk.subarray(0, end);
     if (this.sink === Sink.Collect) this.collected.push(part);
@@ -1540,8 +1575,6 @@ export class RoutedSession {
 
   private complete(): void {
     this.endInflight((performance.now() - this.sentAt) * 1000);
-    const conn = this.current;
-    if (conn !== null && this.sink === Sink.Client) this.detach(conn);
     const done = this.onDone;
     this.onDone = null;
     if (this.sink === Sink.Client) this.current = null;
