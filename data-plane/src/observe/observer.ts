@@ -132,7 +132,15 @@ export class Observers {
   }
 
   statement(r: StatementRecord): void {
-    for (const o of this.list) safe(() => o.statement?.(r));
+    // per statement: no closure per observer
+    const list = this.list;
+    for (let i = 0; i < list.length; i++) {
+      try {
+        list[i].statement?.(r);
+      } catch {
+        // observers count their own failures
+      }
+    }
   }
 
   sessionClosed(e: SessionEnd): void {
