@@ -28,6 +28,7 @@
 // points split's data plane at it (--otlp-endpoint): tracing at the policy's sampling
 // (none in the bench policy: every statement) vs --baseline without it, e.g.
 //   node bench/split.js --workloads point_select --baseline . --otlp-sink
+// --gateway JSON sets the Gateway of split's policy (proto JSON), e.g. '{"tracing":{"samplingRatio":0.01}}'.
 // Defaults take about 6 minutes (3 rounds × 3 workloads × 3 paths × 10 s, plus setup).
 "use strict";
 const { spawn, execFileSync } = require("node:child_process");
@@ -52,6 +53,7 @@ const { values: opt } = parseArgs({
     "dp-args": { type: "string", default: "" },
     "baseline-dp-args": { type: "string", default: "" },
     "otlp-sink": { type: "boolean", default: false },
+    gateway: { type: "string" },
     "sample-ms": { type: "string", default: "250" },
     out: { type: "string" },
   },
@@ -237,7 +239,7 @@ async function main() {
   const etcd = await sb.startEtcd();
   const cp = await sb.startControlPlane({ etcd });
   const gwPort = await sb.freePort();
-  const policyFor = (port, backendUser) => ({
+  const policyFor = (port, backendUser, gateway = null) => ({
     clusters: [
       {
         name: "bench",
@@ -251,12 +253,13 @@ async function main() {
     ],
     listeners: [{ name: "bench-split", bindAddress: "127.0.0.1", port, cluster: "bench", role: "LISTENER_ROLE_SPLIT" }],
     users: [{ name: "sb", passwordHash: nativeHash(PASSWORD), backendCredentials: { user: backendUser, secretRef: "env:BENCH_BACKEND_PASSWORD" } }],
+    ...(gateway ? { gateway } : {}),
   });
   const apply = async (controlPlane, policy) => {
     const res = await fetch(`${controlPlane.url}/v1/policy:apply`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ policy, appliedBy: "bench" }) });
     if (!res.ok) throw new Error(`apply failed: ${res.status} ${await res.text()}`);
   };
-  await apply(cp, policyFor(gwPort, GW_BACKEND_USER));
+  await apply(cp, policyFor(gwPort, GW_BACKEND_USER, opt.gateway ? JSON.parse(opt.gateway) : null));
   const env = { BENCH_BACKEND_PASSWORD: PASSWORD };
   const metricsPort = await sb.freePort();
   const metricsUrl = `http://127.0.0.1:${metricsPort}/metrics`;
@@ -399,7 +402,7 @@ async function main() {
   const report = {
     date: new Date().toISOString(), host: { cpus: os.cpus().length, model: os.cpus()[0]?.model, node: process.version, loadavg: os.loadavg() },
     settings: { seconds: SECONDS, rounds: ROUNDS, threads: THREADS, workloads, workers: Number(opt.workers), poolMax: POOL_MAX, tableSize: Number(opt["table-size"]) },
-    dpArgs: opt["dp-args"], baselineDpArgs: opt["baseline-dp-args"], tracing,
+    dpArgs: opt["dp-args"], baselineDpArgs: opt["baseline-dp-args"], gateway: opt.gateway ?? null, tracing,
     summary, runs,
   };
   for (const s of summary) {

@@ -155,20 +155,22 @@ describe("tracing observer", () => {
     expect((await raw.spans()).find((x) => x.name === "SELECT shop")!.attributes["db.query.text"]).toContain("42");
   });
 
-  it("decides the ratio per trace id: about half of 2000 sessions at 0.5, and all statements of a session together", async () => {
+  it("draws the ratio per statement: about half of 4000 statements at 0.5, and the session span of every session with a kept statement", async () => {
     const { obs, spans } = setup(view({ samplingRatio: 0.5 }));
-    for (let i = 0; i < 2000; i++) {
+    for (let i = 0; i < 1000; i++) {
       const s = session(i);
       obs.sessionOpened!(s);
-      obs.statement!(record(s));
-      obs.statement!(record(s));
+      for (let k = 0; k < 4; k++) obs.statement!(record(s));
       obs.sessionClosed!({ session: s, reason: "quit", closedAt: 300 });
     }
     const got = await spans();
-    const sessions = got.filter((x) => x.name === "mysqlgw session").length;
-    expect(sessions).toBeGreaterThan(850);
-    expect(sessions).toBeLessThan(1150);
-    expect(got.filter((x) => x.name === "SELECT shop").length).toBe(2 * sessions);
+    const stmts = got.filter((x) => x.name === "SELECT shop");
+    expect(stmts.length).toBeGreaterThan(1800);
+    expect(stmts.length).toBeLessThan(2200);
+    const sessions = new Set(got.filter((x) => x.name === "mysqlgw session").map((x) => x.spanId));
+    for (const st of stmts) expect(sessions.has(st.parentSpanId)).toBe(true);
+    // 1 − 0.5⁴ of the sessions have a kept statement; some of the rest by the ratio on their trace id
+    expect(sessions.size).toBeGreaterThan(900);
   });
 
   it("parses traceparents strictly", () => {

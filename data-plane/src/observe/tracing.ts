@@ -14,10 +14,10 @@
  * A statement that carries a sqlcommenter traceparent continues the
  * application's trace: its span has the application's trace id and span id as
  * parent (the session span is then not its parent). Sampling (policy
- * Gateway.tracing, read at each statement): the ratio is decided per trace id,
- * so a session and its statements go together; slow and failing statements are
- * kept whatever the ratio, and then their session span is exported at close
- * too (without its other statements), so the tree is whole.
+ * Gateway.tracing, read at each statement): the ratio is drawn per statement;
+ * slow and failing statements are kept whatever the ratio; a session span is
+ * exported at close when one of its statements was, so the tree is whole (or,
+ * for a session without a kept statement, by the ratio on its trace id).
  */
 import {
   ATTR_DB_NAMESPACE,
@@ -156,7 +156,8 @@ export function createTracingObserver(options: TracingObserverOptions): Observer
       remote = true;
     } else {
       const st = sessions.get(r.session) ?? open(r.session);
-      if (!forced && !ratioKeeps(st.sample, settings.samplingRatio)) return;
+      // per statement, not per session: pooled connections live for hours, and a per-session draw would keep all of one or none
+      if (!forced && !(settings.samplingRatio >= 1 || Math.random() < settings.samplingRatio)) return;
       st.kept = true;
       traceId = st.traceId;
       parentId = st.spanId;

@@ -735,8 +735,8 @@ export const Firewall_ModeSchema: GenEnum<Firewall_Mode> = /*@__PURE__*/
  */
 export type Tracing = Message<"mysqlgw.config.v1.Tracing"> & {
   /**
-   * Share of traces exported, 0..1, decided per trace id (a session and its
-   * statements together); absent: 1. A statement that continues an
+   * Share of statements traced, 0..1, drawn per statement (a kept statement
+   * brings its session span); absent: 1. A statement that continues an
    * application's trace (sqlcommenter traceparent) follows the application's
    * sampled flag instead.
    *
