@@ -34,7 +34,7 @@ import { INTERCEPTED_COMMANDS, SessionCommands, type CommandHost } from "./sessi
 import type { KillTarget } from "./kill";
 import { IdleWatch, type SessionSlots } from "./access";
 import type { KillRequest, KillResult } from "../types";
-import { backendOrder, type ClusterRuntime, type ListenerSnapshot, type UserSnapshot } from "./config-snapshot";
+import { backendOrder, type ClusterRuntime, type ClusterSnapshot, type ListenerSnapshot, type UserSnapshot } from "./config-snapshot";
 import { buildOk } from "../protocol/packets/ok";
 import { listenerModeOf } from "../routing/decide";
 import { passthroughOrder } from "./backend-choice";
@@ -543,25 +543,40 @@ export class FrontendSession {
     login.catch((err: unknown) => this.failHandshake(err, true));
   }
 
-  private async connectBackend(user: UserSnapshot, resp: HandshakeResponse41): Promise<void> {
+  /**
+   * The listener's cluster and the user's backend password, or null when the
+   * login cannot go on (the client got its error, or the session ended meanwhile).
+   */
+  private async backendLogin(user: UserSnapshot): Promise<{ cluster: ClusterSnapshot; password: string } | null> {
     const log = this.host.logger;
     const cluster = this.listener.cluster;
     if (cluster === null) {
       const err = new UnknownClusterError(this.listener.name, this.listener.clusterName);
       log.error({ conn: this.connectionId, listener: this.listener.name, err: err.message }, "cannot route connection");
-      return this.failHandshake(err, true);
+      this.failHandshake(err, true);
+      return null;
     }
     let password: string;
     try {
       password = await resolveSecretRef(user.secretRef);
     } catch (err) {
       log.error({ conn: this.connectionId, user: user.name, err: (err as Error).message }, "cannot resolve backend credentials");
-      return this.failHandshake(
-        new NoBackendAvailableError(`mysqlgw: the backend credentials of user '${user.name}' cannot be resolved on this data plane (see its log)`),
-        true,
-      );
+      this.failHandshake(new NoBackendAvailableError(`mysqlgw: the backend credentials of user '${user.name}' cannot be resolved on this data plane (see its log)`), true);
+      return null;
     }
-    if (this.state !== State.ConnectingBackend) return;
+    return this.isConnectingBackend() ? { cluster, password } : null;
+  }
+
+  /** (A call, so that TypeScript does not narrow `state` across awaits.) */
+  private isConnectingBackend(): boolean {
+    return this.state === State.ConnectingBackend;
+  }
+
+  private async connectBackend(user: UserSnapshot, resp: HandshakeResponse41): Promise<void> {
+    const log = this.host.logger;
+    const login = await this.backendLogin(user);
+    if (login === null) return;
+    const { cluster, password } = login;
     const failures: string[] = [];
     let full = 0;
     for (const target of passthroughOrder(cluster, this.listener, () => backendOrder(cluster))) {
@@ -663,23 +678,9 @@ export class FrontendSession {
    */
   private async startRouted(user: UserSnapshot, resp: HandshakeResponse41): Promise<void> {
     const log = this.host.logger;
-    const cluster = this.listener.cluster;
-    if (cluster === null) {
-      const err = new UnknownClusterError(this.listener.name, this.listener.clusterName);
-      log.error({ conn: this.connectionId, listener: this.listener.name, err: err.message }, "cannot route connection");
-      return this.failHandshake(err, true);
-    }
-    let password: string;
-    try {
-      password = await resolveSecretRef(user.secretRef);
-    } catch (err) {
-      log.error({ conn: this.connectionId, user: user.name, err: (err as Error).message }, "cannot resolve backend credentials");
-      return this.failHandshake(
-        new NoBackendAvailableError(`mysqlgw: the backend credentials of user '${user.name}' cannot be resolved on this data plane (see its log)`),
-        true,
-      );
-    }
-    if (this.state !== State.ConnectingBackend) return;
+    const login = await this.backendLogin(user);
+    if (login === null) return;
+    const { cluster, password } = login;
     const negotiated = (resp.capabilities & this.advertised) >>> 0;
     const engine = new RoutedSession(
       this.routedHost(),
