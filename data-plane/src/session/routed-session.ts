@@ -1287,6 +1287,16 @@ export class RoutedSession {
 
   private async acquireFrom(backend: BackendTarget, target: RouteTarget, cluster: ClusterSnapshot): Promise<PooledConnection> {
     const pool = this.poolFor(backend, cluster);
+    // the connection this session last used on that backend, kept for it: no pool round trip, and
+    // the backend's thread keeps serving one client (rotating threads costs more than the pool does)
+    const mine = this.takeKept(pool);
+    if (mine !== null) {
+      if (!mine.link.socket.destroyed) {
+        this.currentTarget = target;
+        return mine;
+      }
+      pool.discard(mine);
+    }
     if (pool.exhausted) RoutedSession.reclaimSticky(pool);
     const conn = await pool.acquire();
     this.poolByConn.set(conn, { pool, backend, state: cluster.runtime.state });
@@ -1302,18 +1312,18 @@ export class RoutedSession {
   private async connFor(target: RouteTarget, previous = false): Promise<PooledConnection> {
     if (this.mustStayOnPrimary()) target = RouteTarget.Primary;
     const held = target === RouteTarget.Primary ? this.heldPrimary : this.heldReplica;
-    const sticky = this.takeSticky();
     if (held !== null) {
-      if (sticky !== null && sticky !== held) this.releaseConn(sticky);
       this.currentTarget = target;
       return held;
     }
-    if (sticky !== null) {
-      if (previous && this.stickyTarget === target) {
+    const sticky = this.sticky;
+    if (previous && sticky !== null && this.stickyTarget === target) {
+      const pool = this.poolOf(sticky);
+      const c = pool === null ? null : this.takeKept(pool);
+      if (c !== null) {
         this.currentTarget = target;
-        return sticky;
+        return c;
       }
-      this.releaseConn(sticky);
     }
     return this.acquire(target);
   }
@@ -1418,13 +1428,15 @@ export class RoutedSession {
     conn.link.socket.removeListener("close", this.onHeldClose);
     if (conn === this.heldPrimary) this.heldPrimary = null;
     if (conn === this.heldReplica) this.heldReplica = null;
-    if (conn === this.sticky) this.takeSticky();
-    this.poolOf(conn)?.discard(conn);
+    const pool = this.poolOf(conn);
+    if (pool !== null && this.kept.get(pool) === conn) this.takeKept(pool);
+    pool?.discard(conn);
   }
 
   /** Gives back every connection the session holds; `dirty`: they carry session state to reset. */
   private releaseHeld(dirty: boolean): void {
-    for (const c of [this.heldPrimary, this.heldReplica, this.takeSticky()]) {
+    const kept = [...this.kept.keys()].map((p) => this.takeKept(p));
+    for (const c of [this.heldPrimary, this.heldReplica, ...kept]) {
       if (c === null) continue;
       if (dirty) c.dirty = true;
       this.releaseConn(c);
@@ -1614,14 +1626,23 @@ export class RoutedSession {
     this.finish();
   }
 
+  /**
+   * After a statement outside a transaction and pins: the connection is kept
+   * for this session (one per pool) until its next statement to that backend,
+   * STICKY_MS of idleness, or another session waiting for the pool; the last
+   * one used is `sticky` (statements reading the previous one's state use it).
+   */
   private keepSticky(conn: PooledConnection, target: RouteTarget): void {
-    if (this.sticky !== null && this.sticky !== conn) this.dropSticky();
     const pool = this.poolOf(conn);
     if (pool === null || pool.waiterCount > 0) {
       // others are waiting for this pool: the connection goes back at once
+      if (this.sticky === conn) this.sticky = null;
       this.releaseConn(conn);
       return;
     }
+    const prev = this.kept.get(pool);
+    if (prev !== undefined && prev !== conn) this.dropKept(pool);
+    this.kept.set(pool, conn);
     this.sticky = conn;
     this.stickyTarget = target;
     let holders = stickyHolders.get(pool);
@@ -1630,39 +1651,45 @@ export class RoutedSession {
     if (this.stickyTimer === null) this.stickyTimer = setTimeout(this.onStickyTimer, STICKY_MS);
   }
 
-  /** Gives the connection kept for the next statement back to its pool (its pool is short, or time is up). */
+  /** Connections kept for this session between statements, one per pool (see keepSticky). */
+  private readonly kept = new Map<BackendPool, PooledConnection>();
+
+  /** Every kept connection back to its pool (time is up, or the session moves elsewhere). */
   dropSticky(): void {
-    const c = this.takeSticky();
+    for (const pool of [...this.kept.keys()]) this.dropKept(pool);
+  }
+
+  /** The connection kept for `pool` back to it. */
+  dropKept(pool: BackendPool): void {
+    const c = this.takeKept(pool);
     if (c !== null) this.releaseConn(c);
   }
 
-  /** The connection kept for the next statement, no longer kept (the caller owns it). */
-  private takeSticky(): PooledConnection | null {
-    const c = this.sticky;
-    if (c === null) return null;
-    this.sticky = null;
-    const pool = this.poolOf(c);
-    if (pool !== null) {
-      const holders = stickyHolders.get(pool);
-      holders?.delete(this);
-      if (holders !== undefined && holders.size === 0) stickyHolders.delete(pool);
-    }
+  /** The connection kept for `pool`, no longer kept (the caller owns it); null when none. */
+  private takeKept(pool: BackendPool): PooledConnection | null {
+    const c = this.kept.get(pool);
+    if (c === undefined) return null;
+    this.kept.delete(pool);
+    if (c === this.sticky) this.sticky = null;
+    const holders = stickyHolders.get(pool);
+    holders?.delete(this);
+    if (holders !== undefined && holders.size === 0) stickyHolders.delete(pool);
     return c;
   }
 
-  /** Before waiting on an exhausted pool: the connections other sessions keep for their next statement go back. */
+  /** Before waiting on an exhausted pool: the connections other sessions keep of it go back. */
   private static reclaimSticky(pool: BackendPool): void {
     const holders = stickyHolders.get(pool);
     if (holders === undefined || holders.size === 0) return;
     for (const s of [...holders]) {
       if (!pool.exhausted) break;
-      s.dropSticky();
+      s.dropKept(pool);
     }
   }
 
   private readonly onStickyTimer = (): void => {
     this.stickyTimer = null;
-    if (this.sticky === null || this.closed) return;
+    if (this.kept.size === 0 || this.closed) return;
     const idle = Date.now() - this.lastCommandAt;
     if (this.busy || idle < STICKY_MS) {
       this.stickyTimer = setTimeout(this.onStickyTimer, Math.max(10, STICKY_MS - idle));
