@@ -6,3 +6,4 @@ export * from "../gen/mysqlgw/admin/v1/history_service_pb";
 export { descriptorSetPath } from "./descriptor";
 export { etcdKeys, DEFAULT_ETCD_PREFIX } from "./etcd-keys";
 export type { EtcdKeys } from "./etcd-keys";
+export type { DigestStats, DigestsAnswer, MergedDigest, PublishedDigests } from "./digests";

@@ -1,28 +1,10 @@
+import type { DigestsAnswer } from "@mysqlgw/proto";
 import { CliError, fromApiError } from "../cli-error";
 import { formatTable } from "../output";
 import type { CommandContext } from "./context";
 
 /** What GET /v1/digests answers (control-plane/src/digests/published-digests.ts). */
-export interface DigestsAnswer {
-  dataPlanes: { id: string; publishedAt: string; workers: number; digests: number; totalDigests: number }[];
-  digests: {
-    digest: string;
-    user: string;
-    schema: string;
-    digestText: string;
-    count: number;
-    errors: number;
-    rows: number;
-    totalMs: number;
-    avgMs: number;
-    minMs: number;
-    maxMs: number;
-    p99Ms: number;
-    firstSeen: string;
-    lastSeen: string;
-    dataPlanes: number;
-  }[];
-}
+export type { DigestsAnswer };
 
 export interface TopOptions {
   interval: string;

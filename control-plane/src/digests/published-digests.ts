@@ -7,59 +7,12 @@
  * that data plane's share (the `dataPlanes` count says how many contributed).
  */
 import { Etcd3 } from "etcd3";
+import type { DigestStats, DigestsAnswer, MergedDigest, PublishedDigests } from "@mysqlgw/proto";
 import { MgwError } from "../errors";
 
 /** One digest as a data plane publishes it. */
-export interface DigestEntry {
-  hash: string;
-  user: string;
-  schema: string;
-  text: string;
-  count: number;
-  errors: number;
-  rows: number;
-  totalMs: number;
-  minMs: number;
-  maxMs: number;
-  buckets: number[];
-  firstSeen: number;
-  lastSeen: number;
-}
-
-export interface PublishedDigests {
-  dataPlaneId: string;
-  publishedAt: number;
-  workers: number;
-  bucketBaseMs: number;
-  bucketFactor: number;
-  digests: DigestEntry[];
-  totalDigests: number;
-}
-
-/** A merged digest, as GET /v1/digests returns it (JSON, camelCase like the API's proto3 JSON). */
-export interface MergedDigest {
-  digest: string;
-  user: string;
-  schema: string;
-  digestText: string;
-  count: number;
-  errors: number;
-  rows: number;
-  totalMs: number;
-  avgMs: number;
-  minMs: number;
-  maxMs: number;
-  p99Ms: number;
-  firstSeen: string;
-  lastSeen: string;
-  /** Data planes whose published top N held this digest. */
-  dataPlanes: number;
-}
-
-export interface DigestsAnswer {
-  dataPlanes: { id: string; publishedAt: string; workers: number; digests: number; totalDigests: number }[];
-  digests: MergedDigest[];
-}
+export type DigestEntry = DigestStats;
+export type { DigestsAnswer, MergedDigest, PublishedDigests };
 
 export const DEFAULT_DIGESTS_LIMIT = 20;
 export const MAX_DIGESTS_LIMIT = 1000;

@@ -12,6 +12,7 @@
  * from 10 µs to ~100 s): tables of several workers merge exactly by adding
  * buckets, and a quantile is read back within one bucket (±20 %).
  */
+import type { DigestStats } from "@mysqlgw/proto";
 import type { Observer, StatementRecord } from "./observer";
 
 /** Upper bound of histogram bucket 0, ms. */
@@ -56,26 +57,8 @@ export function histogramQuantile(buckets: ArrayLike<number>, count: number, q: 
   return maxMs;
 }
 
-/** One digest's figures, as read out of a table (and sent over IPC: plain JSON). */
-export interface DigestStats {
-  hash: string;
-  user: string;
-  /** "" when the session had no default schema. */
-  schema: string;
-  /** Normalised text (literals as ?). */
-  text: string;
-  count: number;
-  errors: number;
-  rows: number;
-  totalMs: number;
-  minMs: number;
-  maxMs: number;
-  /** Histogram counts (LATENCY_BUCKET_COUNT entries). */
-  buckets: number[];
-  /** Epoch ms. */
-  firstSeen: number;
-  lastSeen: number;
-}
+/** One digest's figures, as read out of a table (and sent over IPC and to etcd: plain JSON; the shape is shared with the control plane). */
+export type { DigestStats };
 
 interface Entry {
   readonly hash: string;
