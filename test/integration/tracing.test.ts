@@ -39,6 +39,8 @@ let httpReceiver: Awaited<ReturnType<typeof startOtlpHttpReceiver>>;
 let grpcReceiver: Receiver;
 let jaeger: Awaited<ReturnType<typeof startFakeJaeger>>;
 let requestLog: string;
+/** A READ_WRITE listener (pass-through unless tracing makes it read its statements). */
+let rwPort = 0;
 
 function policy(tracing?: Record<string, unknown>): Record<string, unknown> {
   return {
@@ -51,7 +53,10 @@ function policy(tracing?: Record<string, unknown>): Record<string, unknown> {
         ],
       },
     ],
-    listeners: [{ name: "split", bindAddress: "127.0.0.1", port, cluster: "shop", role: "LISTENER_ROLE_SPLIT" }],
+    listeners: [
+      { name: "split", bindAddress: "127.0.0.1", port, cluster: "shop", role: "LISTENER_ROLE_SPLIT" },
+      { name: "rw", bindAddress: "127.0.0.1", port: rwPort, cluster: "shop" },
+    ],
     users: [{ name: USER, passwordHash: nativePasswordHash(PW), backendCredentials: { user: cluster.app.user, secretRef: "env:APP_PW" } }],
     ...(tracing === undefined ? {} : { gateway: { tracing } }),
   };
@@ -80,6 +85,7 @@ beforeAll(async () => {
   await cluster.waitForReplicas();
   cp = await startControlPlane({ etcd });
   port = await freePort();
+  rwPort = await freePort();
   store = createSpanStore();
   [httpReceiver, grpcReceiver] = await Promise.all([startOtlpHttpReceiver(store), startOtlpGrpcReceiver(store)]);
   jaeger = await startFakeJaeger(store);
@@ -100,15 +106,25 @@ describe("OTLP/HTTP", () => {
     dp = await startTracedDataPlane(version, "http", httpReceiver.url);
   }, 60_000);
 
+  it("a READ_WRITE listener's statements get spans too (with tracing on, it reads them)", async () => {
+    const c = await connect({ host: "127.0.0.1", port: rwPort, user: USER, password: PW, database: "shop" });
+    const [rows] = await c.query("SELECT qty FROM items WHERE id = 42 /* rw-span-probe */");
+    expect(rows).toEqual([{ qty: expect.any(Number) }]);
+    await c.end();
+    const spans = await store.waitFor((all) => all.some((x) => x.attributes["mysqlgw.listener"] === "rw" && x.name === "SELECT shop"));
+    const stmt = spans.find((x) => x.attributes["mysqlgw.listener"] === "rw" && x.name === "SELECT shop")!;
+    expect(stmt.attributes).toMatchObject({ "mysqlgw.target": "primary", "mysqlgw.backend": "db1", "db.operation.name": "SELECT" });
+  });
+
   it("exports session → statement → route / pool acquire / backend / transfer with db.* and mysqlgw.* attributes, no literals", async () => {
     const c = await client();
     const [rows] = await c.query("SELECT name FROM items WHERE id = 42 AND name <> 'secret-literal'");
     expect(rows).toEqual([{ name: "apple" }]);
     await c.query("UPDATE items SET qty = qty + 1 WHERE id = 43");
     await c.end();
-    const spans = await store.waitFor((s) => s.some((x) => x.name === "mysqlgw session" && x.attributes["mysqlgw.user"] === USER));
+    const spans = await store.waitFor((s) => s.some((x) => x.name === "mysqlgw session" && x.attributes["mysqlgw.user"] === USER && x.attributes["mysqlgw.listener"] === "split"));
     const ids = byId(spans);
-    const session = spans.find((x) => x.name === "mysqlgw session" && x.attributes["mysqlgw.user"] === USER)!;
+    const session = spans.find((x) => x.name === "mysqlgw session" && x.attributes["mysqlgw.user"] === USER && x.attributes["mysqlgw.listener"] === "split")!;
     sessionTrace = session.traceId;
     expect(session.parentSpanId).toBe("");
     expect(session.resource).toMatchObject({ "service.name": "mysqlgw", "service.instance.id": "dp-http/0" });

@@ -102,6 +102,12 @@ export class Observers {
   private list: Observer[] = [];
   /** Any observer registered: false → the sessions skip all observation work. */
   active = false;
+  /**
+   * Statements of every listener must be observed (tracing): listeners that
+   * would forward commands unread run the routed engine instead (a connection
+   * per session, as before; see routed-session.ts routedListener).
+   */
+  everyStatement = false;
   /** Some observer wants digests / raw SQL. */
   wantsDigest = false;
   wantsSql = false;

@@ -119,6 +119,8 @@ export function startWorkerTracing(options: WorkerTracingOptions): WorkerTracing
   });
   const observer = createTracingObserver({ sink: queue, epochOffsetMs: obs.epochOffsetMs, rawSql: flags.rawSql });
   obs.add(observer);
+  // one span per statement on every listener: pass-through listeners read their statements too (routed engine, own connection)
+  obs.everyStatement = true;
   logger.info({ endpoint: flags.otlpEndpoint, protocol: flags.otlpProtocol }, "exporting traces");
   return {
     queue,

@@ -55,7 +55,7 @@ import type { KillTarget } from "./kill";
 /** Whether a listener's sessions go through the routed engine (else: byte-for-byte pass-through). */
 export function routedListener(l: ListenerSnapshot): boolean {
   // query rules are enforced on every listener they name (or all): their statements must be read
-  return l.role === ListenerRole.SPLIT || l.multiplexing === true || l.rulesApply;
+  return l.role === ListenerRole.SPLIT || l.multiplexing === true || l.rulesApply || observers.everyStatement;
 }
 
 export interface RoutedSessionOptions {
