@@ -107,11 +107,6 @@ export class ResponseTracker {
     this.deprecateEof = deprecateEof;
   }
 
-  /** Whether responses to a connection with these capabilities use CLIENT_DEPRECATE_EOF. */
-  deprecateEofOf(capabilities: number): boolean {
-    return (capabilities & 0x01000000) !== 0;
-  }
-
   /** True while a response is expected or under way. */
   get busy(): boolean {
     return this.phase !== Phase.Idle;

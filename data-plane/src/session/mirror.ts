@@ -2,6 +2,7 @@ import { Buffer } from "node:buffer";
 import type { Logger } from "pino";
 import { PoolTimeoutError } from "../errors";
 import { Capability, Command, ServerStatus } from "../protocol/constants";
+import { buildInitDb } from "../protocol/packets/commands";
 import { ResponseShape, ResponseTracker } from "../protocol/response-tracker";
 import { runBackendCommand } from "../pool/backend-command";
 import type { BackendPool, PooledConnection, PoolLogin, PoolManager } from "../pool/backend-pool";
@@ -212,7 +213,7 @@ export class Mirror {
       }
       const sock = conn.link.socket;
       if (schema !== null && conn.schema !== schema) {
-        const r = await runBackendCommand(sock, Buffer.concat([Buffer.from([Command.InitDb]), Buffer.from(schema, "utf8")]), Math.max(deadline - Date.now(), 1));
+        const r = await runBackendCommand(sock, buildInitDb(schema), Math.max(deadline - Date.now(), 1));
         if (!r.ok || r.leftover !== null) {
           if (r.leftover !== null) pool.discard(conn);
           else pool.release(conn);

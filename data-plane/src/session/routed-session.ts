@@ -26,6 +26,7 @@ import { observers, type SessionInfo } from "../observe/observer";
 import { digest as digestOf, digestHash } from "../routing/digest";
 import type { PhaseHooks, QueryDecision } from "../plugins/phase-hooks";
 import { buildTextResultSet } from "../protocol/packets/result-set";
+import { buildInitDb, buildQuery } from "../protocol/packets/commands";
 import { mirrorLogin, mirrorTarget, type Mirror } from "./mirror";
 import { cacheKey, ResponseRecorder, type ResultCache, type ResultCaches } from "./result-cache";
 import { AccessDeniedError, ChangeUserRefusedError } from "../errors";
@@ -464,7 +465,7 @@ export class RoutedSession {
         else if (dec.reply !== undefined) this.host.client().write(buildTextResultSet(
             dec.reply.columns,
             dec.reply.rows,
-            this.tracker.deprecateEofOf(this.login.clientCapabilities),
+            (this.login.clientCapabilities & Capability.DeprecateEof) !== 0,
             this.statusFlags(),
             1,
             (this.login.mariadbCapabilities & MariaDbCapability.ExtendedTypeInfo) !== 0,
@@ -473,7 +474,7 @@ export class RoutedSession {
         return this.finish();
       }
       if (typeof dec?.rewrite === "string") {
-        packet = framePayload(Buffer.concat([Buffer.from([Command.Query]), Buffer.from(dec.rewrite, "utf8")]), packet[3]);
+        packet = framePayload(buildQuery(dec.rewrite), packet[3]);
         c = classify(packet, 5, packet.length, this.cls);
       }
       if (dec?.route === "primary") hookRoute = RouteTarget.Primary;
@@ -495,7 +496,7 @@ export class RoutedSession {
       }
       if (rule !== null && rule.rewrite !== null) {
         const text = rule.rewrite(packet.toString("utf8", 5));
-        packet = framePayload(Buffer.concat([Buffer.from([Command.Query]), Buffer.from(text, "utf8")]), packet[3]);
+        packet = framePayload(buildQuery(text), packet[3]);
       }
     }
     let d: RouteDecision = decideRoute(this.mode, c, this.route, rule);
@@ -682,7 +683,7 @@ export class RoutedSession {
 
   /** Runs a one-value query on `conn` (the client sees nothing); its value as text, or null (NULL, error, no row). */
   private async scalar(conn: PooledConnection, sql: string): Promise<string | null> {
-    const bytes = await this.collect(conn, framePayload(Buffer.concat([Buffer.from([Command.Query]), Buffer.from(sql, "utf8")]), 0), ResponseShape.ResultSets);
+    const bytes = await this.collect(conn, framePayload(buildQuery(sql), 0), ResponseShape.ResultSets);
     this.current = null;
     if (this.tracker.error) return null;
     return firstValue(bytes, this.tracker.deprecateEof);
@@ -1334,7 +1335,7 @@ export class RoutedSession {
     const sock = conn.link.socket;
     if (this.schema !== null && conn.schema !== this.schema) {
       if (this.attached === conn) this.detach(conn); // runBackendCommand reads the socket itself
-      const r = await runBackendCommand(sock, Buffer.concat([Buffer.from([Command.InitDb]), Buffer.from(this.schema, "utf8")]), timeout);
+      const r = await runBackendCommand(sock, buildInitDb(this.schema), timeout);
       if (!r.ok) return { errno: r.errno, sqlState: r.sqlState, message: r.message };
       conn.schema = this.schema;
     }
@@ -1354,7 +1355,7 @@ export class RoutedSession {
     }
     if (sql !== "") {
       if (this.attached === conn) this.detach(conn);
-      const r = await runBackendCommand(sock, Buffer.concat([Buffer.from([Command.Query]), Buffer.from(sql, "utf8")]), timeout);
+      const r = await runBackendCommand(sock, buildQuery(sql), timeout);
       if (!r.ok) return { errno: r.errno, sqlState: r.sqlState, message: `mysqlgw could not restore the session's settings on a backend connection (${sql}): ${r.message}` };
       conn.settings.clear();
       for (const [k, v] of this.settings) conn.settings.set(k, v);
