@@ -11,6 +11,11 @@
  *   <prefix>/v1/views/<dp id>/<cluster>/<backend>  BackendView  a data plane's own view, under its lease
  *   <prefix>/v1/failover/epoch/<cluster>   ClusterEpoch    fencing epoch and primary, written at each failover
  *   <prefix>/v1/failover/history/<cluster>/<20 digits> FailoverRecord  one per failover attempt, by its detection time (ms)
+ *   <prefix>/v1/switchover/hold/<cluster>  SwitchoverHold  while a planned switchover runs
+ *   <prefix>/v1/switchover/ack/<cluster>/<dp id> SwitchoverAck  each data plane's answer, under its lease
+ *   <prefix>/v1/locks/cluster/<cluster>    (etcd3 lock)    held by whoever changes a cluster's replication
+ *   <prefix>/v1/operations/<20 digits>     OperationRecord one per replication operation
+ *   <prefix>/v1/audit/<20 digits>          AuditRecord     one per mutating API call
  */
 export const DEFAULT_ETCD_PREFIX = "/mysqlgw";
 
@@ -33,6 +38,16 @@ export interface EtcdKeys {
   readonly failoverHistoryPrefix: string;
   /** One failover attempt (promoted or aborted), keyed by its detection time in ms since the epoch. */
   failoverRecord(cluster: string, detectedAtMs: bigint | number): string;
+  readonly switchoverHoldPrefix: string;
+  switchoverHold(cluster: string): string;
+  readonly switchoverAckPrefix: string;
+  switchoverAck(cluster: string, dataPlaneId: string): string;
+  /** Name of the etcd3 lock serialising replication changes (failover, switchover, operations) of a cluster. */
+  clusterLock(cluster: string): string;
+  readonly operationsPrefix: string;
+  operation(sequence: bigint | number): string;
+  readonly auditPrefix: string;
+  audit(sequence: bigint | number): string;
 }
 
 export function etcdKeys(prefix: string = DEFAULT_ETCD_PREFIX): EtcdKeys {
@@ -53,5 +68,14 @@ export function etcdKeys(prefix: string = DEFAULT_ETCD_PREFIX): EtcdKeys {
     clusterEpoch: (cluster) => `${p}/v1/failover/epoch/${cluster}`,
     failoverHistoryPrefix: `${p}/v1/failover/history/`,
     failoverRecord: (cluster, ms) => `${p}/v1/failover/history/${cluster}/${BigInt(ms).toString().padStart(20, "0")}`,
+    switchoverHoldPrefix: `${p}/v1/switchover/hold/`,
+    switchoverHold: (cluster) => `${p}/v1/switchover/hold/${cluster}`,
+    switchoverAckPrefix: `${p}/v1/switchover/ack/`,
+    switchoverAck: (cluster, id) => `${p}/v1/switchover/ack/${cluster}/${id}`,
+    clusterLock: (cluster) => `${p}/v1/locks/cluster/${cluster}`,
+    operationsPrefix: `${p}/v1/operations/`,
+    operation: (seq) => `${p}/v1/operations/${BigInt(seq).toString().padStart(20, "0")}`,
+    auditPrefix: `${p}/v1/audit/`,
+    audit: (seq) => `${p}/v1/audit/${BigInt(seq).toString().padStart(20, "0")}`,
   };
 }

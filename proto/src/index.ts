@@ -3,6 +3,8 @@
 export * from "../gen/mysqlgw/config/v1/config_pb";
 export * from "../gen/mysqlgw/admin/v1/admin_service_pb";
 export * from "../gen/mysqlgw/admin/v1/history_service_pb";
+export * from "../gen/mysqlgw/admin/v1/replication_service_pb";
+export * from "../gen/mysqlgw/admin/v1/audit_service_pb";
 export { descriptorSetPath } from "./descriptor";
 export { etcdKeys, DEFAULT_ETCD_PREFIX } from "./etcd-keys";
 export type { EtcdKeys } from "./etcd-keys";

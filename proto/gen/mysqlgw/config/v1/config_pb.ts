@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file mysqlgw/config/v1/config.proto.
  */
 export const file_mysqlgw_config_v1_config: GenFile = /*@__PURE__*/
-  fileDesc("Ch5teXNxbGd3L2NvbmZpZy92MS9jb25maWcucHJvdG8SEW15c3FsZ3cuY29uZmlnLnYxIqYCCgdDbHVzdGVyEgwKBG5hbWUYASABKAkSLAoIYmFja2VuZHMYAiADKAsyGi5teXNxbGd3LmNvbmZpZy52MS5CYWNrZW5kEioKA3RscxgDIAEoCzIdLm15c3FsZ3cuY29uZmlnLnYxLkJhY2tlbmRUbHMSGwoTc2VuZF9wcm94eV9wcm90b2NvbBgEIAEoCBIuCgZoZWFsdGgYBSABKAsyHi5teXNxbGd3LmNvbmZpZy52MS5IZWFsdGhDaGVjaxI4Cg5sb2FkX2JhbGFuY2luZxgGIAEoDjIgLm15c3FsZ3cuY29uZmlnLnYxLkxvYWRCYWxhbmNpbmcSLAoEcG9vbBgHIAEoCzIeLm15c3FsZ3cuY29uZmlnLnYxLkJhY2tlbmRQb29sIoMCCgtCYWNrZW5kUG9vbBIQCghtaW5faWRsZRgBIAEoDRIXCg9tYXhfY29ubmVjdGlvbnMYAiABKA0SLwoMbWF4X2xpZmV0aW1lGAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEi8KDGlkbGVfdGltZW91dBgEIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIzChBjaGVja19hZnRlcl9pZGxlGAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjIKD2FjcXVpcmVfdGltZW91dBgGIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiL1AQoLSGVhbHRoQ2hlY2sSKwoIaW50ZXJ2YWwYASABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SKgoHdGltZW91dBgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIZChFmYWlsdXJlX3RocmVzaG9sZBgDIAEoDRI2ChNtYXhfcmVwbGljYXRpb25fbGFnGAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjoKC2NyZWRlbnRpYWxzGAUgASgLMiUubXlzcWxndy5jb25maWcudjEuQmFja2VuZENyZWRlbnRpYWxzItYBCgpCYWNrZW5kVGxzEjAKBG1vZGUYASABKA4yIi5teXNxbGd3LmNvbmZpZy52MS5CYWNrZW5kVGxzLk1vZGUSDwoHY2FfZmlsZRgCIAEoCRITCgtzZXJ2ZXJfbmFtZRgDIAEoCSJwCgRNb2RlEhQKEE1PREVfVU5TUEVDSUZJRUQQABIRCg1NT0RFX0RJU0FCTEVEEAESEQoNTU9ERV9SRVFVSVJFRBACEhIKDk1PREVfVkVSSUZZX0NBEAMSGAoUTU9ERV9WRVJJRllfSURFTlRJVFkQBCLLAQoHQmFja2VuZBIMCgRuYW1lGAEgASgJEg8KB2FkZHJlc3MYAiABKAkSDgoGd2VpZ2h0GAMgASgNEhcKD21heF9jb25uZWN0aW9ucxgEIAEoDRI2Cg1leHBlY3RlZF9yb2xlGAUgASgOMh8ubXlzcWxndy5jb25maWcudjEuQmFja2VuZC5Sb2xlIkAKBFJvbGUSFAoQUk9MRV9VTlNQRUNJRklFRBAAEhAKDFJPTEVfUFJJTUFSWRABEhAKDFJPTEVfUkVQTElDQRACIr4ECghMaXN0ZW5lchIMCgRuYW1lGAEgASgJEhQKDGJpbmRfYWRkcmVzcxgCIAEoCRIMCgRwb3J0GAMgASgNEg8KB2NsdXN0ZXIYBCABKAkSOAoOcHJveHlfcHJvdG9jb2wYBSABKAsyIC5teXNxbGd3LmNvbmZpZy52MS5Qcm94eVByb3RvY29sEhMKC2FsbG93X2NpZHJzGAYgAygJEhIKCmRlbnlfY2lkcnMYByADKAkSFwoPbWF4X2Nvbm5lY3Rpb25zGAggASgNEjQKEWhhbmRzaGFrZV90aW1lb3V0GAkgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEi8KDGlkbGVfdGltZW91dBgKIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhItCgRyb2xlGAsgASgOMh8ubXlzcWxndy5jb25maWcudjEuTGlzdGVuZXJSb2xlEjwKEHJlcGxpY2FfZmFsbGJhY2sYDCABKA4yIi5teXNxbGd3LmNvbmZpZy52MS5SZXBsaWNhRmFsbGJhY2sSOwoQcmVhZF95b3VyX3dyaXRlcxgNIAEoDjIhLm15c3FsZ3cuY29uZmlnLnYxLlJlYWRZb3VyV3JpdGVzEjYKE2NhdXNhbF9yZWFkX3RpbWVvdXQYDiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SGQoMbXVsdGlwbGV4aW5nGA8gASgISACIAQFCDwoNX211bHRpcGxleGluZyI4Cg1Qcm94eVByb3RvY29sEhUKDXRydXN0ZWRfY2lkcnMYASADKAkSEAoIcmVxdWlyZWQYAiABKAgi1gIKBFVzZXISDAoEbmFtZRgBIAEoCRIVCg1wYXNzd29yZF9oYXNoGAIgASgJEkIKE2JhY2tlbmRfY3JlZGVudGlhbHMYAyABKAsyJS5teXNxbGd3LmNvbmZpZy52MS5CYWNrZW5kQ3JlZGVudGlhbHMSEwoLcmVxdWlyZV90bHMYBCABKAgSIgoaY2FjaGluZ19zaGEyX3Bhc3N3b3JkX2hhc2gYBSABKAkSHQoVYWxsb3dfbG9hZF9kYXRhX2xvY2FsGAYgASgIEhMKC2FsbG93X2NpZHJzGAcgAygJEhIKCmRlbnlfY2lkcnMYCCADKAkSFwoPbWF4X2Nvbm5lY3Rpb25zGAkgASgNEhcKD2FsbG93ZWRfc2NoZW1hcxgKIAMoCRIRCglyZWFkX29ubHkYCyABKAgSHwoXYWxsb3dlZF9zdGF0ZW1lbnRfa2luZHMYDCADKAkipwEKB0dhdGV3YXkSEwoLYWxsb3dfY2lkcnMYASADKAkSEgoKZGVueV9jaWRycxgCIAMoCRIXCg9tYXhfY29ubmVjdGlvbnMYAyABKA0SKwoHdHJhY2luZxgEIAEoCzIaLm15c3FsZ3cuY29uZmlnLnYxLlRyYWNpbmcSLQoIZmlyZXdhbGwYBSABKAsyGy5teXNxbGd3LmNvbmZpZy52MS5GaXJld2FsbCKwAQoIRmlyZXdhbGwSLgoEbW9kZRgBIAEoDjIgLm15c3FsZ3cuY29uZmlnLnYxLkZpcmV3YWxsLk1vZGUSFwoPYWxsb3dlZF9kaWdlc3RzGAIgAygJEg0KBXVzZXJzGAMgAygJIkwKBE1vZGUSFAoQTU9ERV9VTlNQRUNJRklFRBAAEgwKCE1PREVfT0ZGEAESDgoKTU9ERV9MRUFSThACEhAKDE1PREVfRU5GT1JDRRADIoEBCgdUcmFjaW5nEhsKDnNhbXBsaW5nX3JhdGlvGAEgASgBSACIAQESMQoOc2xvd190aHJlc2hvbGQYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SEwoLZHJvcF9lcnJvcnMYAyABKAhCEQoPX3NhbXBsaW5nX3JhdGlvIjYKEkJhY2tlbmRDcmVkZW50aWFscxIMCgR1c2VyGAEgASgJEhIKCnNlY3JldF9yZWYYAiABKAki6AEKBlBvbGljeRIsCghjbHVzdGVycxgBIAMoCzIaLm15c3FsZ3cuY29uZmlnLnYxLkNsdXN0ZXISLgoJbGlzdGVuZXJzGAIgAygLMhsubXlzcWxndy5jb25maWcudjEuTGlzdGVuZXISJgoFdXNlcnMYAyADKAsyFy5teXNxbGd3LmNvbmZpZy52MS5Vc2VyEisKB2dhdGV3YXkYBCABKAsyGi5teXNxbGd3LmNvbmZpZy52MS5HYXRld2F5EisKBXJ1bGVzGAUgAygLMhwubXlzcWxndy5jb25maWcudjEuUXVlcnlSdWxlIrUCCglRdWVyeVJ1bGUSDAoEbmFtZRgBIAEoCRIrCgVtYXRjaBgCIAEoCzIcLm15c3FsZ3cuY29uZmlnLnYxLlJ1bGVNYXRjaBItCgVyb3V0ZRgDIAEoCzIeLm15c3FsZ3cuY29uZmlnLnYxLlJvdXRlQWN0aW9uEisKBGRlbnkYBCABKAsyHS5teXNxbGd3LmNvbmZpZy52MS5EZW55QWN0aW9uEjEKB3Jld3JpdGUYBSABKAsyIC5teXNxbGd3LmNvbmZpZy52MS5SZXdyaXRlQWN0aW9uEi8KBm1pcnJvchgGIAEoCzIfLm15c3FsZ3cuY29uZmlnLnYxLk1pcnJvckFjdGlvbhItCgVjYWNoZRgHIAEoCzIeLm15c3FsZ3cuY29uZmlnLnYxLkNhY2hlQWN0aW9uIpYBCglSdWxlTWF0Y2gSDQoFdXNlcnMYASADKAkSDwoHc2NoZW1hcxgCIAMoCRIRCglsaXN0ZW5lcnMYAyADKAkSDQoFa2luZHMYBCADKAkSDwoHZGlnZXN0cxgFIAMoCRIPCgdwYXR0ZXJuGAYgASgJEg4KBnRhYmxlcxgHIAMoCRIVCg13aXRob3V0X3doZXJlGAggASgIIp8BCgtSb3V0ZUFjdGlvbhIPCgdjbHVzdGVyGAEgASgJEjUKBnRhcmdldBgCIAEoDjIlLm15c3FsZ3cuY29uZmlnLnYxLlJvdXRlQWN0aW9uLlRhcmdldCJICgZUYXJnZXQSFgoSVEFSR0VUX1VOU1BFQ0lGSUVEEAASEgoOVEFSR0VUX1BSSU1BUlkQARISCg5UQVJHRVRfUkVQTElDQRACIj0KCkRlbnlBY3Rpb24SDAoEY29kZRgBIAEoDRIQCghzcWxzdGF0ZRgCIAEoCRIPCgdtZXNzYWdlGAMgASgJIjUKDVJld3JpdGVBY3Rpb24SDwoHcGF0dGVybhgBIAEoCRITCgtyZXBsYWNlbWVudBgCIAEoCSIuCgxNaXJyb3JBY3Rpb24SDwoHY2x1c3RlchgBIAEoCRINCgVyYXRpbxgCIAEoASJiCgtDYWNoZUFjdGlvbhImCgN0dGwYASABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SGAoQbWF4X3Jlc3VsdF9ieXRlcxgCIAEoDRIRCgltYXhfYnl0ZXMYAyABKAQinwEKDUNvbmZpZ1ZlcnNpb24SDwoHdmVyc2lvbhgBIAEoBBIpCgZwb2xpY3kYAiABKAsyGS5teXNxbGd3LmNvbmZpZy52MS5Qb2xpY3kSDgoGZGlnZXN0GAMgASgJEi4KCmFwcGxpZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCmFwcGxpZWRfYnkYBSABKAkigAIKCURhdGFQbGFuZRIKCgJpZBgBIAEoCRIQCghob3N0bmFtZRgCIAEoCRILCgNwaWQYAyABKA0SDwoHd29ya2VycxgEIAEoDRIWCg5jb25maWdfdmVyc2lvbhgFIAEoBBIRCglsaXN0ZW5lcnMYBiADKAkSLgoKc3RhcnRlZF9hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKdXBkYXRlZF9hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFQoNY29uZmlnX3NvdXJjZRgJIAEoCRIVCg1idWlsZF92ZXJzaW9uGAogASgJIrUFCg1CYWNrZW5kSGVhbHRoEg8KB2NsdXN0ZXIYASABKAkSDwoHYmFja2VuZBgCIAEoCRIPCgdhZGRyZXNzGAMgASgJEjUKBXN0YXRlGAQgASgOMiYubXlzcWxndy5jb25maWcudjEuQmFja2VuZEhlYWx0aC5TdGF0ZRIzCgRyb2xlGAUgASgOMiUubXlzcWxndy5jb25maWcudjEuQmFja2VuZEhlYWx0aC5Sb2xlEhEKCXJlYWRfb25seRgGIAEoCBIRCglzZXJ2ZXJfaWQYByABKA0SFwoPZ3RpZF9iaW5sb2dfcG9zGAggASgJEhgKEGd0aWRfY3VycmVudF9wb3MYCSABKAkSFgoOZ3RpZF9zbGF2ZV9wb3MYCiABKAkSGgoScmVwbGljYV9pb19ydW5uaW5nGAsgASgIEhsKE3JlcGxpY2Ffc3FsX3J1bm5pbmcYDCABKAgSMgoPcmVwbGljYXRpb25fbGFnGA0gASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhYKDnNvdXJjZV9hZGRyZXNzGA4gASgJEhwKFGNvbnNlY3V0aXZlX2ZhaWx1cmVzGA8gASgNEhIKCmxhc3RfZXJyb3IYECABKAkSLgoKY2hlY2tlZF9hdBgRIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKbW9uaXRvcl9pZBgSIAEoCRIZChFyb2xlX2Rpc2FncmVlbWVudBgTIAEoCSI8CgVTdGF0ZRIVChFTVEFURV9VTlNQRUNJRklFRBAAEgwKCFNUQVRFX1VQEAESDgoKU1RBVEVfRE9XThACIkAKBFJvbGUSFAoQUk9MRV9VTlNQRUNJRklFRBAAEhAKDFJPTEVfUFJJTUFSWRABEhAKDFJPTEVfUkVQTElDQRACIvcBCgtCYWNrZW5kVmlldxIVCg1kYXRhX3BsYW5lX2lkGAEgASgJEg8KB2NsdXN0ZXIYAiABKAkSDwoHYmFja2VuZBgDIAEoCRIPCgdhZGRyZXNzGAQgASgJEhEKCXJlYWNoYWJsZRgFIAEoCBIcChRjb25zZWN1dGl2ZV9mYWlsdXJlcxgGIAEoDRISCgpsYXN0X2Vycm9yGAcgASgJEikKBXNpbmNlGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpjaGVja2VkX2F0GAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJ3CgxDbHVzdGVyRXBvY2gSDwoHY2x1c3RlchgBIAEoCRINCgVlcG9jaBgCIAEoBBIPCgdwcmltYXJ5GAMgASgJEg4KBmZlbmNlZBgEIAMoCRImCgJhdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAi4gUKDkZhaWxvdmVyUmVjb3JkEg8KB2NsdXN0ZXIYASABKAkSDQoFZXBvY2gYAiABKAQSEwoLb2xkX3ByaW1hcnkYAyABKAkSEwoLbmV3X3ByaW1hcnkYBCABKAkSOgoHb3V0Y29tZRgFIAEoDjIpLm15c3FsZ3cuY29uZmlnLnYxLkZhaWxvdmVyUmVjb3JkLk91dGNvbWUSDQoFZXJyb3IYBiABKAkSEgoKbW9uaXRvcl9pZBgHIAEoCRISCgpjYW5kaWRhdGVzGAggAygJEhQKDGNvbmZpcm1lZF9ieRgJIAMoCRIdChVyZXBvcnRpbmdfZGF0YV9wbGFuZXMYCiABKA0SEQoJcmVwb2ludGVkGAsgAygJEh0KFW9sZF9wcmltYXJ5X3JlYWRfb25seRgMIAEoCBIvCgtkZXRlY3RlZF9hdBgUIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMAoMY29uZmlybWVkX2F0GBUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBItCgljaG9zZW5fYXQYFiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDGNhdWdodF91cF9hdBgXIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLcHJvbW90ZWRfYXQYGCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDHJlcG9pbnRlZF9hdBgZIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNgoScm9sZXNfcHVibGlzaGVkX2F0GBogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJNCgdPdXRjb21lEhcKE09VVENPTUVfVU5TUEVDSUZJRUQQABIUChBPVVRDT01FX1BST01PVEVEEAESEwoPT1VUQ09NRV9BQk9SVEVEEAIqngEKDUxvYWRCYWxhbmNpbmcSHgoaTE9BRF9CQUxBTkNJTkdfVU5TUEVDSUZJRUQQABIeChpMT0FEX0JBTEFOQ0lOR19ST1VORF9ST0JJThABEiQKIExPQURfQkFMQU5DSU5HX0xFQVNUX09VVFNUQU5ESU5HEAISJwojTE9BRF9CQUxBTkNJTkdfUE9XRVJfT0ZfVFdPX0xBVEVOQ1kQAyqBAQoMTGlzdGVuZXJSb2xlEh0KGUxJU1RFTkVSX1JPTEVfVU5TUEVDSUZJRUQQABIcChhMSVNURU5FUl9ST0xFX1JFQURfV1JJVEUQARIbChdMSVNURU5FUl9ST0xFX1JFQURfT05MWRACEhcKE0xJU1RFTkVSX1JPTEVfU1BMSVQQAypsCg9SZXBsaWNhRmFsbGJhY2sSIAocUkVQTElDQV9GQUxMQkFDS19VTlNQRUNJRklFRBAAEhwKGFJFUExJQ0FfRkFMTEJBQ0tfUFJJTUFSWRABEhkKFVJFUExJQ0FfRkFMTEJBQ0tfTk9ORRACKogBCg5SZWFkWW91cldyaXRlcxIgChxSRUFEX1lPVVJfV1JJVEVTX1VOU1BFQ0lGSUVEEAASGQoVUkVBRF9ZT1VSX1dSSVRFU19OT05FEAESHAoYUkVBRF9ZT1VSX1dSSVRFU19TRVNTSU9OEAISGwoXUkVBRF9ZT1VSX1dSSVRFU19HTE9CQUwQA2IGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("Ch5teXNxbGd3L2NvbmZpZy92MS9jb25maWcucHJvdG8SEW15c3FsZ3cuY29uZmlnLnYxIqYCCgdDbHVzdGVyEgwKBG5hbWUYASABKAkSLAoIYmFja2VuZHMYAiADKAsyGi5teXNxbGd3LmNvbmZpZy52MS5CYWNrZW5kEioKA3RscxgDIAEoCzIdLm15c3FsZ3cuY29uZmlnLnYxLkJhY2tlbmRUbHMSGwoTc2VuZF9wcm94eV9wcm90b2NvbBgEIAEoCBIuCgZoZWFsdGgYBSABKAsyHi5teXNxbGd3LmNvbmZpZy52MS5IZWFsdGhDaGVjaxI4Cg5sb2FkX2JhbGFuY2luZxgGIAEoDjIgLm15c3FsZ3cuY29uZmlnLnYxLkxvYWRCYWxhbmNpbmcSLAoEcG9vbBgHIAEoCzIeLm15c3FsZ3cuY29uZmlnLnYxLkJhY2tlbmRQb29sIoMCCgtCYWNrZW5kUG9vbBIQCghtaW5faWRsZRgBIAEoDRIXCg9tYXhfY29ubmVjdGlvbnMYAiABKA0SLwoMbWF4X2xpZmV0aW1lGAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEi8KDGlkbGVfdGltZW91dBgEIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIzChBjaGVja19hZnRlcl9pZGxlGAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjIKD2FjcXVpcmVfdGltZW91dBgGIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiL1AQoLSGVhbHRoQ2hlY2sSKwoIaW50ZXJ2YWwYASABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SKgoHdGltZW91dBgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIZChFmYWlsdXJlX3RocmVzaG9sZBgDIAEoDRI2ChNtYXhfcmVwbGljYXRpb25fbGFnGAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjoKC2NyZWRlbnRpYWxzGAUgASgLMiUubXlzcWxndy5jb25maWcudjEuQmFja2VuZENyZWRlbnRpYWxzItYBCgpCYWNrZW5kVGxzEjAKBG1vZGUYASABKA4yIi5teXNxbGd3LmNvbmZpZy52MS5CYWNrZW5kVGxzLk1vZGUSDwoHY2FfZmlsZRgCIAEoCRITCgtzZXJ2ZXJfbmFtZRgDIAEoCSJwCgRNb2RlEhQKEE1PREVfVU5TUEVDSUZJRUQQABIRCg1NT0RFX0RJU0FCTEVEEAESEQoNTU9ERV9SRVFVSVJFRBACEhIKDk1PREVfVkVSSUZZX0NBEAMSGAoUTU9ERV9WRVJJRllfSURFTlRJVFkQBCLLAQoHQmFja2VuZBIMCgRuYW1lGAEgASgJEg8KB2FkZHJlc3MYAiABKAkSDgoGd2VpZ2h0GAMgASgNEhcKD21heF9jb25uZWN0aW9ucxgEIAEoDRI2Cg1leHBlY3RlZF9yb2xlGAUgASgOMh8ubXlzcWxndy5jb25maWcudjEuQmFja2VuZC5Sb2xlIkAKBFJvbGUSFAoQUk9MRV9VTlNQRUNJRklFRBAAEhAKDFJPTEVfUFJJTUFSWRABEhAKDFJPTEVfUkVQTElDQRACIr4ECghMaXN0ZW5lchIMCgRuYW1lGAEgASgJEhQKDGJpbmRfYWRkcmVzcxgCIAEoCRIMCgRwb3J0GAMgASgNEg8KB2NsdXN0ZXIYBCABKAkSOAoOcHJveHlfcHJvdG9jb2wYBSABKAsyIC5teXNxbGd3LmNvbmZpZy52MS5Qcm94eVByb3RvY29sEhMKC2FsbG93X2NpZHJzGAYgAygJEhIKCmRlbnlfY2lkcnMYByADKAkSFwoPbWF4X2Nvbm5lY3Rpb25zGAggASgNEjQKEWhhbmRzaGFrZV90aW1lb3V0GAkgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEi8KDGlkbGVfdGltZW91dBgKIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhItCgRyb2xlGAsgASgOMh8ubXlzcWxndy5jb25maWcudjEuTGlzdGVuZXJSb2xlEjwKEHJlcGxpY2FfZmFsbGJhY2sYDCABKA4yIi5teXNxbGd3LmNvbmZpZy52MS5SZXBsaWNhRmFsbGJhY2sSOwoQcmVhZF95b3VyX3dyaXRlcxgNIAEoDjIhLm15c3FsZ3cuY29uZmlnLnYxLlJlYWRZb3VyV3JpdGVzEjYKE2NhdXNhbF9yZWFkX3RpbWVvdXQYDiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SGQoMbXVsdGlwbGV4aW5nGA8gASgISACIAQFCDwoNX211bHRpcGxleGluZyI4Cg1Qcm94eVByb3RvY29sEhUKDXRydXN0ZWRfY2lkcnMYASADKAkSEAoIcmVxdWlyZWQYAiABKAgi1gIKBFVzZXISDAoEbmFtZRgBIAEoCRIVCg1wYXNzd29yZF9oYXNoGAIgASgJEkIKE2JhY2tlbmRfY3JlZGVudGlhbHMYAyABKAsyJS5teXNxbGd3LmNvbmZpZy52MS5CYWNrZW5kQ3JlZGVudGlhbHMSEwoLcmVxdWlyZV90bHMYBCABKAgSIgoaY2FjaGluZ19zaGEyX3Bhc3N3b3JkX2hhc2gYBSABKAkSHQoVYWxsb3dfbG9hZF9kYXRhX2xvY2FsGAYgASgIEhMKC2FsbG93X2NpZHJzGAcgAygJEhIKCmRlbnlfY2lkcnMYCCADKAkSFwoPbWF4X2Nvbm5lY3Rpb25zGAkgASgNEhcKD2FsbG93ZWRfc2NoZW1hcxgKIAMoCRIRCglyZWFkX29ubHkYCyABKAgSHwoXYWxsb3dlZF9zdGF0ZW1lbnRfa2luZHMYDCADKAkipwEKB0dhdGV3YXkSEwoLYWxsb3dfY2lkcnMYASADKAkSEgoKZGVueV9jaWRycxgCIAMoCRIXCg9tYXhfY29ubmVjdGlvbnMYAyABKA0SKwoHdHJhY2luZxgEIAEoCzIaLm15c3FsZ3cuY29uZmlnLnYxLlRyYWNpbmcSLQoIZmlyZXdhbGwYBSABKAsyGy5teXNxbGd3LmNvbmZpZy52MS5GaXJld2FsbCKwAQoIRmlyZXdhbGwSLgoEbW9kZRgBIAEoDjIgLm15c3FsZ3cuY29uZmlnLnYxLkZpcmV3YWxsLk1vZGUSFwoPYWxsb3dlZF9kaWdlc3RzGAIgAygJEg0KBXVzZXJzGAMgAygJIkwKBE1vZGUSFAoQTU9ERV9VTlNQRUNJRklFRBAAEgwKCE1PREVfT0ZGEAESDgoKTU9ERV9MRUFSThACEhAKDE1PREVfRU5GT1JDRRADIoEBCgdUcmFjaW5nEhsKDnNhbXBsaW5nX3JhdGlvGAEgASgBSACIAQESMQoOc2xvd190aHJlc2hvbGQYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SEwoLZHJvcF9lcnJvcnMYAyABKAhCEQoPX3NhbXBsaW5nX3JhdGlvIjYKEkJhY2tlbmRDcmVkZW50aWFscxIMCgR1c2VyGAEgASgJEhIKCnNlY3JldF9yZWYYAiABKAkikgIKBlBvbGljeRIsCghjbHVzdGVycxgBIAMoCzIaLm15c3FsZ3cuY29uZmlnLnYxLkNsdXN0ZXISLgoJbGlzdGVuZXJzGAIgAygLMhsubXlzcWxndy5jb25maWcudjEuTGlzdGVuZXISJgoFdXNlcnMYAyADKAsyFy5teXNxbGd3LmNvbmZpZy52MS5Vc2VyEisKB2dhdGV3YXkYBCABKAsyGi5teXNxbGd3LmNvbmZpZy52MS5HYXRld2F5EisKBXJ1bGVzGAUgAygLMhwubXlzcWxndy5jb25maWcudjEuUXVlcnlSdWxlEigKBnF1b3RhcxgGIAMoCzIYLm15c3FsZ3cuY29uZmlnLnYxLlF1b3RhIvUCCgVRdW90YRIMCgRuYW1lGAEgASgJEg0KBXVzZXJzGAIgAygJEhEKCWxpc3RlbmVycxgDIAMoCRIQCghjbHVzdGVycxgEIAMoCRINCgVydWxlcxgFIAMoCRIQCghwZXJfdXNlchgGIAEoCBIaChJxdWVyaWVzX3Blcl9zZWNvbmQYByABKAESDQoFYnVyc3QYCCABKA0SFgoObWF4X2NvbmN1cnJlbnQYCSABKA0SNAoJb25fZXhjZWVkGAogASgOMiEubXlzcWxndy5jb25maWcudjEuUXVvdGEuT25FeGNlZWQSEQoJbWF4X3F1ZXVlGAsgASgNEisKCG1heF93YWl0GAwgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIlAKCE9uRXhjZWVkEhkKFU9OX0VYQ0VFRF9VTlNQRUNJRklFRBAAEhMKD09OX0VYQ0VFRF9RVUVVRRABEhQKEE9OX0VYQ0VFRF9SRUpFQ1QQAiK1AgoJUXVlcnlSdWxlEgwKBG5hbWUYASABKAkSKwoFbWF0Y2gYAiABKAsyHC5teXNxbGd3LmNvbmZpZy52MS5SdWxlTWF0Y2gSLQoFcm91dGUYAyABKAsyHi5teXNxbGd3LmNvbmZpZy52MS5Sb3V0ZUFjdGlvbhIrCgRkZW55GAQgASgLMh0ubXlzcWxndy5jb25maWcudjEuRGVueUFjdGlvbhIxCgdyZXdyaXRlGAUgASgLMiAubXlzcWxndy5jb25maWcudjEuUmV3cml0ZUFjdGlvbhIvCgZtaXJyb3IYBiABKAsyHy5teXNxbGd3LmNvbmZpZy52MS5NaXJyb3JBY3Rpb24SLQoFY2FjaGUYByABKAsyHi5teXNxbGd3LmNvbmZpZy52MS5DYWNoZUFjdGlvbiKWAQoJUnVsZU1hdGNoEg0KBXVzZXJzGAEgAygJEg8KB3NjaGVtYXMYAiADKAkSEQoJbGlzdGVuZXJzGAMgAygJEg0KBWtpbmRzGAQgAygJEg8KB2RpZ2VzdHMYBSADKAkSDwoHcGF0dGVybhgGIAEoCRIOCgZ0YWJsZXMYByADKAkSFQoNd2l0aG91dF93aGVyZRgIIAEoCCKfAQoLUm91dGVBY3Rpb24SDwoHY2x1c3RlchgBIAEoCRI1CgZ0YXJnZXQYAiABKA4yJS5teXNxbGd3LmNvbmZpZy52MS5Sb3V0ZUFjdGlvbi5UYXJnZXQiSAoGVGFyZ2V0EhYKElRBUkdFVF9VTlNQRUNJRklFRBAAEhIKDlRBUkdFVF9QUklNQVJZEAESEgoOVEFSR0VUX1JFUExJQ0EQAiI9CgpEZW55QWN0aW9uEgwKBGNvZGUYASABKA0SEAoIc3Fsc3RhdGUYAiABKAkSDwoHbWVzc2FnZRgDIAEoCSI1Cg1SZXdyaXRlQWN0aW9uEg8KB3BhdHRlcm4YASABKAkSEwoLcmVwbGFjZW1lbnQYAiABKAkiLgoMTWlycm9yQWN0aW9uEg8KB2NsdXN0ZXIYASABKAkSDQoFcmF0aW8YAiABKAEiYgoLQ2FjaGVBY3Rpb24SJgoDdHRsGAEgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhgKEG1heF9yZXN1bHRfYnl0ZXMYAiABKA0SEQoJbWF4X2J5dGVzGAMgASgEIp8BCg1Db25maWdWZXJzaW9uEg8KB3ZlcnNpb24YASABKAQSKQoGcG9saWN5GAIgASgLMhkubXlzcWxndy5jb25maWcudjEuUG9saWN5Eg4KBmRpZ2VzdBgDIAEoCRIuCgphcHBsaWVkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgphcHBsaWVkX2J5GAUgASgJIoACCglEYXRhUGxhbmUSCgoCaWQYASABKAkSEAoIaG9zdG5hbWUYAiABKAkSCwoDcGlkGAMgASgNEg8KB3dvcmtlcnMYBCABKA0SFgoOY29uZmlnX3ZlcnNpb24YBSABKAQSEQoJbGlzdGVuZXJzGAYgAygJEi4KCnN0YXJ0ZWRfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnVwZGF0ZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhUKDWNvbmZpZ19zb3VyY2UYCSABKAkSFQoNYnVpbGRfdmVyc2lvbhgKIAEoCSK1BQoNQmFja2VuZEhlYWx0aBIPCgdjbHVzdGVyGAEgASgJEg8KB2JhY2tlbmQYAiABKAkSDwoHYWRkcmVzcxgDIAEoCRI1CgVzdGF0ZRgEIAEoDjImLm15c3FsZ3cuY29uZmlnLnYxLkJhY2tlbmRIZWFsdGguU3RhdGUSMwoEcm9sZRgFIAEoDjIlLm15c3FsZ3cuY29uZmlnLnYxLkJhY2tlbmRIZWFsdGguUm9sZRIRCglyZWFkX29ubHkYBiABKAgSEQoJc2VydmVyX2lkGAcgASgNEhcKD2d0aWRfYmlubG9nX3BvcxgIIAEoCRIYChBndGlkX2N1cnJlbnRfcG9zGAkgASgJEhYKDmd0aWRfc2xhdmVfcG9zGAogASgJEhoKEnJlcGxpY2FfaW9fcnVubmluZxgLIAEoCBIbChNyZXBsaWNhX3NxbF9ydW5uaW5nGAwgASgIEjIKD3JlcGxpY2F0aW9uX2xhZxgNIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIWCg5zb3VyY2VfYWRkcmVzcxgOIAEoCRIcChRjb25zZWN1dGl2ZV9mYWlsdXJlcxgPIAEoDRISCgpsYXN0X2Vycm9yGBAgASgJEi4KCmNoZWNrZWRfYXQYESABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCm1vbml0b3JfaWQYEiABKAkSGQoRcm9sZV9kaXNhZ3JlZW1lbnQYEyABKAkiPAoFU3RhdGUSFQoRU1RBVEVfVU5TUEVDSUZJRUQQABIMCghTVEFURV9VUBABEg4KClNUQVRFX0RPV04QAiJACgRSb2xlEhQKEFJPTEVfVU5TUEVDSUZJRUQQABIQCgxST0xFX1BSSU1BUlkQARIQCgxST0xFX1JFUExJQ0EQAiL3AQoLQmFja2VuZFZpZXcSFQoNZGF0YV9wbGFuZV9pZBgBIAEoCRIPCgdjbHVzdGVyGAIgASgJEg8KB2JhY2tlbmQYAyABKAkSDwoHYWRkcmVzcxgEIAEoCRIRCglyZWFjaGFibGUYBSABKAgSHAoUY29uc2VjdXRpdmVfZmFpbHVyZXMYBiABKA0SEgoKbGFzdF9lcnJvchgHIAEoCRIpCgVzaW5jZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKY2hlY2tlZF9hdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAidwoMQ2x1c3RlckVwb2NoEg8KB2NsdXN0ZXIYASABKAkSDQoFZXBvY2gYAiABKAQSDwoHcHJpbWFyeRgDIAEoCRIOCgZmZW5jZWQYBCADKAkSJgoCYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIqYICg5GYWlsb3ZlclJlY29yZBIPCgdjbHVzdGVyGAEgASgJEg0KBWVwb2NoGAIgASgEEhMKC29sZF9wcmltYXJ5GAMgASgJEhMKC25ld19wcmltYXJ5GAQgASgJEjoKB291dGNvbWUYBSABKA4yKS5teXNxbGd3LmNvbmZpZy52MS5GYWlsb3ZlclJlY29yZC5PdXRjb21lEg0KBWVycm9yGAYgASgJEhIKCm1vbml0b3JfaWQYByABKAkSEgoKY2FuZGlkYXRlcxgIIAMoCRIUCgxjb25maXJtZWRfYnkYCSADKAkSHQoVcmVwb3J0aW5nX2RhdGFfcGxhbmVzGAogASgNEhEKCXJlcG9pbnRlZBgLIAMoCRIdChVvbGRfcHJpbWFyeV9yZWFkX29ubHkYDCABKAgSLwoLZGV0ZWN0ZWRfYXQYFCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDGNvbmZpcm1lZF9hdBgVIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLQoJY2hvc2VuX2F0GBYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxjYXVnaHRfdXBfYXQYFyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3Byb21vdGVkX2F0GBggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxyZXBvaW50ZWRfYXQYGSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjYKEnJvbGVzX3B1Ymxpc2hlZF9hdBgaIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNAoEa2luZBgbIAEoDjImLm15c3FsZ3cuY29uZmlnLnYxLkZhaWxvdmVyUmVjb3JkLktpbmQSFAoMcmVxdWVzdGVkX2J5GBwgASgJEjMKD2hvbGRfc3RhcnRlZF9hdBgdIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKZHJhaW5lZF9hdBgeIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLcmVsZWFzZWRfYXQYHyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhoKEnRyYW5zYWN0aW9uc19lbmRlZBggIAEoDSJECgRLaW5kEhQKEEtJTkRfVU5TUEVDSUZJRUQQABIRCg1LSU5EX0ZBSUxPVkVSEAESEwoPS0lORF9TV0lUQ0hPVkVSEAIiTQoHT3V0Y29tZRIXChNPVVRDT01FX1VOU1BFQ0lGSUVEEAASFAoQT1VUQ09NRV9QUk9NT1RFRBABEhMKD09VVENPTUVfQUJPUlRFRBACIuECCg5Td2l0Y2hvdmVySG9sZBIPCgdjbHVzdGVyGAEgASgJEg0KBWVwb2NoGAIgASgEEhMKC29sZF9wcmltYXJ5GAMgASgJEhMKC25ld19wcmltYXJ5GAQgASgJEjYKBXBoYXNlGAUgASgOMicubXlzcWxndy5jb25maWcudjEuU3dpdGNob3ZlckhvbGQuUGhhc2USLgoKaG9sZF91bnRpbBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLZHJhaW5fdW50aWwYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhgKEGNvbnRyb2xfcGxhbmVfaWQYCCABKAkiUgoFUGhhc2USFQoRUEhBU0VfVU5TUEVDSUZJRUQQABIOCgpQSEFTRV9IT0xEEAESEQoNUEhBU0VfUkVMRUFTRRACEg8KC1BIQVNFX0FCT1JUEAMizwEKDVN3aXRjaG92ZXJBY2sSFQoNZGF0YV9wbGFuZV9pZBgBIAEoCRIPCgdjbHVzdGVyGAIgASgJEg0KBWVwb2NoGAMgASgEEhkKEW9wZW5fdHJhbnNhY3Rpb25zGAQgASgNEg8KB2RyYWluZWQYBSABKAgSFwoPaGVsZF9zdGF0ZW1lbnRzGAYgASgNEhoKEnRyYW5zYWN0aW9uc19lbmRlZBgHIAEoDRImCgJhdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAikQIKD09wZXJhdGlvblJlY29yZBIQCghzZXF1ZW5jZRgBIAEoBBIRCglvcGVyYXRpb24YAiABKAkSDwoHY2x1c3RlchgDIAEoCRIPCgdiYWNrZW5kGAQgASgJEhQKDHJlcXVlc3RlZF9ieRgFIAEoCRIuCgpzdGFydGVkX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtmaW5pc2hlZF9hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASCgoCb2sYCCABKAgSDQoFZXJyb3IYCSABKAkSDQoFc3RlcHMYCiADKAkSFgoOY29uZmlnX3ZlcnNpb24YCyABKAQi5wEKC0F1ZGl0UmVjb3JkEhAKCHNlcXVlbmNlGAEgASgEEiYKAmF0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIRCglwcmluY2lwYWwYAyABKAkSDAoEcm9sZRgEIAEoCRIMCgRwZWVyGAUgASgJEg4KBm1ldGhvZBgGIAEoCRIUCgxyZXF1ZXN0X2pzb24YByABKAkSDgoGc3RhdHVzGAggASgJEg0KBWVycm9yGAkgASgJEg8KB2NoYW5nZXMYCiADKAkSGQoRcmVzdWx0aW5nX3ZlcnNpb24YCyABKAQqngEKDUxvYWRCYWxhbmNpbmcSHgoaTE9BRF9CQUxBTkNJTkdfVU5TUEVDSUZJRUQQABIeChpMT0FEX0JBTEFOQ0lOR19ST1VORF9ST0JJThABEiQKIExPQURfQkFMQU5DSU5HX0xFQVNUX09VVFNUQU5ESU5HEAISJwojTE9BRF9CQUxBTkNJTkdfUE9XRVJfT0ZfVFdPX0xBVEVOQ1kQAyqBAQoMTGlzdGVuZXJSb2xlEh0KGUxJU1RFTkVSX1JPTEVfVU5TUEVDSUZJRUQQABIcChhMSVNURU5FUl9ST0xFX1JFQURfV1JJVEUQARIbChdMSVNURU5FUl9ST0xFX1JFQURfT05MWRACEhcKE0xJU1RFTkVSX1JPTEVfU1BMSVQQAypsCg9SZXBsaWNhRmFsbGJhY2sSIAocUkVQTElDQV9GQUxMQkFDS19VTlNQRUNJRklFRBAAEhwKGFJFUExJQ0FfRkFMTEJBQ0tfUFJJTUFSWRABEhkKFVJFUExJQ0FfRkFMTEJBQ0tfTk9ORRACKogBCg5SZWFkWW91cldyaXRlcxIgChxSRUFEX1lPVVJfV1JJVEVTX1VOU1BFQ0lGSUVEEAASGQoVUkVBRF9ZT1VSX1dSSVRFU19OT05FEAESHAoYUkVBRF9ZT1VSX1dSSVRFU19TRVNTSU9OEAISGwoXUkVBRF9ZT1VSX1dSSVRFU19HTE9CQUwQA2IGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * A set of MySQL/MariaDB servers that serve one dataset: a primary and its
@@ -833,6 +833,13 @@ export type Policy = Message<"mysqlgw.config.v1.Policy"> & {
    * @generated from field: repeated mysqlgw.config.v1.QueryRule rules = 5;
    */
   rules: QueryRule[];
+
+  /**
+   * Fleet-wide flow control: every quota a statement matches must admit it.
+   *
+   * @generated from field: repeated mysqlgw.config.v1.Quota quotas = 6;
+   */
+  quotas: Quota[];
 };
 
 /**
@@ -841,6 +848,137 @@ export type Policy = Message<"mysqlgw.config.v1.Policy"> & {
  */
 export const PolicySchema: GenMessage<Policy> = /*@__PURE__*/
   messageDesc(file_mysqlgw_config_v1_config, 12);
+
+/**
+ * A fleet-wide limit on statements: a rate with a burst (token bucket) and/or
+ * a number running at once. The figures are for the whole fleet; each data
+ * plane enforces its share (figure / live data planes in the etcd registry,
+ * recomputed when data planes join or leave), split evenly over its workers.
+ *
+ * @generated from message mysqlgw.config.v1.Quota
+ */
+export type Quota = Message<"mysqlgw.config.v1.Quota"> & {
+  /**
+   * Unique among quotas; [a-z0-9][a-z0-9_-]{0,62}. Named in errors and metrics.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * Which statements count: every non-empty list must contain the statement's
+   * user, listener, cluster, or the name of the query rule it matched.
+   * All lists empty: every statement.
+   *
+   * @generated from field: repeated string users = 2;
+   */
+  users: string[];
+
+  /**
+   * @generated from field: repeated string listeners = 3;
+   */
+  listeners: string[];
+
+  /**
+   * @generated from field: repeated string clusters = 4;
+   */
+  clusters: string[];
+
+  /**
+   * @generated from field: repeated string rules = 5;
+   */
+  rules: string[];
+
+  /**
+   * One bucket per user, each with the whole figure, instead of one shared by
+   * every matching user.
+   *
+   * @generated from field: bool per_user = 6;
+   */
+  perUser: boolean;
+
+  /**
+   * Statements admitted per second, fleet-wide; 0: no rate limit.
+   *
+   * @generated from field: double queries_per_second = 7;
+   */
+  queriesPerSecond: number;
+
+  /**
+   * Bucket size: statements admitted at once after a quiet spell, fleet-wide;
+   * 0 means one second's worth (queries_per_second, at least 1).
+   *
+   * @generated from field: uint32 burst = 8;
+   */
+  burst: number;
+
+  /**
+   * Statements running at once (admitted, response not yet complete),
+   * fleet-wide; 0: no limit.
+   *
+   * @generated from field: uint32 max_concurrent = 9;
+   */
+  maxConcurrent: number;
+
+  /**
+   * @generated from field: mysqlgw.config.v1.Quota.OnExceed on_exceed = 10;
+   */
+  onExceed: Quota_OnExceed;
+
+  /**
+   * Most statements waiting in one data-plane worker; 0 means 1000.
+   *
+   * @generated from field: uint32 max_queue = 11;
+   */
+  maxQueue: number;
+
+  /**
+   * Longest a statement waits; absent or 0 means 1s.
+   *
+   * @generated from field: google.protobuf.Duration max_wait = 12;
+   */
+  maxWait?: Duration | undefined;
+};
+
+/**
+ * Describes the message mysqlgw.config.v1.Quota.
+ * Use `create(QuotaSchema)` to create a new message.
+ */
+export const QuotaSchema: GenMessage<Quota> = /*@__PURE__*/
+  messageDesc(file_mysqlgw_config_v1_config, 13);
+
+/**
+ * @generated from enum mysqlgw.config.v1.Quota.OnExceed
+ */
+export enum Quota_OnExceed {
+  /**
+   * QUEUE.
+   *
+   * @generated from enum value: ON_EXCEED_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Wait in a bounded queue for a token or a slot, for at most max_wait;
+   * a full queue or a timeout refuses the statement (ERR 1226).
+   *
+   * @generated from enum value: ON_EXCEED_QUEUE = 1;
+   */
+  QUEUE = 1,
+
+  /**
+   * Refuse the statement at once (ERR 1226, SQLSTATE 42000).
+   *
+   * @generated from enum value: ON_EXCEED_REJECT = 2;
+   */
+  REJECT = 2,
+}
+
+/**
+ * Describes the enum mysqlgw.config.v1.Quota.OnExceed.
+ */
+export const Quota_OnExceedSchema: GenEnum<Quota_OnExceed> = /*@__PURE__*/
+  enumDesc(file_mysqlgw_config_v1_config, 13, 0);
 
 /**
  * A rule applied to each statement: when every given match condition holds,
@@ -902,7 +1040,7 @@ export type QueryRule = Message<"mysqlgw.config.v1.QueryRule"> & {
  * Use `create(QueryRuleSchema)` to create a new message.
  */
 export const QueryRuleSchema: GenMessage<QueryRule> = /*@__PURE__*/
-  messageDesc(file_mysqlgw_config_v1_config, 13);
+  messageDesc(file_mysqlgw_config_v1_config, 14);
 
 /**
  * Conditions of a query rule; absent or empty ones match everything.
@@ -974,7 +1112,7 @@ export type RuleMatch = Message<"mysqlgw.config.v1.RuleMatch"> & {
  * Use `create(RuleMatchSchema)` to create a new message.
  */
 export const RuleMatchSchema: GenMessage<RuleMatch> = /*@__PURE__*/
-  messageDesc(file_mysqlgw_config_v1_config, 14);
+  messageDesc(file_mysqlgw_config_v1_config, 15);
 
 /**
  * @generated from message mysqlgw.config.v1.RouteAction
@@ -998,7 +1136,7 @@ export type RouteAction = Message<"mysqlgw.config.v1.RouteAction"> & {
  * Use `create(RouteActionSchema)` to create a new message.
  */
 export const RouteActionSchema: GenMessage<RouteAction> = /*@__PURE__*/
-  messageDesc(file_mysqlgw_config_v1_config, 15);
+  messageDesc(file_mysqlgw_config_v1_config, 16);
 
 /**
  * @generated from enum mysqlgw.config.v1.RouteAction.Target
@@ -1026,7 +1164,7 @@ export enum RouteAction_Target {
  * Describes the enum mysqlgw.config.v1.RouteAction.Target.
  */
 export const RouteAction_TargetSchema: GenEnum<RouteAction_Target> = /*@__PURE__*/
-  enumDesc(file_mysqlgw_config_v1_config, 15, 0);
+  enumDesc(file_mysqlgw_config_v1_config, 16, 0);
 
 /**
  * @generated from message mysqlgw.config.v1.DenyAction
@@ -1059,7 +1197,7 @@ export type DenyAction = Message<"mysqlgw.config.v1.DenyAction"> & {
  * Use `create(DenyActionSchema)` to create a new message.
  */
 export const DenyActionSchema: GenMessage<DenyAction> = /*@__PURE__*/
-  messageDesc(file_mysqlgw_config_v1_config, 16);
+  messageDesc(file_mysqlgw_config_v1_config, 17);
 
 /**
  * @generated from message mysqlgw.config.v1.RewriteAction
@@ -1085,7 +1223,7 @@ export type RewriteAction = Message<"mysqlgw.config.v1.RewriteAction"> & {
  * Use `create(RewriteActionSchema)` to create a new message.
  */
 export const RewriteActionSchema: GenMessage<RewriteAction> = /*@__PURE__*/
-  messageDesc(file_mysqlgw_config_v1_config, 17);
+  messageDesc(file_mysqlgw_config_v1_config, 18);
 
 /**
  * @generated from message mysqlgw.config.v1.MirrorAction
@@ -1111,7 +1249,7 @@ export type MirrorAction = Message<"mysqlgw.config.v1.MirrorAction"> & {
  * Use `create(MirrorActionSchema)` to create a new message.
  */
 export const MirrorActionSchema: GenMessage<MirrorAction> = /*@__PURE__*/
-  messageDesc(file_mysqlgw_config_v1_config, 18);
+  messageDesc(file_mysqlgw_config_v1_config, 19);
 
 /**
  * @generated from message mysqlgw.config.v1.CacheAction
@@ -1144,7 +1282,7 @@ export type CacheAction = Message<"mysqlgw.config.v1.CacheAction"> & {
  * Use `create(CacheActionSchema)` to create a new message.
  */
 export const CacheActionSchema: GenMessage<CacheAction> = /*@__PURE__*/
-  messageDesc(file_mysqlgw_config_v1_config, 19);
+  messageDesc(file_mysqlgw_config_v1_config, 20);
 
 /**
  * One immutable, numbered version of the configuration as stored in etcd.
@@ -1189,7 +1327,7 @@ export type ConfigVersion = Message<"mysqlgw.config.v1.ConfigVersion"> & {
  * Use `create(ConfigVersionSchema)` to create a new message.
  */
 export const ConfigVersionSchema: GenMessage<ConfigVersion> = /*@__PURE__*/
-  messageDesc(file_mysqlgw_config_v1_config, 20);
+  messageDesc(file_mysqlgw_config_v1_config, 21);
 
 /**
  * A live data plane as registered in etcd under a lease.
@@ -1265,7 +1403,7 @@ export type DataPlane = Message<"mysqlgw.config.v1.DataPlane"> & {
  * Use `create(DataPlaneSchema)` to create a new message.
  */
 export const DataPlaneSchema: GenMessage<DataPlane> = /*@__PURE__*/
-  messageDesc(file_mysqlgw_config_v1_config, 21);
+  messageDesc(file_mysqlgw_config_v1_config, 22);
 
 /**
  * One backend's health and role as the monitor last saw it; stored in etcd
@@ -1385,7 +1523,7 @@ export type BackendHealth = Message<"mysqlgw.config.v1.BackendHealth"> & {
  * Use `create(BackendHealthSchema)` to create a new message.
  */
 export const BackendHealthSchema: GenMessage<BackendHealth> = /*@__PURE__*/
-  messageDesc(file_mysqlgw_config_v1_config, 22);
+  messageDesc(file_mysqlgw_config_v1_config, 23);
 
 /**
  * @generated from enum mysqlgw.config.v1.BackendHealth.State
@@ -1415,7 +1553,7 @@ export enum BackendHealth_State {
  * Describes the enum mysqlgw.config.v1.BackendHealth.State.
  */
 export const BackendHealth_StateSchema: GenEnum<BackendHealth_State> = /*@__PURE__*/
-  enumDesc(file_mysqlgw_config_v1_config, 22, 0);
+  enumDesc(file_mysqlgw_config_v1_config, 23, 0);
 
 /**
  * @generated from enum mysqlgw.config.v1.BackendHealth.Role
@@ -1445,7 +1583,7 @@ export enum BackendHealth_Role {
  * Describes the enum mysqlgw.config.v1.BackendHealth.Role.
  */
 export const BackendHealth_RoleSchema: GenEnum<BackendHealth_Role> = /*@__PURE__*/
-  enumDesc(file_mysqlgw_config_v1_config, 22, 1);
+  enumDesc(file_mysqlgw_config_v1_config, 23, 1);
 
 /**
  * One data plane's own view of one backend it uses, written by the data plane
@@ -1515,7 +1653,7 @@ export type BackendView = Message<"mysqlgw.config.v1.BackendView"> & {
  * Use `create(BackendViewSchema)` to create a new message.
  */
 export const BackendViewSchema: GenMessage<BackendView> = /*@__PURE__*/
-  messageDesc(file_mysqlgw_config_v1_config, 23);
+  messageDesc(file_mysqlgw_config_v1_config, 24);
 
 /**
  * The fencing epoch of a cluster, written by the monitor leader at
@@ -1556,10 +1694,11 @@ export type ClusterEpoch = Message<"mysqlgw.config.v1.ClusterEpoch"> & {
  * Use `create(ClusterEpochSchema)` to create a new message.
  */
 export const ClusterEpochSchema: GenMessage<ClusterEpoch> = /*@__PURE__*/
-  messageDesc(file_mysqlgw_config_v1_config, 24);
+  messageDesc(file_mysqlgw_config_v1_config, 25);
 
 /**
- * One automatic failover, at <prefix>/v1/failover/history/<cluster>/<20-digit epoch>.
+ * One automatic failover or planned switchover, at
+ * <prefix>/v1/failover/history/<cluster>/<20-digit epoch>.
  *
  * @generated from message mysqlgw.config.v1.FailoverRecord
  */
@@ -1670,6 +1809,44 @@ export type FailoverRecord = Message<"mysqlgw.config.v1.FailoverRecord"> & {
    * @generated from field: google.protobuf.Timestamp roles_published_at = 26;
    */
   rolesPublishedAt?: Timestamp | undefined;
+
+  /**
+   * @generated from field: mysqlgw.config.v1.FailoverRecord.Kind kind = 27;
+   */
+  kind: FailoverRecord_Kind;
+
+  /**
+   * Who asked for a switchover (the API caller), empty for a failover.
+   *
+   * @generated from field: string requested_by = 28;
+   */
+  requestedBy: string;
+
+  /**
+   * Switchover timeline: data planes told to hold writes; every data plane
+   * reported its in-flight transactions finished (or ended); held statements
+   * released to the new primary.
+   *
+   * @generated from field: google.protobuf.Timestamp hold_started_at = 29;
+   */
+  holdStartedAt?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp drained_at = 30;
+   */
+  drainedAt?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp released_at = 31;
+   */
+  releasedAt?: Timestamp | undefined;
+
+  /**
+   * Transactions ended with an error because they outlasted the drain window.
+   *
+   * @generated from field: uint32 transactions_ended = 32;
+   */
+  transactionsEnded: number;
 };
 
 /**
@@ -1677,7 +1854,37 @@ export type FailoverRecord = Message<"mysqlgw.config.v1.FailoverRecord"> & {
  * Use `create(FailoverRecordSchema)` to create a new message.
  */
 export const FailoverRecordSchema: GenMessage<FailoverRecord> = /*@__PURE__*/
-  messageDesc(file_mysqlgw_config_v1_config, 25);
+  messageDesc(file_mysqlgw_config_v1_config, 26);
+
+/**
+ * @generated from enum mysqlgw.config.v1.FailoverRecord.Kind
+ */
+export enum FailoverRecord_Kind {
+  /**
+   * An automatic failover (records written before kind existed).
+   *
+   * @generated from enum value: KIND_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * @generated from enum value: KIND_FAILOVER = 1;
+   */
+  FAILOVER = 1,
+
+  /**
+   * A planned switchover (mysqlgw switchover); the old primary was up.
+   *
+   * @generated from enum value: KIND_SWITCHOVER = 2;
+   */
+  SWITCHOVER = 2,
+}
+
+/**
+ * Describes the enum mysqlgw.config.v1.FailoverRecord.Kind.
+ */
+export const FailoverRecord_KindSchema: GenEnum<FailoverRecord_Kind> = /*@__PURE__*/
+  enumDesc(file_mysqlgw_config_v1_config, 26, 0);
 
 /**
  * @generated from enum mysqlgw.config.v1.FailoverRecord.Outcome
@@ -1705,7 +1912,337 @@ export enum FailoverRecord_Outcome {
  * Describes the enum mysqlgw.config.v1.FailoverRecord.Outcome.
  */
 export const FailoverRecord_OutcomeSchema: GenEnum<FailoverRecord_Outcome> = /*@__PURE__*/
-  enumDesc(file_mysqlgw_config_v1_config, 25, 0);
+  enumDesc(file_mysqlgw_config_v1_config, 26, 1);
+
+/**
+ * A planned switchover in progress, at <prefix>/v1/switchover/hold/<cluster>,
+ * written by the control plane running it. While the key exists data planes
+ * hold new write statements and new transactions of the cluster (for at most
+ * hold_until), let open transactions finish until drain_until (then end them
+ * with an error), and report under their lease at
+ * <prefix>/v1/switchover/ack/<cluster>/<data plane id> (SwitchoverAck).
+ * When phase is RELEASE, data planes send held statements to new_primary once
+ * they see the cluster's epoch reach `epoch`; then the key is deleted.
+ *
+ * @generated from message mysqlgw.config.v1.SwitchoverHold
+ */
+export type SwitchoverHold = Message<"mysqlgw.config.v1.SwitchoverHold"> & {
+  /**
+   * @generated from field: string cluster = 1;
+   */
+  cluster: string;
+
+  /**
+   * Unique per switchover (the epoch it will write).
+   *
+   * @generated from field: uint64 epoch = 2;
+   */
+  epoch: bigint;
+
+  /**
+   * @generated from field: string old_primary = 3;
+   */
+  oldPrimary: string;
+
+  /**
+   * @generated from field: string new_primary = 4;
+   */
+  newPrimary: string;
+
+  /**
+   * @generated from field: mysqlgw.config.v1.SwitchoverHold.Phase phase = 5;
+   */
+  phase: SwitchoverHold_Phase;
+
+  /**
+   * Held statements fail (ERR 1053-like, retryable) if not released by then.
+   *
+   * @generated from field: google.protobuf.Timestamp hold_until = 6;
+   */
+  holdUntil?: Timestamp | undefined;
+
+  /**
+   * Open transactions still running then are ended with an error.
+   *
+   * @generated from field: google.protobuf.Timestamp drain_until = 7;
+   */
+  drainUntil?: Timestamp | undefined;
+
+  /**
+   * @generated from field: string control_plane_id = 8;
+   */
+  controlPlaneId: string;
+};
+
+/**
+ * Describes the message mysqlgw.config.v1.SwitchoverHold.
+ * Use `create(SwitchoverHoldSchema)` to create a new message.
+ */
+export const SwitchoverHoldSchema: GenMessage<SwitchoverHold> = /*@__PURE__*/
+  messageDesc(file_mysqlgw_config_v1_config, 27);
+
+/**
+ * @generated from enum mysqlgw.config.v1.SwitchoverHold.Phase
+ */
+export enum SwitchoverHold_Phase {
+  /**
+   * @generated from enum value: PHASE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Hold new writes and transactions; drain open transactions.
+   *
+   * @generated from enum value: PHASE_HOLD = 1;
+   */
+  HOLD = 1,
+
+  /**
+   * The new primary is promoted: release held statements to it.
+   *
+   * @generated from enum value: PHASE_RELEASE = 2;
+   */
+  RELEASE = 2,
+
+  /**
+   * The switchover failed before promotion: release held statements to the
+   * old primary (which was made writable again).
+   *
+   * @generated from enum value: PHASE_ABORT = 3;
+   */
+  ABORT = 3,
+}
+
+/**
+ * Describes the enum mysqlgw.config.v1.SwitchoverHold.Phase.
+ */
+export const SwitchoverHold_PhaseSchema: GenEnum<SwitchoverHold_Phase> = /*@__PURE__*/
+  enumDesc(file_mysqlgw_config_v1_config, 27, 0);
+
+/**
+ * A data plane's answer to a SwitchoverHold.
+ *
+ * @generated from message mysqlgw.config.v1.SwitchoverAck
+ */
+export type SwitchoverAck = Message<"mysqlgw.config.v1.SwitchoverAck"> & {
+  /**
+   * @generated from field: string data_plane_id = 1;
+   */
+  dataPlaneId: string;
+
+  /**
+   * @generated from field: string cluster = 2;
+   */
+  cluster: string;
+
+  /**
+   * @generated from field: uint64 epoch = 3;
+   */
+  epoch: bigint;
+
+  /**
+   * Transactions (and pinned sessions) still open on the old primary.
+   *
+   * @generated from field: uint32 open_transactions = 4;
+   */
+  openTransactions: number;
+
+  /**
+   * open_transactions reached 0 (or were ended at drain_until).
+   *
+   * @generated from field: bool drained = 5;
+   */
+  drained: boolean;
+
+  /**
+   * Statements waiting for the release.
+   *
+   * @generated from field: uint32 held_statements = 6;
+   */
+  heldStatements: number;
+
+  /**
+   * @generated from field: uint32 transactions_ended = 7;
+   */
+  transactionsEnded: number;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp at = 8;
+   */
+  at?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message mysqlgw.config.v1.SwitchoverAck.
+ * Use `create(SwitchoverAckSchema)` to create a new message.
+ */
+export const SwitchoverAckSchema: GenMessage<SwitchoverAck> = /*@__PURE__*/
+  messageDesc(file_mysqlgw_config_v1_config, 28);
+
+/**
+ * One replication operation run through the API (register, attach, pause, …),
+ * at <prefix>/v1/operations/<20-digit sequence>.
+ *
+ * @generated from message mysqlgw.config.v1.OperationRecord
+ */
+export type OperationRecord = Message<"mysqlgw.config.v1.OperationRecord"> & {
+  /**
+   * @generated from field: uint64 sequence = 1;
+   */
+  sequence: bigint;
+
+  /**
+   * REGISTER_BACKEND, UNREGISTER_BACKEND, ATTACH_REPLICA, DETACH_REPLICA,
+   * PAUSE, RESUME, REJOIN, SWITCHOVER.
+   *
+   * @generated from field: string operation = 2;
+   */
+  operation: string;
+
+  /**
+   * @generated from field: string cluster = 3;
+   */
+  cluster: string;
+
+  /**
+   * @generated from field: string backend = 4;
+   */
+  backend: string;
+
+  /**
+   * Who asked (the API caller's identity).
+   *
+   * @generated from field: string requested_by = 5;
+   */
+  requestedBy: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp started_at = 6;
+   */
+  startedAt?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp finished_at = 7;
+   */
+  finishedAt?: Timestamp | undefined;
+
+  /**
+   * @generated from field: bool ok = 8;
+   */
+  ok: boolean;
+
+  /**
+   * Why it was refused or failed, and what to do.
+   *
+   * @generated from field: string error = 9;
+   */
+  error: string;
+
+  /**
+   * The SQL statements run on backends, in order ("db2: STOP SLAVE", …).
+   *
+   * @generated from field: repeated string steps = 10;
+   */
+  steps: string[];
+
+  /**
+   * The config version written, for operations that change policy (0: none).
+   *
+   * @generated from field: uint64 config_version = 11;
+   */
+  configVersion: bigint;
+};
+
+/**
+ * Describes the message mysqlgw.config.v1.OperationRecord.
+ * Use `create(OperationRecordSchema)` to create a new message.
+ */
+export const OperationRecordSchema: GenMessage<OperationRecord> = /*@__PURE__*/
+  messageDesc(file_mysqlgw_config_v1_config, 29);
+
+/**
+ * One mutating API call, at <prefix>/v1/audit/<20-digit sequence>.
+ *
+ * @generated from message mysqlgw.config.v1.AuditRecord
+ */
+export type AuditRecord = Message<"mysqlgw.config.v1.AuditRecord"> & {
+  /**
+   * @generated from field: uint64 sequence = 1;
+   */
+  sequence: bigint;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp at = 2;
+   */
+  at?: Timestamp | undefined;
+
+  /**
+   * Token name (or client certificate subject) and its role; "anonymous"
+   * when the API runs without authentication.
+   *
+   * @generated from field: string principal = 3;
+   */
+  principal: string;
+
+  /**
+   * @generated from field: string role = 4;
+   */
+  role: string;
+
+  /**
+   * Peer address of the caller.
+   *
+   * @generated from field: string peer = 5;
+   */
+  peer: string;
+
+  /**
+   * "/mysqlgw.admin.v1.AdminService/ApplyPolicy" or "POST /v1/policy:apply".
+   *
+   * @generated from field: string method = 6;
+   */
+  method: string;
+
+  /**
+   * The request as JSON, secrets removed.
+   *
+   * @generated from field: string request_json = 7;
+   */
+  requestJson: string;
+
+  /**
+   * gRPC status code name: "OK", "PERMISSION_DENIED", …
+   *
+   * @generated from field: string status = 8;
+   */
+  status: string;
+
+  /**
+   * @generated from field: string error = 9;
+   */
+  error: string;
+
+  /**
+   * What the call changed (config changes as `mysqlgw diff` prints them).
+   *
+   * @generated from field: repeated string changes = 10;
+   */
+  changes: string[];
+
+  /**
+   * The config version current after the call (0: unchanged or none).
+   *
+   * @generated from field: uint64 resulting_version = 11;
+   */
+  resultingVersion: bigint;
+};
+
+/**
+ * Describes the message mysqlgw.config.v1.AuditRecord.
+ * Use `create(AuditRecordSchema)` to create a new message.
+ */
+export const AuditRecordSchema: GenMessage<AuditRecord> = /*@__PURE__*/
+  messageDesc(file_mysqlgw_config_v1_config, 30);
 
 /**
  * How a data plane picks one of several usable backends.
