@@ -85,6 +85,7 @@ export function policyDocuments(policy: Policy, filter?: { kind?: Kind; name?: s
   add("User", policy.users);
   if (policy.gateway !== undefined) add("Gateway", [{ ...policy.gateway, name: GATEWAY_NAME }]);
   add("QueryRule", policy.rules); // in order: the order decides
+  add("Quota", policy.quotas);
   return out;
 }
 

@@ -70,7 +70,7 @@ describe("loading policy YAML", () => {
   });
 
   it("reports unknown and missing kinds and non-mappings", () => {
-    expect(problems({ "a.yaml": "kind: Clustr\nname: x\n" })).toEqual(['error: a.yaml document 1, line 1: unknown kind "Clustr" — did you mean Cluster? (Cluster, Listener, User, Gateway, QueryRule)']);
+    expect(problems({ "a.yaml": "kind: Clustr\nname: x\n" })).toEqual(['error: a.yaml document 1, line 1: unknown kind "Clustr" — did you mean Cluster? (Cluster, Listener, User, Gateway, QueryRule, Quota)']);
     expect(problems({ "a.yaml": "kind: Route\n" })[0]).toContain("use one of Cluster, Listener, User");
     expect(problems({ "a.yaml": "name: x\n" })[0]).toBe("error: a.yaml document 1: no kind — add kind: Cluster, Listener or User at the top of the document");
     expect(problems({ "a.yaml": "- a\n- b\n" })[0]).toContain("not a mapping");

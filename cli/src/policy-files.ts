@@ -2,17 +2,17 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { create, fromJson, ScalarType, type DescField, type DescMessage, type JsonValue } from "@bufbuild/protobuf";
 import { isMap, isPair, isScalar, isSeq, LineCounter, parseAllDocuments, type Document } from "yaml";
-import { ClusterSchema, GatewaySchema, ListenerSchema, PolicySchema, QueryRuleSchema, UserSchema, type Cluster, type Gateway, type Listener, type Policy, type PolicyViolation, type QueryRule, type User } from "@mysqlgw/proto";
+import { ClusterSchema, GatewaySchema, ListenerSchema, PolicySchema, QueryRuleSchema, QuotaSchema, UserSchema, type Cluster, type Gateway, type Listener, type Policy, type PolicyViolation, type QueryRule, type Quota, type User } from "@mysqlgw/proto";
 import { CliError } from "./cli-error";
 
 /** Gateway is a singleton (Policy.gateway): at most one document, named "gateway". */
-export type Kind = "Cluster" | "Listener" | "User" | "Gateway" | "QueryRule";
-export const KINDS: readonly Kind[] = ["Cluster", "Listener", "User", "Gateway", "QueryRule"];
-export const SCHEMA_OF = { Cluster: ClusterSchema, Listener: ListenerSchema, User: UserSchema, Gateway: GatewaySchema, QueryRule: QueryRuleSchema } as const;
+export type Kind = "Cluster" | "Listener" | "User" | "Gateway" | "QueryRule" | "Quota";
+export const KINDS: readonly Kind[] = ["Cluster", "Listener", "User", "Gateway", "QueryRule", "Quota"];
+export const SCHEMA_OF = { Cluster: ClusterSchema, Listener: ListenerSchema, User: UserSchema, Gateway: GatewaySchema, QueryRule: QueryRuleSchema, Quota: QuotaSchema } as const;
 /** The name a Gateway resource goes by (in diffs, violations, `get gateway`). */
 export const GATEWAY_NAME = "gateway";
 /** QueryRule documents become Policy.rules in the order they are read (files in name order): the order decides. */
-const LIST_OF = { Cluster: "clusters", Listener: "listeners", User: "users", QueryRule: "rules" } as const;
+const LIST_OF = { Cluster: "clusters", Listener: "listeners", User: "users", QueryRule: "rules", Quota: "quotas" } as const;
 
 /** Where one resource of a loaded policy was written. */
 export interface ResourceSource {
@@ -77,7 +77,7 @@ function display(file: string, cwd: string): string {
 /** @internal Exposed for tests: parse texts as if they were files. */
 export function createPolicyBuilder() {
   const policy = create(PolicySchema);
-  const sources: Record<Kind, ResourceSource[]> = { Cluster: [], Listener: [], User: [], Gateway: [], QueryRule: [] };
+  const sources: Record<Kind, ResourceSource[]> = { Cluster: [], Listener: [], User: [], Gateway: [], QueryRule: [], Quota: [] };
   const problems: string[] = [];
   const files: string[] = [];
 
@@ -129,7 +129,7 @@ export function createPolicyBuilder() {
     if (typeof kind !== "string" || !(KINDS as readonly string[]).includes(kind)) {
       const k = typeof kind === "string" ? kind : JSON.stringify(kind);
       const near = KINDS.find((x) => editDistance(x.toLowerCase(), String(kind).toLowerCase()) <= 2);
-      problems.push(`${where}, line ${lineOf("kind")}: unknown kind ${JSON.stringify(k)} — ${near !== undefined ? `did you mean ${near}? (` : "use one of "}Cluster, Listener, User, Gateway, QueryRule${near !== undefined ? ")" : ""}`);
+      problems.push(`${where}, line ${lineOf("kind")}: unknown kind ${JSON.stringify(k)} — ${near !== undefined ? `did you mean ${near}? (` : "use one of "}Cluster, Listener, User, Gateway, QueryRule, Quota${near !== undefined ? ")" : ""}`);
       return;
     }
     const k = kind as Kind;
@@ -150,7 +150,7 @@ export function createPolicyBuilder() {
       problems.push(`${label}: field ${field}: ${what} (line ${lineOf(field)}) — ${todo}`);
     });
     if (problems.length > before) return;
-    let msg: Cluster | Listener | User | Gateway | QueryRule;
+    let msg: Cluster | Listener | User | Gateway | QueryRule | Quota;
     try {
       msg = fromJson(SCHEMA_OF[k], rest as JsonValue, { ignoreUnknownFields: false });
     } catch (err) {
@@ -160,14 +160,14 @@ export function createPolicyBuilder() {
     const source: ResourceSource = { file, document: n, kind: k, name, lineOf };
     sources[k].push(source);
     if (k === "Gateway") policy.gateway = msg as Gateway;
-    else (policy[LIST_OF[k]] as (Cluster | Listener | User | QueryRule)[]).push(msg as Cluster | Listener | User | QueryRule);
+    else (policy[LIST_OF[k]] as (Cluster | Listener | User | QueryRule | Quota)[]).push(msg as Cluster | Listener | User | QueryRule | Quota);
   }
 
   function finish(target: string): LoadedPolicy {
     if (problems.length > 0) {
       throw new CliError("MGW_ERR_CLI_FILE", problems[0]!, "", { lines: problems });
     }
-    if (sources.Cluster.length + sources.Listener.length + sources.User.length + sources.Gateway.length + sources.QueryRule.length === 0) {
+    if (sources.Cluster.length + sources.Listener.length + sources.User.length + sources.Gateway.length + sources.QueryRule.length + sources.Quota.length === 0) {
       throw new CliError("MGW_ERR_CLI_FILE", `${target} holds no policy documents`,
         "add Cluster, Listener and User documents (an empty policy would delete every resource)");
     }

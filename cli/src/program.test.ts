@@ -142,7 +142,7 @@ describe("mysqlgw get / status", () => {
     r = await cli(["get", "policy", "--version", "4"], api);
     expect(r.err).toEqual(["error: config version 4 does not exist; versions go from 1 to 1"]);
     r = await cli(["get", "widgets"], api);
-    expect(r).toMatchObject({ code: 2, err: ['error: unknown kind "widgets" — use clusters, listeners, users, gateway, rules or policy'] });
+    expect(r).toMatchObject({ code: 2, err: ['error: unknown kind "widgets" — use clusters, listeners, users, gateway, rules, quotas or policy'] });
   });
 
   it("status prints a table and warns about data planes behind or on disk", async () => {

@@ -33,6 +33,7 @@ export type MgwErrorCode =
   | "MGW_ERR_TOO_MANY_CONNECTIONS"
   | "MGW_ERR_USER_TOO_MANY_CONNECTIONS"
   | "MGW_ERR_POOL_TIMEOUT"
+  | "MGW_ERR_QUOTA_EXCEEDED"
   // process side (flags, etcd link, supervisor ↔ worker IPC); never sent to a client
   | "MGW_ERR_FLAGS_INVALID"
   | "MGW_ERR_ETCD_TIMEOUT"
@@ -268,6 +269,15 @@ export class PoolTimeoutError extends MgwError {
   }
 }
 
+/** A statement was refused by a quota (REJECT, a full queue or maxWait); the message names the quota and its figure (quota/quota-state.ts). */
+export class QuotaExceededError extends MgwError {
+  readonly quota: string;
+  constructor(quota: string, message: string) {
+    super("MGW_ERR_QUOTA_EXCEEDED", message);
+    this.quota = quota;
+  }
+}
+
 export interface SqlErrorMapping {
   readonly errno: number;
   readonly sqlState: string;
@@ -310,6 +320,7 @@ export const SQL_ERRORS = {
   MGW_ERR_TOO_MANY_CONNECTIONS: { errno: 1040, sqlState: "08004" }, // ER_CON_COUNT_ERROR
   MGW_ERR_USER_TOO_MANY_CONNECTIONS: { errno: 1203, sqlState: "42000" }, // ER_TOO_MANY_USER_CONNECTIONS
   MGW_ERR_POOL_TIMEOUT: { errno: 1040, sqlState: "08004" }, // ER_CON_COUNT_ERROR, with our message
+  MGW_ERR_QUOTA_EXCEEDED: { errno: 1226, sqlState: "42000" }, // ER_USER_LIMIT_REACHED, with our message
   MGW_ERR_FLAGS_INVALID: { errno: 1105, sqlState: "HY000" }, // never sent
   MGW_ERR_ETCD_TIMEOUT: { errno: 1105, sqlState: "HY000" }, // never sent
   MGW_ERR_WORKER_APPLY_FAILED: { errno: 1105, sqlState: "HY000" }, // never sent

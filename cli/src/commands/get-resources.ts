@@ -11,6 +11,7 @@ const KIND_OF: Record<string, Kind | "policy"> = {
   user: "User", users: "User",
   gateway: "Gateway", gateways: "Gateway",
   rule: "QueryRule", rules: "QueryRule", queryrule: "QueryRule", queryrules: "QueryRule",
+  quota: "Quota", quotas: "Quota",
   policy: "policy", policies: "policy", all: "policy",
 };
 
@@ -27,7 +28,7 @@ export interface GetOptions {
 export async function getResourcesCommand(ctx: CommandContext, kindArg: string, name: string | undefined, opts: GetOptions): Promise<void> {
   const kind = KIND_OF[kindArg.toLowerCase()];
   if (kind === undefined) {
-    throw new CliError("MGW_ERR_CLI_USAGE", `unknown kind ${JSON.stringify(kindArg)}`, "use clusters, listeners, users, gateway, rules or policy", { exitCode: 2 });
+    throw new CliError("MGW_ERR_CLI_USAGE", `unknown kind ${JSON.stringify(kindArg)}`, "use clusters, listeners, users, gateway, rules, quotas or policy", { exitCode: 2 });
   }
   const output = opts.output ?? "yaml";
   if (output !== "yaml" && output !== "json") {

@@ -3,6 +3,7 @@ import {
   ClusterSchema,
   GatewaySchema,
   ListenerSchema,
+  QuotaSchema,
   ResourceChange_Action,
   ResourceChangeSchema,
   UserSchema,
@@ -16,7 +17,7 @@ import { diffRules } from "./diff-rules";
  * normalised (normalizePolicy), so that defaults and ordering do not show up as
  * changes. `before` undefined means nothing is applied yet.
  *
- * Order: clusters, listeners, users, gateway, query rules (diff-rules.ts: with their position); within a kind by name. Updates carry the
+ * Order: clusters, listeners, users, gateway, query rules (diff-rules.ts: with their position), quotas; within a kind by name. Updates carry the
  * JSON paths of the leaves that differ (e.g. "backends[1].address").
  */
 export function diffPolicies(before: Policy | undefined, after: Policy): ResourceChange[] {
@@ -28,6 +29,7 @@ export function diffPolicies(before: Policy | undefined, after: Policy): Resourc
   const gw = (p: Policy | undefined) => (p?.gateway === undefined ? [] : [{ ...p.gateway, name: "gateway" }]);
   diffKind("Gateway", GatewaySchema, gw(before), gw(after), changes);
   diffRules(before?.rules ?? [], after.rules, changes);
+  diffKind("Quota", QuotaSchema, before?.quotas ?? [], after.quotas, changes);
   return changes;
 }
 

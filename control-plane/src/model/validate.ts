@@ -5,6 +5,7 @@ import { DEFAULT_BIND_ADDRESS } from "./normalize";
 import { checkFirewallUsers, checkGateway, checkListenerAccess, checkMaxConnections, checkUserAccess } from "./validate-access";
 import { checkClusterHealth } from "./validate-health";
 import { checkRules } from "./validate-rules";
+import { checkQuotas } from "./validate-quotas";
 import { checkClusterPool } from "./validate-pool";
 
 /** Names of clusters, listeners and backends. */
@@ -24,7 +25,7 @@ type Kind = "Cluster" | "Listener" | "User" | "Gateway";
 /**
  * Checks a policy as the caller sent it (before normalisation, so indexes point
  * into the caller's lists) and returns every problem found, in a stable order:
- * clusters, then listeners, then users, then the gateway, then the query rules. An empty result means valid.
+ * clusters, then listeners, then users, then the gateway, then the query rules, then the quotas. An empty result means valid.
  *
  * Descriptions say what is wrong and what to do. They never repeat a value that
  * might be a secret (password_hash, secret_ref that is not a reference).
@@ -106,6 +107,8 @@ export function validatePolicy(policy: Policy): PolicyViolationInit[] {
 
   // Query rules (in order; kind "QueryRule")
   checkRules(policy, out);
+  // Quotas (kind "Quota")
+  checkQuotas(policy, out);
   return out;
 }
 

@@ -11,6 +11,7 @@ import { compileProxyProtocol, type ProxyProtocolSettings } from "./proxy-intake
 import { NO_GATEWAY, compileCidrAccess, durationMs, type CidrAccess, type GatewaySnapshot } from "./access";
 import { ClusterState, backendRoleOf, type BackendRole, type ClusterStateOptions } from "../routing/backend-state";
 import { compileTracing, type TracingSettings } from "../observe/tracing-settings";
+import { quotas as workerQuotas, type ListenerQuotas } from "../quota";
 
 /**
  * Immutable per-config-version views that sessions keep for their whole life:
@@ -138,6 +139,8 @@ export interface ListenerSnapshot {
   readonly rulesApply: boolean;
   /** The SQL firewall's allowlist; null: off. */
   readonly firewall: FirewallSnapshot | null;
+  /** The quotas that can count this listener's statements (quota/); null: none. Sessions of users it covers run on the routed engine. */
+  readonly quotas: ListenerQuotas | null;
   /** The version's query rules, compiled once (shared by its listeners). */
   readonly rules: CompiledRules;
   /** Every cluster of the version, for rules that route elsewhere. */
@@ -267,6 +270,7 @@ export function compileConfig(config: ConfigVersion, runtimes: Map<string, Clust
   const g = policy?.gateway;
   const gateway: GatewaySnapshot = g === undefined ? NO_GATEWAY : { access: compileCidrAccess(g.allowCidrs, g.denyCidrs), maxConnections: g.maxConnections };
   const rules = compileRules(policy?.rules ?? []);
+  const quotas = workerQuotas.compile(policy?.quotas ?? []);
   const listeners = (policy?.listeners ?? []).map(
     (l): ListenerSnapshot => ({
       configVersion: config.version,
@@ -291,6 +295,7 @@ export function compileConfig(config: ConfigVersion, runtimes: Map<string, Clust
       clusters,
       firewall: compileFirewall(policy?.gateway?.firewall),
       rulesApply: rules.appliesToListener(l.name),
+      quotas: quotas.forListener(l.name, l.cluster),
     }),
   );
   return { version: config.version, listeners, invalidUsers, tracing: compileTracing(g?.tracing), clusters };

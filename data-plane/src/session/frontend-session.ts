@@ -537,8 +537,8 @@ export class FrontendSession {
     this.state = State.ConnectingBackend;
     this.framer?.stop();
     this.client.pause();
-    // a user whose statements are checked one by one (permissions, firewall) always gets the routed engine
-    const routed = routedListener(this.listener) || (user as UserSnapshot).checked;
+    // a user whose statements are checked one by one (permissions, firewall) or counted by a quota always gets the routed engine
+    const routed = routedListener(this.listener) || (user as UserSnapshot).checked || (this.listener.quotas?.covers(user.name) ?? false);
     const login = routed ? this.startRouted(user as UserSnapshot, resp) : this.connectBackend(user as UserSnapshot, resp);
     login.catch((err: unknown) => this.failHandshake(err, true));
   }

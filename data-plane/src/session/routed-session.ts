@@ -36,6 +36,7 @@ import { resolveSecretRef } from "../secrets";
 import type { KillRequest, KillResult } from "../types";
 import { AuthStepKind, ClientAuthentication, type ClientAuthRuntime } from "./client-auth";
 import type { KillTarget } from "./kill";
+import type { SessionQuotas } from "../quota";
 
 /**
  * The command phase of a session on a routed listener (SPLIT, or any listener
@@ -198,6 +199,8 @@ export class RoutedSession {
   private readonly queue: Buffer[] = [];
   /** Commands run (for the idle timeout's probe). */
   commandCount = 0;
+  /** The quotas counting this session's statements (quota/session-quotas.ts); null: none, nothing checked per statement. */
+  private quotas: SessionQuotas | null;
 
   constructor(host: RoutedHost, options: RoutedSessionOptions, login: RoutedLogin, mode: ListenerMode) {
     this.host = host;
@@ -210,6 +213,7 @@ export class RoutedSession {
     this.schema = login.database || null;
     this.observed = host.observed;
     this.tracker = new ResponseTracker((login.clientCapabilities & Capability.DeprecateEof) !== 0);
+    this.quotas = login.listener.quotas?.forSession(login.user.name) ?? null;
   }
 
   /** True while a command is under way (for the idle timeout and drain). */
@@ -498,6 +502,11 @@ export class RoutedSession {
         const text = rule.rewrite(packet.toString("utf8", 5));
         packet = framePayload(buildQuery(text), packet[3]);
       }
+    }
+    if (this.quotas !== null) {
+      // fleet-wide quotas: admitted now (no await), refused now, or waiting in a bounded queue
+      const q = this.quotas.admit(rule === null ? null : rule.rule);
+      if (q !== null && (await this.quotaRefused(q, listener.name, c.kind))) return this.finish();
     }
     let d: RouteDecision = decideRoute(this.mode, c, this.route, rule);
     let target = d.target;
@@ -908,6 +917,10 @@ export class RoutedSession {
   private async execute(packet: Buffer, cmd: number): Promise<void> {
     const stmt = this.statementOf(packet);
     if (stmt === null) return this.unknownStatement(packet, cmd === Command.StmtExecute ? "mysqld_stmt_execute" : "mysqld_stmt_bulk_execute");
+    if (this.quotas !== null) {
+      const q = this.quotas.admit(null);
+      if (q !== null && (await this.quotaRefused(q, this.login.listener.name, stmt.kind))) return this.finish();
+    }
     const conn = stmt.boundTo ?? (await this.ensureState(await this.connFor(this.statementTarget(stmt))));
     const be = await this.prepareOn(conn, stmt, false);
     if (be === null) {
@@ -1191,6 +1204,8 @@ export class RoutedSession {
     const previous = this.login.user.name;
     this.login.user = u;
     this.login.password = password;
+    this.quotas?.release();
+    this.quotas = this.login.listener.quotas?.forSession(u.name) ?? null;
     this.poolCache.clear(); // the new user's backend account has pools of its own
     if (req.characterSet !== null && req.characterSet !== 0) this.login.characterSet = req.characterSet;
     this.schema = req.database || null;
@@ -1704,6 +1719,7 @@ export class RoutedSession {
 
   private finish(): void {
     if (this.holdFinish) return;
+    this.quotas?.release();
     this.busy = false;
     if (this.queue.length > 0) setImmediate(() => this.next());
   }
@@ -1729,6 +1745,20 @@ export class RoutedSession {
     }
     const dirty = this.pins.size > 0 || this.route.inTransaction || !this.route.autocommit || this.settings.size > 0;
     this.releaseHeld(dirty);
+    this.quotas?.release();
+  }
+
+  /**
+   * A statement a quota did not admit at once: waits if it was queued; true
+   * (the client got ERR 1226, or the session closed meanwhile) when it must not run.
+   */
+  private async quotaRefused(q: ErrPacket | Promise<ErrPacket | null>, listener: string, kind: K): Promise<boolean> {
+    const refused = q instanceof Promise ? await q : q;
+    if (this.closed) return true;
+    if (refused === null) return false;
+    metrics.statementFinished(listener, statementKindName(kind), "error", 0);
+    this.replyErr(refused, 1);
+    return true;
   }
 
   /** The client's drain listener (the FrontendSession attaches it). */

@@ -24,6 +24,8 @@ import { answerObserveRequests, startWorkerObservation, type WorkerObservation }
 import { openAppend } from "../observe/log-writer";
 import { startWorkerTracing } from "../observe/worker-tracing";
 import { createDigestPublisher, createFiguresGatherer, startAdminPort } from "../admin";
+import { quotas } from "../quota";
+import { attachFleetReceiver, createFleetWatch } from "../quota/fleet-relay";
 
 export type ListenerManagerFactory = (options: DataPlaneOptions & { logger: Logger }) => ListenerManager;
 
@@ -96,6 +98,10 @@ export function runWorker(flags: DataPlaneFlags, createListenerManager: Listener
   process.on("message", (m: unknown) => runtime.handleMessage(m));
   // backend health from etcd, relayed by the supervisor (not queued behind applies)
   attachHealthReceiver({ logger: log, sink: (c, b, h) => manager.applyHealth?.(c, b, h), epochSink: (c, e) => manager.applyEpoch?.(c, e) });
+  // quota shares: this worker's place in the fleet (live data planes from etcd's registry, relayed by the supervisor)
+  quotas.setLogger(log);
+  quotas.setWorker(index, flags.workers);
+  attachFleetReceiver(quotas);
   process.on("disconnect", () => {
     log.warn("supervisor is gone; draining and exiting");
     void runtime.drain(flags.drainTimeoutMs).then(() => process.exit(0));
@@ -260,6 +266,9 @@ export async function runSupervisor(flags: DataPlaneFlags, createListenerManager
   const epochs = createEtcdHealthSource({ endpoints: flags.etcdEndpoints, keys, timeoutMs: flags.etcdTimeoutMs, logger: log, onHealth: relayHealth, prefix: keys.epochPrefix, parseKey: parseEpochKey, what: "failover epochs" });
   // This data plane's own view of each backend, for the monitor's failover confirmation (docs/monitor.md).
   const views = createBackendViewReporter({ endpoints: flags.etcdEndpoints, keys, id: flags.id, timeoutMs: flags.etcdTimeoutMs, logger: log });
+  // The live data planes in etcd's registry, for the quotas' fleet shares (quota/fleet-relay.ts).
+  if (flags.workers === 0) quotas.setLogger(log);
+  const fleet = createFleetWatch({ endpoints: flags.etcdEndpoints, keys, timeoutMs: flags.etcdTimeoutMs, logger: log, selfId: flags.id, local: flags.workers === 0 ? quotas : null });
   // The top query digests, for the control plane's GET /v1/digests (docs/observability.md).
   const o = flags.observe;
   const digestPublisher =
@@ -295,6 +304,7 @@ export async function runSupervisor(flags: DataPlaneFlags, createListenerManager
     await health.stop();
     await epochs.stop();
     await views.stop();
+    await fleet.stop();
     await endpoint?.close();
     await admin?.close();
     await digestPublisher?.stop();
@@ -310,6 +320,7 @@ export async function runSupervisor(flags: DataPlaneFlags, createListenerManager
   health.start();
   epochs.start();
   views.start();
+  fleet.start();
   digestPublisher?.start();
   const connected = await Promise.race([etcd.firstAttempt, sleep(flags.etcdTimeoutMs).then(() => false)]);
   if (connected || shuttingDown) return;
