@@ -11,6 +11,7 @@ import { explainCommand } from "./commands/explain";
 import { getResourcesCommand } from "./commands/get-resources";
 import { hashPasswordCommand } from "./commands/hash-password";
 import { historyCommand, rollbackCommand } from "./commands/history";
+import { registerReplicationCommands } from "./commands/replication";
 import { statusCommand } from "./commands/status";
 import { topCommand, type TopOptions } from "./commands/top";
 import { DEFAULT_JAEGER, traceCommand, type TraceOptions } from "./commands/trace";
@@ -192,6 +193,7 @@ export function buildProgram(io: ProgramIo): Command {
       return traceCommand({ stdout: io.stdout, stderr: io.stderr, timeoutMs: Number.isInteger(timeoutMs) && timeoutMs > 0 ? timeoutMs : 10_000 }, traceId, opts);
     });
 
+  registerReplicationCommands(program, ctx);
   registerDemo(program);
   return program;
 }

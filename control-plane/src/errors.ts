@@ -24,7 +24,15 @@ export type MgwErrorCode =
   /** The monitor cannot resolve a cluster's health.credentials.secret_ref. */
   | "MGW_ERR_MONITOR_SECRET"
   /** A health probe failed (connect, query, or its timeout). */
-  | "MGW_ERR_MONITOR_PROBE";
+  | "MGW_ERR_MONITOR_PROBE"
+  /** A replication operation is unsafe or makes no sense in the cluster's state; nothing was changed (replication/). */
+  | "MGW_ERR_REPLICATION_REFUSED"
+  /** A replication operation names a cluster or backend the current policy does not have. */
+  | "MGW_ERR_REPLICATION_NOT_FOUND"
+  /** Another replication change of the cluster (switchover, failover, operation) holds its lock. */
+  | "MGW_ERR_REPLICATION_BUSY"
+  /** A replication operation's step failed on a server, or a server it needs did not answer. */
+  | "MGW_ERR_REPLICATION_FAILED";
 
 export class MgwError extends Error {
   readonly code: MgwErrorCode;

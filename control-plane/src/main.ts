@@ -12,6 +12,7 @@ import { DEFAULT_CATCH_UP_TIMEOUT_MS, DEFAULT_FAILOVER_COOLDOWN_MS } from "./mon
 import { createEtcdConfigStore, DEFAULT_ETCD_CALL_TIMEOUT_MS } from "./store/etcd-config-store";
 import { createEtcdDigestSource, type DigestSource } from "./digests/published-digests";
 import { createControlPlaneMetrics } from "./metrics";
+import { createEtcdReplication } from "./replication/replication-service";
 import { collectDefaultMetrics } from "prom-client";
 
 const USAGE = `usage: mysqlgw-control-plane [options]
@@ -123,12 +124,15 @@ async function main(): Promise<void> {
   metrics.setMonitorLeaderSource(() => monitor?.leading ?? false);
   let server;
   let digests: DigestSource | undefined;
+  let replication: ReturnType<typeof createEtcdReplication> | undefined;
   try {
     // versions read straight from the store (not through GetPolicy), calls counted like the AdminService's
     const history = createHistoryService({ versions: store, admin: service, logger: log, metrics });
+    // replication operations (docs/monitor.md), with their own etcd client for the cluster locks and records
+    replication = createEtcdReplication({ endpoints, prefix: values["etcd-prefix"], callTimeoutMs: timeoutMs, store, admin: service, logger: log, metrics });
     // GET /v1/digests: the query digests the data planes publish to etcd (docs/observability.md)
     digests = createEtcdDigestSource({ endpoints, prefix: values["etcd-prefix"], timeoutMs });
-    server = await startControlPlaneServer({ service, history, host, port, descriptorSetPath, metrics: () => metrics.scrape(), digests });
+    server = await startControlPlaneServer({ service, history, host, port, descriptorSetPath, metrics: () => metrics.scrape(), digests, replication: replication.service });
   } catch (err) {
     log.fatal({ err }, "cannot listen");
     process.stderr.write(`error: cannot listen on ${values.listen} (${(err as Error).message}) — pick another --listen address\n`);
@@ -164,6 +168,7 @@ async function main(): Promise<void> {
       .then(() => store.close())
       .then(() => electionClient.close())
       .then(() => digests?.close())
+      .then(() => replication?.close())
       .then(() => process.exit(0));
   };
   process.on("SIGTERM", () => stop("SIGTERM"));

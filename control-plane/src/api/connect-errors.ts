@@ -18,6 +18,10 @@ export const CONNECT_CODE_OF = {
   MGW_ERR_API_BAD_REQUEST: Code.InvalidArgument,
   MGW_ERR_MONITOR_SECRET: Code.FailedPrecondition,
   MGW_ERR_MONITOR_PROBE: Code.Unavailable,
+  MGW_ERR_REPLICATION_REFUSED: Code.FailedPrecondition,
+  MGW_ERR_REPLICATION_NOT_FOUND: Code.NotFound,
+  MGW_ERR_REPLICATION_BUSY: Code.Aborted,
+  MGW_ERR_REPLICATION_FAILED: Code.Aborted,
 } as const satisfies Record<MgwErrorCode, Code>;
 
 /**

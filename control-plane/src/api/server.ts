@@ -5,6 +5,8 @@ import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { AdminService, HistoryService } from "@mysqlgw/proto";
 import type { AdminServiceImpl } from "./admin-service";
 import { createHistoryRestHandler } from "./history-rest";
+import { createReplicationRestHandler, registerReplicationService } from "../replication/replication-rest";
+import type { ReplicationServiceImpl } from "../replication/replication-service";
 import { createDigestsRestHandler } from "./digests-rest";
 import type { DigestSource } from "../digests/published-digests";
 import { createHistoryService, versionsFromAdmin, type HistoryServiceImpl, type VersionReader } from "./history-service";
@@ -25,6 +27,8 @@ export interface ControlPlaneServerOptions extends RestHandlerOptions {
   firstBytesTimeoutMs?: number;
   /** The data planes' published query digests, for GET /v1/digests; absent: that route is 404. */
   digests?: DigestSource;
+  /** The ReplicationService (replication operations; control-plane/src/replication), served with its REST routes; absent: not served. */
+  replication?: ReplicationServiceImpl;
 }
 
 export interface ControlPlaneServer {
@@ -48,12 +52,14 @@ const H2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1");
  */
 export function startControlPlaneServer(options: ControlPlaneServerOptions): Promise<ControlPlaneServer> {
   const history = options.history ?? createHistoryService({ versions: options.versions ?? versionsFromAdmin(options.service), admin: options.service });
-  const restRoutes = createHistoryRestHandler(history, createRestHandler(options.service, options));
+  const restCore = createHistoryRestHandler(history, createRestHandler(options.service, options));
+  const restRoutes = options.replication === undefined ? restCore : createReplicationRestHandler(options.replication, restCore);
   const rest = options.digests === undefined ? restRoutes : createDigestsRestHandler(options.digests, restRoutes);
   const handler = connectNodeAdapter({
     routes: (router) => {
       router.service(AdminService, options.service);
       router.service(HistoryService, history);
+      registerReplicationService(router, options.replication);
       registerReflection(router, [AdminService, HistoryService]);
     },
     fallback: rest,
