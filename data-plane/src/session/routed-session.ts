@@ -12,11 +12,11 @@ import { createClassification, StatementFlags as F, StatementKind as K, type Cla
 import { createSessionRouteState, decideRoute, ListenerMode, RouteTarget, type RouteDecision } from "../routing/decide";
 import { analyseSet, NAMES_KEY, useStatementSchema } from "../routing/session-settings";
 import { runBackendCommand } from "../pool/backend-command";
-import type { BackendPool, PooledConnection, PoolLogin, PoolManager } from "../pool/backend-pool";
+import { PooledConnection, type BackendPool, type PoolLogin, type PoolManager } from "../pool/backend-pool";
 import { ListenerRole, ReadYourWrites, ReplicaFallback } from "@mysqlgw/proto";
 import { covers, mergeGtidLists, parseGtidList } from "../routing/gtid";
 import type { BackendTarget, ClusterSnapshot, ListenerSnapshot, UserSnapshot } from "./config-snapshot";
-import { chooseBackend } from "./backend-choice";
+import { chooseBackend, type BackendChoice } from "./backend-choice";
 import type { ClusterState } from "../routing/backend-state";
 import { createRuleContext, type RuleAction } from "../routing/rules";
 import { statementKindName } from "../routing/names";
@@ -342,7 +342,6 @@ export class RoutedSession {
     if (this.closed) return;
     const conn = this.current;
     if (conn !== null) {
-      this.detach(conn);
       this.current = null;
       this.dropConn(conn);
     }
@@ -583,9 +582,13 @@ export class RoutedSession {
     }
     const previous = (flags & (F.ReadsDiagnostics | F.UsesFoundRows | F.UsesLastInsertId)) !== 0;
     const routedAt = this.observed === null ? 0 : performance.now();
-    const conn = await this.ensureState(
-      target === RouteTarget.Replica && !previous && this.causalGtid() !== null ? await this.connForCausalRead() : await this.connFor(target, previous),
-    );
+    const causal = target === RouteTarget.Replica && !previous && this.causalGtid() !== null;
+    // the common case at hand (a held or kept connection in step with the session): no promise
+    const ready = causal || previous ? null : this.connNow(target);
+    const conn =
+      ready instanceof PooledConnection
+        ? ready
+        : await this.ensureState(ready !== null ? await this.acquireChosen(ready, this.login.cluster) : causal ? await this.connForCausalRead() : await this.connFor(target, previous));
     if (this.observed !== null) this.beginObservation(started, routedAt, d.reason, rule?.rule ?? null, traceparentOf(packet, c));
     route.lastTarget = this.currentTarget;
     // read-your-writes: the GTID of a write is read on its connection before the next command
@@ -1284,6 +1287,49 @@ export class RoutedSession {
         `mysqlgw: no ${target === RouteTarget.Replica ? "replica" : "primary"} of cluster '${cluster.name}' is usable; check the backends' health (mysqlgw backends) or the listener's replicaFallback`,
       );
     }
+    return this.acquireChosen(choice, cluster);
+  }
+
+  /**
+   * connFor without a promise, for a statement of the session's cluster: the
+   * held connection, or the one kept on the backend the load balancing picks,
+   * when it needs no schema or settings replay. A BackendChoice: the backend
+   * is picked (acquireChosen it), the connection is not at hand; null: connFor.
+   */
+  private connNow(target: RouteTarget): PooledConnection | BackendChoice | null {
+    if (this.mustStayOnPrimary()) target = RouteTarget.Primary;
+    const held = target === RouteTarget.Primary ? this.heldPrimary : this.heldReplica;
+    if (held !== null) {
+      if (!this.inStep(held)) return null;
+      this.currentTarget = target;
+      return held;
+    }
+    if (this.kept.size === 0) return null;
+    const cluster = this.login.cluster;
+    const choice = chooseBackend(cluster, target, this.login.listener);
+    if (choice === null) return null;
+    const pool = this.poolCache.get(choice.backend);
+    const mine = pool === undefined ? undefined : this.kept.get(pool);
+    if (mine === undefined || pool === undefined || pool.closed || mine.link.socket.destroyed || !this.inStep(mine)) return choice;
+    this.takeKept(pool);
+    this.currentTarget = choice.target;
+    return mine;
+  }
+
+  /** The connection has the session's schema and tracked settings (syncState would send nothing). */
+  private inStep(conn: PooledConnection): boolean {
+    if (this.schema !== null && conn.schema !== this.schema) return false;
+    const mine = this.settings;
+    const theirs = conn.settings;
+    if (mine.size !== theirs.size) return false;
+    if (mine.size !== 0) {
+      for (const [k, v] of mine) if (theirs.get(k) !== v) return false;
+    }
+    return true;
+  }
+
+  /** A connection from the pool of the chosen backend; an unreachable replica's read goes to another, else the primary. */
+  private async acquireChosen(choice: BackendChoice, cluster: ClusterSnapshot): Promise<PooledConnection> {
     try {
       return await this.acquireFrom(choice.backend, choice.target, cluster);
     } catch (err) {
@@ -1311,6 +1357,7 @@ export class RoutedSession {
         this.currentTarget = target;
         return mine;
       }
+      this.detach(mine);
       pool.discard(mine);
     }
     if (pool.exhausted) RoutedSession.reclaimSticky(pool);
@@ -1349,7 +1396,7 @@ export class RoutedSession {
     const timeout = this.options.backendConnectTimeoutMs;
     const sock = conn.link.socket;
     if (this.schema !== null && conn.schema !== this.schema) {
-      if (this.attached === conn) this.detach(conn); // runBackendCommand reads the socket itself
+      if (this.listening.has(conn)) this.detach(conn); // runBackendCommand reads the socket itself
       const r = await runBackendCommand(sock, buildInitDb(this.schema), timeout);
       if (!r.ok) return { errno: r.errno, sqlState: r.sqlState, message: r.message };
       conn.schema = this.schema;
@@ -1369,7 +1416,7 @@ export class RoutedSession {
       }
     }
     if (sql !== "") {
-      if (this.attached === conn) this.detach(conn);
+      if (this.listening.has(conn)) this.detach(conn);
       const r = await runBackendCommand(sock, buildQuery(sql), timeout);
       if (!r.ok) return { errno: r.errno, sqlState: r.sqlState, message: `mysqlgw could not restore the session's settings on a backend connection (${sql}): ${r.message}` };
       conn.settings.clear();
@@ -1428,7 +1475,7 @@ export class RoutedSession {
       this.deferredRelease = conn;
       return;
     }
-    if (conn === this.attached) this.detach(conn);
+    if (this.listening.has(conn)) this.detach(conn);
     const pool = this.poolOf(conn);
     conn.link.socket.removeListener("close", this.onHeldClose);
     if (conn.link.socket.destroyed) {
@@ -1440,7 +1487,7 @@ export class RoutedSession {
   }
 
   private dropConn(conn: PooledConnection): void {
-    if (conn === this.attached) this.detach(conn);
+    if (this.listening.has(conn)) this.detach(conn);
     conn.link.socket.removeListener("close", this.onHeldClose);
     if (conn === this.heldPrimary) this.heldPrimary = null;
     if (conn === this.heldReplica) this.heldReplica = null;
@@ -1525,38 +1572,42 @@ export class RoutedSession {
   }
 
   /**
-   * The connection whose responses the session reads: it stays attached (and
-   * flowing) between statements while the session keeps it, and is detached
-   * (paused, no listener) when it goes back to the pool or another command
-   * exchange (runBackendCommand) takes it over.
+   * The connections whose bytes the session reads, each with its own
+   * listeners: the one a command runs on, and those the session keeps or holds.
+   * They stay attached (and flowing) between statements, so that statements
+   * alternating between backends add and remove no listeners; a connection is
+   * detached (paused, no listener) when it goes back to the pool or another
+   * command exchange (runBackendCommand) takes it over.
    */
-  private attached: PooledConnection | null = null;
+  private readonly listening = new Map<PooledConnection, ConnListeners>();
 
   private attach(conn: PooledConnection): void {
     const s = conn.link.socket;
-    if (this.attached !== conn) {
-      if (this.attached !== null) this.detach(this.attached);
-      s.on("data", this.onBackendData);
-      s.on("close", this.onBackendClose);
-      this.attached = conn;
+    if (!this.listening.has(conn)) {
+      const l: ConnListeners = { data: (chunk: Buffer) => this.onBackendData(conn, chunk), close: () => this.onBackendClose(conn) };
+      s.on("data", l.data);
+      s.on("close", l.close);
+      this.listening.set(conn, l);
     }
     if (s.isPaused()) s.resume();
   }
 
   private detach(conn: PooledConnection): void {
     const s = conn.link.socket;
-    s.removeListener("data", this.onBackendData);
-    s.removeListener("close", this.onBackendClose);
+    const l = this.listening.get(conn);
+    if (l !== undefined) {
+      s.removeListener("data", l.data);
+      s.removeListener("close", l.close);
+      this.listening.delete(conn);
+    }
     s.pause();
-    if (this.attached === conn) this.attached = null;
   }
 
-  private readonly onBackendData = (chunk: Buffer): void => {
-    if (this.current === null) {
-      // nothing was asked: the connection is out of step (or the server is closing it)
-      const conn = this.attached;
+  private onBackendData(conn: PooledConnection, chunk: Buffer): void {
+    if (this.current !== conn) {
+      // nothing was asked of this connection: it is out of step (or the server is closing it)
       this.log.warn({ conn: this.host.connectionId, bytes: chunk.length }, "backend sent bytes with no command under way; its connection is dropped");
-      if (conn !== null) this.dropConn(conn);
+      this.dropConn(conn);
       return;
     }
     const end = this.tracker.push(chunk);
@@ -1578,12 +1629,15 @@ export class RoutedSession {
       return;
     }
     this.complete();
-  };
+  }
 
-  private readonly onBackendClose = (): void => {
+  private onBackendClose(conn: PooledConnection): void {
     if (this.closed) return;
-    const conn = this.current;
-    if (conn === null) return;
+    if (conn !== this.current) {
+      // a kept connection closed between statements: it is discarded when next taken (or by onHeldClose)
+      this.detach(conn);
+      return;
+    }
     this.tracker.abandon();
     this.endInflight(-1);
     this.onDone = null;
@@ -1740,7 +1794,6 @@ export class RoutedSession {
     this.endInflight(-1);
     if (conn !== null) {
       // a command under way: the connection's state is unknown
-      this.detach(conn);
       this.dropConn(conn);
     }
     const dirty = this.pins.size > 0 || this.route.inTransaction || !this.route.autocommit || this.settings.size > 0;
@@ -1827,6 +1880,12 @@ function pinReasonOf(kind: K, flags: number): string | null {
 }
 
 /** Where a borrowed connection comes from. */
+/** A session's listeners on one backend connection's socket (see RoutedSession.attach). */
+interface ConnListeners {
+  readonly data: (chunk: Buffer) => void;
+  readonly close: () => void;
+}
+
 interface ConnOrigin {
   pool: BackendPool;
   backend: BackendTarget;
