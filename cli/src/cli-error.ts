@@ -34,7 +34,35 @@ export type CliErrorCode =
   | "MGW_ERR_CLI_POLICY_INVALID"
   | "MGW_ERR_CLI_API_UNREACHABLE"
   | "MGW_ERR_CLI_API"
+  | "MGW_ERR_CLI_API_AUTH"
+  | "MGW_ERR_CLI_API_TLS"
   | "MGW_ERR_CLI_NOT_FOUND";
+
+/** TLS failures (OpenSSL verify codes and Node's), told apart from "nothing listening". */
+const TLS_CODES = new Set([
+  "DEPTH_ZERO_SELF_SIGNED_CERT", "SELF_SIGNED_CERT_IN_CHAIN", "UNABLE_TO_VERIFY_LEAF_SIGNATURE", "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
+  "CERT_HAS_EXPIRED", "CERT_NOT_YET_VALID", "ERR_TLS_CERT_ALTNAME_INVALID", "CERT_SIGNATURE_FAILURE", "EPROTO",
+  "ERR_SSL_WRONG_VERSION_NUMBER", "ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED", "ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE", "ERR_SSL_TLSV1_ALERT_UNKNOWN_CA",
+]);
+
+/** The first TLS error code in `err`'s cause chain. */
+function tlsCode(err: unknown): string | undefined {
+  for (let e: unknown = err, depth = 0; typeof e === "object" && e !== null && depth < 8; e = (e as { cause?: unknown }).cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === "string" && (TLS_CODES.has(code) || code.startsWith("ERR_SSL_") || code.startsWith("ERR_TLS_"))) return code;
+  }
+  return undefined;
+}
+
+/** What to do about a TLS failure talking to `api`. */
+function tlsTodo(code: string, api: string): string {
+  if (code === "ERR_SSL_WRONG_VERSION_NUMBER" || code === "EPROTO") {
+    return api.startsWith("https:") ? "the control plane does not speak TLS on that port; use http:// in --api, or start it with --tls-cert/--tls-key" : "check --api";
+  }
+  if (/CERTIFICATE_REQUIRED|BAD_CERTIFICATE|UNKNOWN_CA/.test(code)) return "the control plane wants a client certificate signed by its --tls-client-ca; pass --cert FILE --key FILE";
+  if (code === "ERR_TLS_CERT_ALTNAME_INVALID") return "the control plane's certificate does not name the host in --api; use a name or address the certificate lists";
+  return "pass the CA that signed the control plane's certificate with --ca-file (or MYSQLGW_CA_FILE)";
+}
 
 const NETWORK_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "ENOTFOUND", "EHOSTUNREACH", "ENETUNREACH", "EAI_AGAIN", "EADDRNOTAVAIL", "EPIPE", "ETIMEDOUT", "UND_ERR_SOCKET"]);
 
@@ -65,9 +93,18 @@ const TODO_OF: Partial<Record<Code, string>> = {
  */
 export function fromApiError(err: unknown, api: string): CliError {
   if (err instanceof CliError) return err;
+  const tls = tlsCode(err);
+  if (tls !== undefined) {
+    return new CliError("MGW_ERR_CLI_API_TLS", `TLS with the control plane at ${api} failed (${tls})`, tlsTodo(tls, api), { cause: err });
+  }
   const sys = syscallCode(err);
   if (sys !== undefined) {
-    return new CliError("MGW_ERR_CLI_API_UNREACHABLE", `cannot reach the control plane at ${api}`, "start it or pass --api", { cause: err });
+    const hint = api.startsWith("http:") && (sys === "ECONNRESET" || sys === "EPIPE") ? "if the control plane serves TLS (--tls-cert), use https:// in --api" : "start it or pass --api";
+    return new CliError("MGW_ERR_CLI_API_UNREACHABLE", `cannot reach the control plane at ${api}${sys === "ECONNREFUSED" ? "" : ` (${sys})`}`, hint, { cause: err });
+  }
+  if (err instanceof ConnectError && (err.code === Code.Unauthenticated || err.code === Code.PermissionDenied)) {
+    // The server's message says what to do (which token, which role).
+    return new CliError("MGW_ERR_CLI_API_AUTH", `${err.code === Code.Unauthenticated ? "not authenticated" : "permission denied"}: ${err.rawMessage}`, "", { cause: err });
   }
   if (err instanceof ConnectError) {
     if (err.code === Code.DeadlineExceeded) {

@@ -1,5 +1,7 @@
 import { Command, CommanderError, Option } from "commander";
-import { createAdminClient, createHistoryClient, DEFAULT_TIMEOUT_MS, type AdminClient, type HistoryClient } from "./client";
+import { createAdminClient, createAuditClient, createHistoryClient, DEFAULT_TIMEOUT_MS, setApiAuth, type AdminClient, type AuditClient, type HistoryClient } from "./client";
+import { auditCommand, type AuditOptions } from "./commands/audit";
+import { hashTokenCommand, tokenCreateCommand } from "./commands/token";
 import { CliError } from "./cli-error";
 import { applyPolicyCommand } from "./commands/apply-policy";
 import { backendsCommand } from "./commands/backends";
@@ -25,6 +27,8 @@ export interface ProgramIo {
   createClient?(api: string): AdminClient;
   /** Likewise for the HistoryService (history, rollback). */
   createHistoryClient?(api: string): HistoryClient;
+  /** Likewise for the AuditService (audit). */
+  createAuditClient?(api: string): AuditClient;
 }
 
 /**
@@ -36,6 +40,10 @@ export function buildProgram(io: ProgramIo): Command {
     .description("mysqlgw: a MySQL gateway run as configuration-as-code")
     .addOption(new Option("--api <url>", "control plane URL").env("MYSQLGW_API").default(DEFAULT_API))
     .addOption(new Option("--timeout <ms>", "bound on each API call, in milliseconds").default(String(DEFAULT_TIMEOUT_MS)))
+    .addOption(new Option("--token <token>", "bearer token for the API (prefer the env variable: arguments show in ps)").env("MYSQLGW_TOKEN"))
+    .addOption(new Option("--ca-file <path>", "CA certificate (PEM) that signed the control plane's, for https:// --api").env("MYSQLGW_CA_FILE"))
+    .addOption(new Option("--cert <path>", "client certificate (PEM) for a control plane with --tls-client-ca").env("MYSQLGW_CERT"))
+    .addOption(new Option("--key <path>", "the client certificate's private key (PEM)").env("MYSQLGW_KEY"))
     .showSuggestionAfterError(true)
     .exitOverride()
     .configureOutput({
@@ -45,7 +53,9 @@ export function buildProgram(io: ProgramIo): Command {
     });
 
   const ctx = (): CommandContext => {
-    const g = program.opts<{ api: string; timeout: string }>();
+    const g = program.opts<{ api: string; timeout: string; token?: string; caFile?: string; cert?: string; key?: string }>();
+    if ((g.cert === undefined) !== (g.key === undefined)) throw new CliError("MGW_ERR_CLI_USAGE", "--cert and --key go together", "pass both (the client certificate and its key)", { exitCode: 2 });
+    setApiAuth({ token: g.token, caFile: g.caFile, certFile: g.cert, keyFile: g.key });
     let api: URL;
     try {
       api = new URL(g.api);
@@ -109,6 +119,32 @@ export function buildProgram(io: ProgramIo): Command {
       const c = ctx();
       return rollbackCommand(c, (io.createHistoryClient ?? createHistoryClient)(c.api), version, opts);
     });
+
+  program
+    .command("audit")
+    .description("the API's audit log, newest first: mutating calls and refused ones — who, from where, the outcome, what changed, the resulting version")
+    .option("--limit <n>", "how many records (default 50, at most 1000)")
+    .option("--before <seq>", "only records older than this sequence (the next page)")
+    .option("--json", "print JSON", false)
+    .action((opts: AuditOptions) => {
+      const c = ctx();
+      return auditCommand(c, (io.createAuditClient ?? createAuditClient)(c.api), opts);
+    });
+
+  const token = program.command("token").description("API bearer tokens (docs/security.md)");
+  token
+    .command("create")
+    .description("print a new random token and the line to add to the control plane's --tokens-file (which holds only its SHA-256)")
+    .requiredOption("--name <name>", "the token's name: what the audit log records")
+    .requiredOption("--role <role>", "viewer, operator or admin")
+    .action((opts: { name: string; role: string }) => tokenCreateCommand(io.stdout, opts));
+
+  program
+    .command("hash-token")
+    .description("print the --tokens-file line of a token read from stdin (its SHA-256, never the token)")
+    .requiredOption("--name <name>", "the token's name: what the audit log records")
+    .requiredOption("--role <role>", "viewer, operator or admin")
+    .action((opts: { name: string; role: string }) => hashTokenCommand(io.stdout, opts));
 
   program
     .command("status")

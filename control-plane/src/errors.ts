@@ -21,6 +21,12 @@ export type MgwErrorCode =
   | "MGW_ERR_POLICY_NOT_FOUND"
   /** A request that cannot be understood (REST body, query string). */
   | "MGW_ERR_API_BAD_REQUEST"
+  /** No valid bearer token or client certificate (docs/security.md). */
+  | "MGW_ERR_API_UNAUTHENTICATED"
+  /** The caller's role is below what the method needs (api/access.ts). */
+  | "MGW_ERR_API_PERMISSION_DENIED"
+  /** The --tokens-file cannot be read or is invalid. */
+  | "MGW_ERR_API_TOKENS_FILE"
   /** The monitor cannot resolve a cluster's health.credentials.secret_ref. */
   | "MGW_ERR_MONITOR_SECRET"
   /** A health probe failed (connect, query, or its timeout). */

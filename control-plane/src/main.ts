@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import * as fs from "node:fs";
 import * as os from "node:os";
 import { parseArgs } from "node:util";
 import pino from "pino";
@@ -14,6 +15,10 @@ import { createEtcdDigestSource, type DigestSource } from "./digests/published-d
 import { createControlPlaneMetrics } from "./metrics";
 import { createEtcdReplication } from "./replication/replication-service";
 import { collectDefaultMetrics } from "prom-client";
+import { isRole, type Role } from "./api/access";
+import { DEFAULT_AUDIT_RETENTION } from "./api/audit";
+import { createAuthenticator, parseTokensFile, type TokensConfig } from "./api/tokens";
+import { createEtcdAuditLog } from "./store/etcd-audit-log";
 
 const USAGE = `usage: mysqlgw-control-plane [options]
 
@@ -37,8 +42,38 @@ const USAGE = `usage: mysqlgw-control-plane [options]
   --failover-without-data-planes
                           fail over on the monitor's probes alone when no data plane
                           reports on the primary (default off: wait for a data plane's view)
+
+API security (docs/security.md):
+  --tls-cert FILE --tls-key FILE
+                          serve every protocol of the API port over TLS (PEM)
+  --tls-client-ca FILE    mTLS: calls need a client certificate signed by this CA
+                          (its CN maps to a role through the tokens file or --mtls-role)
+  --mtls-role ROLE        role of a verified client certificate the tokens file
+                          does not list (viewer, operator or admin; default: refused)
+  --tokens-file FILE      bearer tokens (YAML or JSON: name, role, sha256 of the token;
+                          mysqlgw token create); SIGHUP re-reads it (env MYSQLGW_TOKENS_FILE)
+  --insecure-no-auth      allow a non-loopback --listen without --tokens-file or
+                          --tls-client-ca (anyone who reaches the port is admin)
+  --audit-retention N     audit records kept in etcd (default ${DEFAULT_AUDIT_RETENTION}; 0: all)
   -h, --help
 `;
+
+/** 127.0.0.0/8, ::1, localhost */
+export function isLoopback(host: string): boolean {
+  return host === "localhost" || host === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host) || /^::ffff:127\./i.test(host);
+}
+
+function readFileOrExit(flag: string, file: string): Buffer {
+  try {
+    return fs.readFileSync(file);
+  } catch (err) {
+    usageError(`${flag} ${file} cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
+}
+
+function loadTokensFile(file: string): TokensConfig {
+  return parseTokensFile(fs.readFileSync(file, "utf8"), file);
+}
 
 function usageError(message: string): never {
   process.stderr.write(`error: ${message} — see mysqlgw-control-plane --help\n`);
@@ -71,6 +106,13 @@ async function main(): Promise<void> {
         "failover-cooldown-ms": { type: "string", default: String(DEFAULT_FAILOVER_COOLDOWN_MS) },
         "failover-catch-up-ms": { type: "string", default: String(DEFAULT_CATCH_UP_TIMEOUT_MS) },
         "failover-without-data-planes": { type: "boolean", default: false },
+        "tls-cert": { type: "string" },
+        "tls-key": { type: "string" },
+        "tls-client-ca": { type: "string" },
+        "mtls-role": { type: "string" },
+        "tokens-file": { type: "string", default: process.env.MYSQLGW_TOKENS_FILE },
+        "insecure-no-auth": { type: "boolean", default: false },
+        "audit-retention": { type: "string", default: String(DEFAULT_AUDIT_RETENTION) },
         help: { type: "boolean", short: "h", default: false },
       },
       strict: true,
@@ -102,6 +144,33 @@ async function main(): Promise<void> {
   if (values.failover && !monitorEnabled) usageError("--failover needs the monitor; drop --no-monitor");
   const failover = values.failover ? { cooldownMs, catchUpTimeoutMs: catchUpMs, withoutDataPlanes: values["failover-without-data-planes"] } : undefined;
 
+  // API security (docs/security.md)
+  if ((values["tls-cert"] === undefined) !== (values["tls-key"] === undefined)) usageError("--tls-cert and --tls-key go together; pass both");
+  if (values["tls-client-ca"] !== undefined && values["tls-cert"] === undefined) usageError("--tls-client-ca needs TLS; pass --tls-cert and --tls-key too");
+  const tlsOptions = values["tls-cert"] === undefined ? undefined : {
+    cert: readFileOrExit("--tls-cert", values["tls-cert"]),
+    key: readFileOrExit("--tls-key", values["tls-key"]!),
+    ...(values["tls-client-ca"] === undefined ? {} : { clientCa: readFileOrExit("--tls-client-ca", values["tls-client-ca"]) }),
+  };
+  const mtlsRole = values["mtls-role"] ?? null;
+  if (mtlsRole !== null && !isRole(mtlsRole)) usageError(`--mtls-role ${JSON.stringify(mtlsRole)} is not a role; use viewer, operator or admin`);
+  if (mtlsRole !== null && values["tls-client-ca"] === undefined) usageError("--mtls-role needs --tls-client-ca");
+  const tokensFile = values["tokens-file"] === "" ? undefined : values["tokens-file"];
+  let tokens: TokensConfig | null = null;
+  if (tokensFile !== undefined) {
+    try {
+      tokens = loadTokensFile(tokensFile);
+    } catch (err) {
+      usageError(`--tokens-file: ${(err as NodeJS.ErrnoException).code === "ENOENT" ? `${tokensFile} does not exist` : (err as Error).message}`);
+    }
+  }
+  const authenticator = createAuthenticator({ tokens, clientCertificates: tlsOptions?.clientCa !== undefined, mtlsRole: mtlsRole as Role | null });
+  if (!authenticator.enabled && !isLoopback(host) && !values["insecure-no-auth"]) {
+    usageError(`--listen ${values.listen} is not a loopback address and the API has no authentication; pass --tokens-file (and --tls-cert/--tls-key), or --insecure-no-auth to serve it open`);
+  }
+  const auditRetention = Number(values["audit-retention"]);
+  if (!Number.isInteger(auditRetention) || auditRetention < 0) usageError("--audit-retention must be an integer ≥ 0");
+
   const log = pino({ level: values["log-level"], base: { pid: process.pid, component: "control-plane" } });
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const buildVersion = (require("../package.json") as { version: string }).version;
@@ -116,6 +185,9 @@ async function main(): Promise<void> {
   const electionClient = createMonitorEtcdClient(endpoints, timeoutMs);
   const election = monitorElection(electionClient, etcdKeysFor(values["etcd-prefix"]));
   // GET /metrics on the API port (docs/observability.md)
+  if (!authenticator.enabled) log.warn({ listen: values.listen }, "the API has no authentication (no --tokens-file or --tls-client-ca): anyone who reaches the port can change the policy; see docs/security.md");
+  else if (tlsOptions === undefined && !isLoopback(host)) log.warn({ listen: values.listen }, "bearer tokens over plain HTTP on a non-loopback address can be read on the network; pass --tls-cert and --tls-key");
+  const auditLog = createEtcdAuditLog({ endpoints, prefix: values["etcd-prefix"], callTimeoutMs: timeoutMs, retention: auditRetention });
   const metrics = createControlPlaneMetrics();
   collectDefaultMetrics({ register: metrics.registry });
   metrics.setCurrentVersionSource(async () => (await store.getCurrent())?.version ?? 0n, Math.min(timeoutMs, 2000));
@@ -132,7 +204,11 @@ async function main(): Promise<void> {
     replication = createEtcdReplication({ endpoints, prefix: values["etcd-prefix"], callTimeoutMs: timeoutMs, store, admin: service, logger: log, metrics });
     // GET /v1/digests: the query digests the data planes publish to etcd (docs/observability.md)
     digests = createEtcdDigestSource({ endpoints, prefix: values["etcd-prefix"], timeoutMs });
-    server = await startControlPlaneServer({ service, history, host, port, descriptorSetPath, metrics: () => metrics.scrape(), digests, replication: replication.service });
+    server = await startControlPlaneServer({
+      service, history, host, port, descriptorSetPath, metrics: () => metrics.scrape(), digests,
+      tls: tlsOptions, authenticator, audit: auditLog, logger: log,
+      replication: replication.service,
+    });
   } catch (err) {
     log.fatal({ err }, "cannot listen");
     process.stderr.write(`error: cannot listen on ${values.listen} (${(err as Error).message}) — pick another --listen address\n`);
@@ -141,7 +217,22 @@ async function main(): Promise<void> {
     process.exit(1);
   }
   const hostText = server.address.host.includes(":") ? `[${server.address.host}]` : server.address.host;
-  log.info({ address: `${hostText}:${server.address.port}`, etcd: endpoints, prefix: values["etcd-prefix"], version: buildVersion }, "control plane listening");
+  log.info({
+    address: `${hostText}:${server.address.port}`, etcd: endpoints, prefix: values["etcd-prefix"], version: buildVersion,
+    tls: tlsOptions === undefined ? "off" : tlsOptions.clientCa === undefined ? "on" : "mtls",
+    auth: authenticator.enabled ? `${tokens?.tokens.length ?? 0} tokens${tlsOptions?.clientCa === undefined ? "" : ", client certificates"}` : "off",
+  }, "control plane listening");
+  if (tokensFile !== undefined) {
+    process.on("SIGHUP", () => {
+      try {
+        const t = loadTokensFile(tokensFile);
+        authenticator.setTokens(t);
+        log.info({ tokens: t.tokens.length, certificates: t.certificates.length }, "tokens file re-read");
+      } catch (err) {
+        log.error({ err: (err as Error).message }, "tokens file not re-read; the previous tokens stay in force");
+      }
+    });
+  }
 
   if (monitorEnabled) {
     monitor = createMonitor({ endpoints, prefix: values["etcd-prefix"], id: values.id, logger: log.child({ component: "monitor" }), callTimeoutMs: timeoutMs, metrics: metrics.monitor, failover });
@@ -168,6 +259,7 @@ async function main(): Promise<void> {
       .then(() => store.close())
       .then(() => electionClient.close())
       .then(() => digests?.close())
+      .then(() => auditLog.close())
       .then(() => replication?.close())
       .then(() => process.exit(0));
   };

@@ -12,9 +12,9 @@ export interface ProcessResult {
  * non-zero exit (look at `code`); rejects only if it cannot be started.
  * Killed with SIGKILL after `timeoutMs` (default 15 s).
  */
-export function runProcess(bin: string, args: string[], options: { timeoutMs?: number; input?: string } = {}): Promise<ProcessResult> {
+export function runProcess(bin: string, args: string[], options: { timeoutMs?: number; input?: string; env?: NodeJS.ProcessEnv } = {}): Promise<ProcessResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(bin, args, { stdio: [options.input === undefined ? "ignore" : "pipe", "pipe", "pipe"] });
+    const child = spawn(bin, args, { stdio: [options.input === undefined ? "ignore" : "pipe", "pipe", "pipe"], ...(options.env === undefined ? {} : { env: { ...process.env, ...options.env } }) });
     let stdout = "";
     let stderr = "";
     child.stdout!.setEncoding("utf8").on("data", (d: string) => (stdout += d));

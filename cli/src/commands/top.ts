@@ -1,4 +1,5 @@
 import type { DigestsAnswer } from "@mysqlgw/proto";
+import { apiGet } from "../client";
 import { CliError, fromApiError } from "../cli-error";
 import { formatTable } from "../output";
 import type { CommandContext } from "./context";
@@ -33,13 +34,13 @@ export async function fetchDigests(ctx: Pick<CommandContext, "api" | "timeoutMs"
   url.searchParams.set("limit", String(q.limit));
   if (q.user !== undefined) url.searchParams.set("user", q.user);
   if (q.schema !== undefined) url.searchParams.set("schema", q.schema);
-  let res: Response;
+  let res: Awaited<ReturnType<typeof apiGet>>;
   try {
-    res = await fetch(url, { signal: AbortSignal.timeout(ctx.timeoutMs), headers: { accept: "application/json" } });
+    res = await apiGet(url, ctx.timeoutMs); // with --token and the TLS files
   } catch (err) {
-    throw fromApiError((err as Error).cause ?? err, ctx.api);
+    throw fromApiError(err, ctx.api);
   }
-  const text = await res.text();
+  const text = res.text;
   if (!res.ok) {
     let message = text.trim();
     try {
@@ -47,7 +48,7 @@ export async function fetchDigests(ctx: Pick<CommandContext, "api" | "timeoutMs"
     } catch {
       // not JSON: keep the text
     }
-    throw new CliError("MGW_ERR_CLI_API", `GET /v1/digests: ${res.status} ${message}`, res.status === 404 ? "upgrade the control plane (it has no /v1/digests)" : "see the control plane's log");
+    throw new CliError("MGW_ERR_CLI_API", `GET /v1/digests: ${res.status} ${message}`, res.status === 404 ? "upgrade the control plane (it has no /v1/digests)" : res.status === 401 || res.status === 403 ? "" : "see the control plane's log");
   }
   return JSON.parse(text) as DigestsAnswer;
 }

@@ -1,5 +1,5 @@
 import { create } from "@bufbuild/protobuf";
-import type { ServiceImpl } from "@connectrpc/connect";
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import { AdminService, PolicySchema, type ApplyPolicyRequest, type Policy } from "@mysqlgw/proto";
 import { isMgwError, MgwError, type PolicyViolationInit } from "../errors";
 import { diffPolicies } from "../model/diff";
@@ -9,6 +9,7 @@ import type { ConfigStore } from "../store/config-store";
 import { toConnectError } from "./connect-errors";
 import { codeToString } from "@connectrpc/connect/protocol-connect";
 import { applyFailureResult, type ControlPlaneMetrics } from "../metrics";
+import { appliedByOf } from "./principal";
 
 /** The subset of a pino logger the service uses. */
 export interface ServiceLogger {
@@ -67,9 +68,9 @@ export function createAdminService(options: AdminServiceOptions): AdminServiceIm
   }
 
   /** apply(), counted by result. */
-  async function countedApply(req: ApplyPolicyRequest) {
+  async function countedApply(req: ApplyPolicyRequest, ctx?: HandlerContext) {
     try {
-      const r = await apply(req);
+      const r = await apply(req, appliedByOf(ctx, req.appliedBy));
       if (!req.dryRun) metrics?.configVersion(r.version);
       metrics?.applied(req.dryRun ? "dry_run" : r.changed ? "applied" : "unchanged");
       return r;
@@ -88,7 +89,7 @@ export function createAdminService(options: AdminServiceOptions): AdminServiceIm
     return run;
   }
 
-  async function apply(req: ApplyPolicyRequest) {
+  async function apply(req: ApplyPolicyRequest, appliedBy: string) {
     const policy = checked(req.policy);
     if (req.dryRun) {
       const cur = await store.getCurrent();
@@ -96,11 +97,11 @@ export function createAdminService(options: AdminServiceOptions): AdminServiceIm
       if (req.expectedVersion !== 0n && curVersion !== req.expectedVersion) throw versionMismatch(req.expectedVersion, curVersion);
       return { version: curVersion, changed: false, changes: diffPolicies(cur?.policy, policy) };
     }
-    return serialized(() => write(req, policy));
+    return serialized(() => write(req, policy, appliedBy));
   }
 
-  async function write(req: ApplyPolicyRequest, policy: Policy) {
-    const appliedBy = req.appliedBy === "" ? "api" : req.appliedBy;
+  /** `appliedBy`: the authenticated caller and what the client said (appliedByOf). */
+  async function write(req: ApplyPolicyRequest, policy: Policy, appliedBy: string) {
     for (let attempt = 0; ; attempt++) {
       const cur = await store.getCurrent();
       const curVersion = cur?.version ?? 0n;

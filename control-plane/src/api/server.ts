@@ -1,8 +1,14 @@
 import * as http from "node:http";
 import * as http2 from "node:http2";
 import * as net from "node:net";
+import * as tls from "node:tls";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
-import { AdminService, HistoryService } from "@mysqlgw/proto";
+import { AdminService, AuditService, HistoryService } from "@mysqlgw/proto";
+import { createApiSecurity, type ApiSecurityLogger } from "./api-security";
+import type { AuditLog } from "./audit";
+import { createAuditRestHandler } from "./audit-rest";
+import { createAuditService } from "./audit-service";
+import { createAuthenticator, type Authenticator } from "./tokens";
 import type { AdminServiceImpl } from "./admin-service";
 import { createHistoryRestHandler } from "./history-rest";
 import { createReplicationRestHandler, registerReplicationService } from "../replication/replication-rest";
@@ -29,6 +35,13 @@ export interface ControlPlaneServerOptions extends RestHandlerOptions {
   digests?: DigestSource;
   /** The ReplicationService (replication operations; control-plane/src/replication), served with its REST routes; absent: not served. */
   replication?: ReplicationServiceImpl;
+  /** TLS on the port (PEM): every protocol then runs over TLS (ALPN h2 → gRPC/HTTP/2, else HTTP/1.1). `clientCa`: ask for client certificates (api-security decides). */
+  tls?: { cert: Buffer | string; key: Buffer | string; clientCa?: Buffer | string };
+  /** Who may call (tokens, client certificates); absent: everyone, as "anonymous" with role admin. */
+  authenticator?: Authenticator;
+  /** Where mutating and refused calls are recorded, and what AuditService serves; absent: no audit log (and no AuditService). */
+  audit?: AuditLog;
+  logger?: ApiSecurityLogger;
 }
 
 export interface ControlPlaneServer {
@@ -54,15 +67,27 @@ export function startControlPlaneServer(options: ControlPlaneServerOptions): Pro
   const history = options.history ?? createHistoryService({ versions: options.versions ?? versionsFromAdmin(options.service), admin: options.service });
   const restCore = createHistoryRestHandler(history, createRestHandler(options.service, options));
   const restRoutes = options.replication === undefined ? restCore : createReplicationRestHandler(options.replication, restCore);
-  const rest = options.digests === undefined ? restRoutes : createDigestsRestHandler(options.digests, restRoutes);
+  const restWithDigests = options.digests === undefined ? restRoutes : createDigestsRestHandler(options.digests, restRoutes);
+  // API security (docs/security.md): one interceptor for everything Connect routes, one wrapper around all REST routes.
+  const security = createApiSecurity({
+    authenticator: options.authenticator ?? createAuthenticator({ tokens: null, clientCertificates: false, mtlsRole: null }),
+    audit: options.audit ?? null,
+    logger: options.logger,
+    maxBodyBytes: options.maxBodyBytes,
+  });
+  const audit = options.audit === undefined ? undefined : createAuditService(options.audit);
+  const rest = audit === undefined ? restWithDigests : createAuditRestHandler(audit, restWithDigests);
   const handler = connectNodeAdapter({
     routes: (router) => {
       router.service(AdminService, options.service);
       router.service(HistoryService, history);
       registerReplicationService(router, options.replication);
-      registerReflection(router, [AdminService, HistoryService]);
+      if (audit !== undefined) router.service(AuditService, audit);
+      registerReflection(router, audit === undefined ? [AdminService, HistoryService] : [AdminService, HistoryService, AuditService]);
     },
-    fallback: rest,
+    fallback: security.rest(rest),
+    interceptors: [security.interceptor],
+    contextValues: security.contextValues,
     readMaxBytes: options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
   });
   const h1 = http.createServer(handler);
@@ -70,7 +95,7 @@ export function startControlPlaneServer(options: ControlPlaneServerOptions): Pro
   const sockets = new Set<net.Socket>();
   const firstBytesTimeoutMs = options.firstBytesTimeoutMs ?? DEFAULT_FIRST_BYTES_TIMEOUT_MS;
 
-  const server = net.createServer((socket) => {
+  const onPlainConnection = (socket: net.Socket): void => {
     sockets.add(socket);
     socket.once("close", () => sockets.delete(socket));
     let seen: Buffer = Buffer.alloc(0);
@@ -101,7 +126,35 @@ export function startControlPlaneServer(options: ControlPlaneServerOptions): Pro
     };
     socket.on("data", onData);
     socket.on("error", onEarlyError);
-  });
+  };
+  let server: net.Server;
+  if (options.tls === undefined) {
+    server = net.createServer(onPlainConnection);
+  } else {
+    // Over TLS, ALPN decides: "h2" (gRPC clients, curl) → HTTP/2, anything else → HTTP/1.1.
+    // Client certificates are asked for, not required, so that /v1/health and /metrics stay
+    // open; api-security refuses every other call without a verified one.
+    server = tls.createServer({
+      cert: options.tls.cert,
+      key: options.tls.key,
+      ...(options.tls.clientCa === undefined ? {} : { ca: options.tls.clientCa, requestCert: true, rejectUnauthorized: false }),
+      ALPNProtocols: ["h2", "http/1.1"],
+      minVersion: "TLSv1.2",
+      handshakeTimeout: firstBytesTimeoutMs,
+    }, (socket) => {
+      if (socket.alpnProtocol === "h2") {
+        h2.emit("connection", socket);
+      } else {
+        h1.emit("connection", socket);
+      }
+    });
+    server.on("connection", (raw: net.Socket) => {
+      sockets.add(raw);
+      raw.once("close", () => sockets.delete(raw));
+    });
+    // plain HTTP or a failed handshake: the connection is closed (nothing else to answer in)
+    server.on("tlsClientError", () => undefined);
+  }
 
   return new Promise((resolve, reject) => {
     server.once("error", reject);
