@@ -217,6 +217,20 @@ test("register a new server (a new config version, in `mysqlgw get clusters`), t
   expect(dup.code).toBe(1);
   expect(dup.stderr).toBe(`error: ${extra.address} is already backend db4 of cluster shop; a server is registered once\n`);
 
+  const bad = await cli(["backend", "register", "--cluster", "shop", "--name", "db6", "--address", "no-port-here"]);
+  expect(bad.code).toBe(1);
+  expect(bad.stderr).toMatch(/^error: policy is invalid \(1 problem\); nothing was written:\nerror: - Cluster shop \(clusters\[0\]\) field backends\[4\]\.address: "no-port-here" has no port; /);
+
+  // REST, dry runs: nothing recorded, nothing changed
+  const restReg = await fetch(`${cp.url}/v1/clusters/shop/backends`, { method: "POST", body: JSON.stringify({ backend: { name: "db7", address: "127.0.0.1:1" }, dryRun: true }) });
+  expect(restReg.status).toBe(409);
+  expect(((await restReg.json()) as { message: string }).message).toMatch(/^cannot reach the new server 127\.0\.0\.1:1 .*refused the connection/);
+  const restUn = await fetch(`${cp.url}/v1/clusters/shop/backends/db4?dryRun=true`, { method: "DELETE" });
+  expect(restUn.status).toBe(200);
+  expect(((await restUn.json()) as { operation: { steps: string[]; sequence: string } }).operation).toMatchObject({ sequence: "0", steps: [expect.stringMatching(/^check: db4 is not the primary/), expect.stringMatching(/^policy: would write version \d+: unregister backend db4/)] });
+  const mismatch = await fetch(`${cp.url}/v1/clusters/shop/backends/db4:pause`, { method: "POST", body: JSON.stringify({ cluster: "other" }) });
+  expect(mismatch.status).toBe(400);
+
   const un = await cli(["backend", "unregister", "--cluster", "shop", "--backend", "db4"]);
   expect(un.stderr).toBe("");
   expect(un.code).toBe(0);
@@ -345,6 +359,7 @@ test("`mysqlgw operations` lists them all, newest first, with who asked; REST an
     "ATTACH_REPLICA db1 failed",
     "UNREGISTER_BACKEND db1 failed",
     "UNREGISTER_BACKEND db4 ok",
+    "REGISTER_BACKEND db6 failed",
     "REGISTER_BACKEND db5 failed",
     "REGISTER_BACKEND db4 ok",
     "RESUME db1 ok",
@@ -381,3 +396,26 @@ test("`mysqlgw operations` lists them all, newest first, with who asked; REST an
   }
   expect((await slaveStatus(serverOf(other)))?.Slave_IO_Running).toBe("Yes");
 }, 30_000);
+
+test("an operation waits for the cluster lock (held here as a switchover or failover would) and is refused, recorded, when it stays held", async () => {
+  const client = new Etcd3({ hosts: etcd.endpoint });
+  const lock = client.lock("/mysqlgw/v1/locks/cluster/shop").ttl(30);
+  await lock.acquire();
+  const other = ["db2", "db3"].find((b) => b !== promoted)!;
+  let r;
+  try {
+    r = await cli(["backend", "pause", "--cluster", "shop", "--backend", other]);
+  } finally {
+    await lock.release();
+    client.close();
+  }
+  expect(r.code).toBe(1);
+  expect(r.stderr).toMatch(/^error: another replication change of cluster shop is under way \(a switchover, a failover or another operation holds the lock \/mysqlgw\/v1\/locks\/cluster\/shop\) and did not finish within 10000 ms; nothing was done/);
+  expect((await slaveStatus(serverOf(other)))?.Slave_IO_Running).toBe("Yes");
+  const json = (await (await fetch(`${cp.url}/v1/operations?limit=1`)).json()) as { operations: { operation: string; ok: boolean; backend: string }[] };
+  expect(json.operations[0]).toMatchObject({ operation: "PAUSE", ok: false, backend: other });
+  // free again: it runs
+  const ok = await cli(["backend", "pause", "--cluster", "shop", "--backend", other]);
+  expect(ok.code).toBe(0);
+  expect((await cli(["backend", "resume", "--cluster", "shop", "--backend", other])).code).toBe(0);
+}, 60_000);

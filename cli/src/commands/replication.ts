@@ -129,6 +129,9 @@ async function call<T>(c: CommandContext, fn: () => Promise<T>): Promise<T> {
     if (err instanceof ConnectError) {
       const rec = err.findDetails(OperationRecordSchema)[0];
       if (rec !== undefined) for (const line of stepLines(rec)) c.stdout(line);
+      // every problem of an invalid policy (register), one line each
+      const lines = err.rawMessage.split("\n").filter((l) => l !== "");
+      if (lines.length > 1) throw new CliError("MGW_ERR_CLI_API", lines[0]!, "", { lines, cause: err });
     }
     throw fromApiError(err, c.api);
   }

@@ -22,7 +22,8 @@ import { isMgwError, MgwError } from "../errors";
 import type { ControlPlaneMetrics } from "../metrics";
 import { resolveMonitorSecret } from "../monitor/secret";
 import type { ConfigStore } from "../store/config-store";
-import type { AdminServiceImpl } from "../api/admin-service";
+import { describeViolations, type AdminServiceImpl } from "../api/admin-service";
+import { validatePolicy } from "../model/validate";
 import { toConnectError } from "../api/connect-errors";
 import { connectBackend, readBackendState, type BackendConnection, type BackendConnector, type BackendTarget } from "./backend-sql";
 import { describeMissing, missingGtids, parseGtidSet, unionGtidSets, type GtidSet } from "./gtid";
@@ -333,6 +334,11 @@ export function createReplicationService(options: ReplicationServiceOptions): Re
         }
         const dup = cluster.backends.find((b) => sameAddress(b.address, nb.address));
         if (dup !== undefined) throw new MgwError("MGW_ERR_REPLICATION_REFUSED", `${nb.address} is already backend ${dup.name} of cluster ${cluster.name}; a server is registered once`);
+        // the policy with it must be valid before anything is asked of the server
+        const next = clone(BackendSchema, nb);
+        const grown: Cluster = { ...cluster, backends: [...cluster.backends, next] };
+        const violations = validatePolicy({ ...cfg.policy!, clusters: cfg.policy!.clusters.map((c) => (c.name === cluster.name ? grown : c)) });
+        if (violations.length > 0) throw new MgwError("MGW_ERR_POLICY_INVALID", describeViolations(violations), { violations });
         const view = await op.view(nb);
         const st = requireState(view, `reach the new server ${nb.address} as health.credentials' account (the control plane checks it before registering)`);
         op.note(`check: ${nb.name} (${nb.address}) answers: server_id ${st.serverId}, read_only ${st.readOnly ? "ON" : "OFF"}, ${st.replicationConfigured ? `replicates from ${st.sourceAddress}` : "replicates from nobody"}`);
@@ -349,8 +355,7 @@ export function createReplicationService(options: ReplicationServiceOptions): Re
             `${nb.name} (${nb.address}) is writable and replicates from nobody: the monitor would report it as a second PRIMARY of ${cluster.name}; SET GLOBAL read_only=1 on it, register it, then attach it (mysqlgw replica attach --cluster ${cluster.name} --backend ${nb.name})`,
           );
         }
-        const next = clone(BackendSchema, nb);
-        await applyPolicyChange(op, cfg, { ...cluster, backends: [...cluster.backends, next] }, `register backend ${nb.name} (${nb.address}) in cluster ${cluster.name}`, ctx);
+        await applyPolicyChange(op, cfg, grown, `register backend ${nb.name} (${nb.address}) in cluster ${cluster.name}`, ctx);
       });
       return { operation: rec };
     }),
