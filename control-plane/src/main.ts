@@ -206,7 +206,7 @@ async function main(): Promise<void> {
     digests = createEtcdDigestSource({ endpoints, prefix: values["etcd-prefix"], timeoutMs });
     server = await startControlPlaneServer({
       service, history, host, port, descriptorSetPath, metrics: () => metrics.scrape(), digests,
-      tls: tlsOptions, authenticator, audit: auditLog, logger: log,
+      tls: tlsOptions, authenticator, audit: auditLog, logger: log, metricsRegistry: metrics.registry,
       replication: replication.service,
     });
   } catch (err) {

@@ -187,6 +187,38 @@ test("gRPC (@grpc/grpc-js over TLS): UNAUTHENTICATED without a token, PERMISSION
   }
 });
 
+test("ReplicationService (REST and gRPC) is authorised by method name: operator yes, viewer no; audited", async () => {
+  const post = (token: string, route: string) =>
+    curl(["--cacert", p("ca.pem"), "-X", "POST", "-H", `Authorization: Bearer ${token}`, "-d", '{"dryRun": true}', "-w", "\n%{http_code}", `${api}${route}`]);
+  let r = await post(TOKEN.viewer, "/v1/clusters/nope/backends/db1:pause");
+  expect(r.stdout).toMatch(/has role viewer; POST \/v1\/clusters\/nope\/backends\/db1:pause needs operator[\s\S]*\n403$/);
+  r = await post(TOKEN.operator, "/v1/clusters/nope/backends/db1:pause");
+  expect(r.stdout).toMatch(/"code": "not_found"[\s\S]*\n404$/); // reached the service
+  r = await curl(["--cacert", p("ca.pem"), "-H", `Authorization: Bearer ${TOKEN.viewer}`, "-w", "\n%{http_code}", `${api}/v1/operations`]);
+  expect(r.stdout).toMatch(/\n200$/);
+
+  const def = protoLoader.loadSync("mysqlgw/admin/v1/replication_service.proto", { includeDirs: [path.join(repoRoot(), "proto")], longs: String, defaults: true });
+  const { ReplicationService } = (grpc.loadPackageDefinition(def) as any).mysqlgw.admin.v1; // eslint-disable-line @typescript-eslint/no-explicit-any
+  const client = new ReplicationService(`127.0.0.1:${cp.port}`, grpc.credentials.createSsl(fs.readFileSync(p("ca.pem"))));
+  const detach = (token: string): Promise<grpc.ServiceError | null> =>
+    new Promise((resolve) => {
+      const md = new grpc.Metadata();
+      md.set("authorization", `Bearer ${token}`);
+      client.detachReplica({ cluster: "nope", backend: "db1", dryRun: true }, md, { deadline: Date.now() + 10_000 }, (err: grpc.ServiceError | null) => resolve(err));
+    });
+  try {
+    expect((await detach(TOKEN.viewer))?.code).toBe(grpc.status.PERMISSION_DENIED);
+    expect((await detach(TOKEN.operator))?.code).toBe(grpc.status.NOT_FOUND);
+  } finally {
+    client.close();
+  }
+  const records = JSON.parse((await cli(["audit", "--json", "--limit", "10"], TOKEN.admin)).stdout).records as Record<string, string>[];
+  expect(records.find((x) => x.method === "/mysqlgw.admin.v1.ReplicationService/DetachReplica" && x.status === "NOT_FOUND")).toMatchObject({ principal: "operator-bot", role: "operator" });
+  expect(records.find((x) => x.method === "/mysqlgw.admin.v1.ReplicationService/DetachReplica" && x.status === "PERMISSION_DENIED")).toMatchObject({ principal: "viewer-bot" });
+  const rest = records.find((x) => x.method === "POST /v1/clusters/nope/backends/db1:pause" && x.status === "NOT_FOUND")!;
+  expect(rest).toMatchObject({ principal: "operator-bot", requestJson: '{"dryRun":true}' });
+});
+
 test("mTLS: a certificate signed by --tls-client-ca is required; its CN maps to a role; a token still names the caller", async () => {
   const m = (args: string[], extra: string[] = []) => runCli(mtlsApi, ["--ca-file", p("ca.pem"), ...extra, ...args]);
   // no certificate: refused even with a valid token; health stays open
@@ -250,6 +282,12 @@ test("mysqlgw audit: the applies (principal, role, changes, resulting version) a
   const page = JSON.parse(rest.stdout);
   expect(page.records).toHaveLength(2);
   expect(BigInt(page.nextBefore)).toBe(BigInt(page.records[1].sequence));
+  // counted on /metrics
+  const metrics = (await curl(["--cacert", p("ca.pem"), `${api}/metrics`])).stdout;
+  expect(metrics).toMatch(/^mysqlgw_api_refused_total\{reason="unauthenticated"\} [1-9]/m);
+  expect(metrics).toMatch(/^mysqlgw_api_refused_total\{reason="permission_denied"\} [1-9]/m);
+  expect(metrics).toMatch(/^mysqlgw_audit_records_total\{result="written"\} [1-9]/m);
+  expect(metrics).toMatch(/^mysqlgw_audit_records_total\{result="failed"\} 0$/m);
 });
 
 test("mysqlgw token create / hash-token print a tokens-file line with the SHA-256, never storing the token", async () => {

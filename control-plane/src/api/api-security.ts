@@ -4,6 +4,7 @@ import { Code, ConnectError, createContextKey, createContextValues, type Context
 import { codeToHttpStatus, codeToString } from "@connectrpc/connect/protocol-connect";
 import type { ConnectNodeAdapterOptions } from "@connectrpc/connect-node";
 import { AdminService, AuditService, HistoryService, ReplicationService } from "@mysqlgw/proto";
+import { Counter, type Registry } from "prom-client";
 import { MgwError } from "../errors";
 import { accessOfRest, accessOfRpc, allows, type AccessRule } from "./access";
 import { auditRequestJson, outcomeOf, type AuditLog, type AuditRecordInit } from "./audit";
@@ -30,6 +31,8 @@ export interface ApiSecurityOptions {
   refusedAuditPerSecond?: number;
   /** Largest REST body read to audit a mutating call. Default 4 MiB. */
   maxBodyBytes?: number;
+  /** Where mysqlgw_api_refused_total and mysqlgw_audit_records_total are registered (the control plane's /metrics); absent: not counted. */
+  metricsRegistry?: Registry;
 }
 
 /**
@@ -81,6 +84,21 @@ function statusName(code: Code | null): string {
 export function createApiSecurity(options: ApiSecurityOptions): ApiSecurity {
   const { authenticator, audit, logger: log } = options;
   const maxBody = options.maxBodyBytes ?? 4 * 1024 * 1024;
+  const registers = options.metricsRegistry === undefined ? [] : [options.metricsRegistry];
+  const refusedTotal = new Counter({
+    name: "mysqlgw_api_refused_total",
+    help: "API calls refused before their handler (gRPC, Connect and REST alike), by reason: unauthenticated (401) or permission_denied (403).",
+    labelNames: ["reason"],
+    registers,
+  });
+  const auditTotal = new Counter({
+    name: "mysqlgw_audit_records_total",
+    help: "Audit records by result: written, failed (etcd refused or did not answer; logged), dropped (refusals over the audit rate).",
+    labelNames: ["result"],
+    registers,
+  });
+  for (const r of ["unauthenticated", "permission_denied"]) refusedTotal.inc({ reason: r }, 0);
+  for (const r of ["written", "failed", "dropped"]) auditTotal.inc({ result: r }, 0);
 
   // Refused calls cost an etcd write each: bounded, so that a flood of bad tokens cannot fill etcd.
   const rate = options.refusedAuditPerSecond ?? 10;
@@ -98,6 +116,7 @@ export function createApiSecurity(options: ApiSecurityOptions): ApiSecurity {
       return true;
     }
     dropped++;
+    auditTotal.inc({ result: "dropped" });
     if (now - droppedLogged >= 10_000) {
       droppedLogged = now;
       log?.warn({ dropped }, "refused API calls over the audit rate are not recorded individually (a client is failing authentication repeatedly)");
@@ -109,7 +128,9 @@ export function createApiSecurity(options: ApiSecurityOptions): ApiSecurity {
     if (audit === null) return;
     try {
       await audit.append(r);
+      auditTotal.inc({ result: "written" });
     } catch (err) {
+      auditTotal.inc({ result: "failed" });
       log?.error({ err: err instanceof Error ? err.message : String(err), method: r.method }, "cannot write the audit record of an API call");
     }
   }
@@ -121,12 +142,14 @@ export function createApiSecurity(options: ApiSecurityOptions): ApiSecurity {
     try {
       p = authenticator.authenticate({ authorization, certificateCn: conn.certificateCn, certificateError: conn.certificateError });
     } catch (err) {
+      refusedTotal.inc({ reason: "unauthenticated" });
       if (takeRefusedSlot()) await record({ principal: "", role: "", peer: conn.peer, method, requestJson: requestJson(), status: "UNAUTHENTICATED", error: (err as Error).message });
       throw err;
     }
     if (!allows(p.role, rule.access)) {
       const err = new MgwError("MGW_ERR_API_PERMISSION_DENIED",
         `${p.via === "certificate" ? "client certificate" : "token"} "${p.name}" has role ${p.role}; ${method} needs ${rule.access}; use a token with role ${rule.access} or higher (an admin creates one with mysqlgw token create --role ${rule.access})`);
+      refusedTotal.inc({ reason: "permission_denied" });
       if (takeRefusedSlot()) await record({ principal: p.name, role: p.role, peer: conn.peer, method, requestJson: requestJson(), status: "PERMISSION_DENIED", error: err.message });
       throw err;
     }

@@ -3,7 +3,8 @@ import * as http2 from "node:http2";
 import * as net from "node:net";
 import * as tls from "node:tls";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
-import { AdminService, AuditService, HistoryService } from "@mysqlgw/proto";
+import type { Registry } from "prom-client";
+import { AdminService, AuditService, HistoryService, ReplicationService } from "@mysqlgw/proto";
 import { createApiSecurity, type ApiSecurityLogger } from "./api-security";
 import type { AuditLog } from "./audit";
 import { createAuditRestHandler } from "./audit-rest";
@@ -42,6 +43,8 @@ export interface ControlPlaneServerOptions extends RestHandlerOptions {
   /** Where mutating and refused calls are recorded, and what AuditService serves; absent: no audit log (and no AuditService). */
   audit?: AuditLog;
   logger?: ApiSecurityLogger;
+  /** Registry of GET /metrics, for the API security counters (mysqlgw_api_refused_total, mysqlgw_audit_records_total). */
+  metricsRegistry?: Registry;
 }
 
 export interface ControlPlaneServer {
@@ -74,6 +77,7 @@ export function startControlPlaneServer(options: ControlPlaneServerOptions): Pro
     audit: options.audit ?? null,
     logger: options.logger,
     maxBodyBytes: options.maxBodyBytes,
+    metricsRegistry: options.metricsRegistry,
   });
   const audit = options.audit === undefined ? undefined : createAuditService(options.audit);
   const rest = audit === undefined ? restWithDigests : createAuditRestHandler(audit, restWithDigests);
@@ -83,7 +87,7 @@ export function startControlPlaneServer(options: ControlPlaneServerOptions): Pro
       router.service(HistoryService, history);
       registerReplicationService(router, options.replication);
       if (audit !== undefined) router.service(AuditService, audit);
-      registerReflection(router, audit === undefined ? [AdminService, HistoryService] : [AdminService, HistoryService, AuditService]);
+      registerReflection(router, [AdminService, HistoryService, ...(audit === undefined ? [] : [AuditService]), ...(options.replication === undefined ? [] : [ReplicationService])]);
     },
     fallback: security.rest(rest),
     interceptors: [security.interceptor],
