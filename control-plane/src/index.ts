@@ -16,3 +16,13 @@ export { normalizePolicy, policyDigest } from "./model/normalize";
 export { diffPolicies } from "./model/diff";
 export { MgwError, isMgwError } from "./errors";
 export type { MgwErrorCode, PolicyViolationInit } from "./errors";
+// API security (docs/security.md): the role matrix, tokens, the caller of a call, the audit log
+export { ACCESS_RULES, accessOfRpc, accessOfRest, allows } from "./api/access";
+export type { AccessRule, Role, Access } from "./api/access";
+export { principalOf, appliedByOf, ANONYMOUS } from "./api/principal";
+export type { Principal, CallIdentity } from "./api/principal";
+export { createAuthenticator, parseTokensFile, tokenSha256 } from "./api/tokens";
+export type { Authenticator, TokensConfig } from "./api/tokens";
+export { createMemoryAuditLog } from "./api/audit";
+export type { AuditLog } from "./api/audit";
+export { createEtcdAuditLog } from "./store/etcd-audit-log";
