@@ -1,9 +1,9 @@
 import { timestampMs } from "@bufbuild/protobuf/wkt";
 import { ConnectError, createClient, type Client } from "@connectrpc/connect";
-import { createConnectTransport } from "@connectrpc/connect-node";
 import { OperationRecordSchema, ReplicationService, type OperationRecord } from "@mysqlgw/proto";
 import type { Command } from "commander";
 import { CliError, fromApiError } from "../cli-error";
+import { apiTransport } from "../client";
 import { formatTable } from "../output";
 import { appliedBy } from "./apply-policy";
 import type { CommandContext } from "./context";
@@ -13,9 +13,9 @@ export type ReplicationClient = Client<typeof ReplicationService>;
 /** Header the control plane records as the operation's requested_by (control-plane/src/replication/requested-by.ts). */
 export const REQUESTED_BY_HEADER = "x-mysqlgw-requested-by";
 
-/** ReplicationService client, on the same port and protocol as the AdminService. */
+/** ReplicationService client, on the same port, protocol, token and TLS files as the AdminService (apiTransport). */
 export function createReplicationClient(baseUrl: string): ReplicationClient {
-  return createClient(ReplicationService, createConnectTransport({ httpVersion: "1.1", baseUrl }));
+  return createClient(ReplicationService, apiTransport(baseUrl));
 }
 
 interface TargetOptions {
