@@ -15,6 +15,7 @@ import { hashPasswordCommand } from "./commands/hash-password";
 import { historyCommand, rollbackCommand } from "./commands/history";
 import { registerReplicationCommands } from "./commands/replication";
 import { statusCommand } from "./commands/status";
+import { registerSwitchoverCommand } from "./commands/switchover";
 import { topCommand, type TopOptions } from "./commands/top";
 import { DEFAULT_JAEGER, traceCommand, type TraceOptions } from "./commands/trace";
 
@@ -230,6 +231,7 @@ export function buildProgram(io: ProgramIo): Command {
     });
 
   registerReplicationCommands(program, ctx);
+  registerSwitchoverCommand(program, ctx);
   registerDemo(program);
   return program;
 }

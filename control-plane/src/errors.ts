@@ -31,6 +31,10 @@ export type MgwErrorCode =
   | "MGW_ERR_MONITOR_SECRET"
   /** A health probe failed (connect, query, or its timeout). */
   | "MGW_ERR_MONITOR_PROBE"
+  /** A planned switchover is unsafe or impossible now (see the message); nothing was changed. */
+  | "MGW_ERR_SWITCHOVER_REFUSED"
+  /** A planned switchover names a cluster the current policy does not have. */
+  | "MGW_ERR_SWITCHOVER_NOT_FOUND"
   /** A replication operation is unsafe or makes no sense in the cluster's state; nothing was changed (replication/). */
   | "MGW_ERR_REPLICATION_REFUSED"
   /** A replication operation names a cluster or backend the current policy does not have. */

@@ -14,6 +14,8 @@ import { createEtcdConfigStore, DEFAULT_ETCD_CALL_TIMEOUT_MS } from "./store/etc
 import { createEtcdDigestSource, type DigestSource } from "./digests/published-digests";
 import { createControlPlaneMetrics } from "./metrics";
 import { createEtcdReplication } from "./replication/replication-service";
+import { createSwitchoverHandler } from "./switchover/switchover";
+import { createEtcdOperationStore } from "./replication/operation-store";
 import { collectDefaultMetrics } from "prom-client";
 import { isRole, type Role } from "./api/access";
 import { DEFAULT_AUDIT_RETENTION } from "./api/audit";
@@ -201,7 +203,15 @@ async function main(): Promise<void> {
     // versions read straight from the store (not through GetPolicy), calls counted like the AdminService's
     const history = createHistoryService({ versions: store, admin: service, logger: log, metrics });
     // replication operations (docs/monitor.md), with their own etcd client for the cluster locks and records
-    replication = createEtcdReplication({ endpoints, prefix: values["etcd-prefix"], callTimeoutMs: timeoutMs, store, admin: service, logger: log, metrics });
+    const switchoverOps = createEtcdOperationStore({ client: electionClient, keys: etcdKeysFor(values["etcd-prefix"]), description: `etcd at ${endpoints.join(",")}`, callTimeoutMs: timeoutMs });
+    replication = createEtcdReplication({
+      endpoints, prefix: values["etcd-prefix"], callTimeoutMs: timeoutMs, store, admin: service, logger: log, metrics,
+      // planned switchover (switchover/switchover.ts; docs/monitor.md)
+      switchover: createSwitchoverHandler({
+        client: electionClient, prefix: values["etcd-prefix"], callTimeoutMs: timeoutMs, currentConfig: () => store.getCurrent(), controlPlaneId: values.id, log: log.child({ component: "switchover" }),
+        recordOperation: (op) => switchoverOps.record(op),
+      }),
+    });
     // GET /v1/digests: the query digests the data planes publish to etcd (docs/observability.md)
     digests = createEtcdDigestSource({ endpoints, prefix: values["etcd-prefix"], timeoutMs });
     server = await startControlPlaneServer({

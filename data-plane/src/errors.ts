@@ -33,6 +33,8 @@ export type MgwErrorCode =
   | "MGW_ERR_TOO_MANY_CONNECTIONS"
   | "MGW_ERR_USER_TOO_MANY_CONNECTIONS"
   | "MGW_ERR_POOL_TIMEOUT"
+  | "MGW_ERR_SWITCHOVER_HOLD_TIMEOUT"
+  | "MGW_ERR_SWITCHOVER_TRANSACTION_ENDED"
   | "MGW_ERR_QUOTA_EXCEEDED"
   // process side (flags, etcd link, supervisor ↔ worker IPC); never sent to a client
   | "MGW_ERR_FLAGS_INVALID"
@@ -278,6 +280,27 @@ export class QuotaExceededError extends MgwError {
   }
 }
 
+/**
+ * A statement held for a planned switchover was not released by hold_until
+ * (session/switchover-hold.ts). It did not run; the session goes on.
+ */
+export class SwitchoverHoldTimeoutError extends MgwError {
+  constructor(cluster: string, holdMs: number) {
+    super("MGW_ERR_SWITCHOVER_HOLD_TIMEOUT", `mysqlgw held this statement ${holdMs} ms for a planned switchover of cluster '${cluster}' that did not finish in time; the statement did not run — retry it (mysqlgw failovers shows what happened)`);
+  }
+}
+
+/**
+ * A transaction still open on the old primary when a planned switchover's
+ * drain window ended: its backend connection was closed (the server rolled
+ * the transaction back) and the client connection is closed after this error.
+ */
+export class SwitchoverTransactionEndedError extends MgwError {
+  constructor(cluster: string, drainMs: number) {
+    super("MGW_ERR_SWITCHOVER_TRANSACTION_ENDED", `Connection was killed: mysqlgw ended this transaction for a planned switchover of cluster '${cluster}' (it was still open ${drainMs} ms after the switchover began); it was rolled back — reconnect and retry the whole transaction`);
+  }
+}
+
 export interface SqlErrorMapping {
   readonly errno: number;
   readonly sqlState: string;
@@ -320,6 +343,10 @@ export const SQL_ERRORS = {
   MGW_ERR_TOO_MANY_CONNECTIONS: { errno: 1040, sqlState: "08004" }, // ER_CON_COUNT_ERROR
   MGW_ERR_USER_TOO_MANY_CONNECTIONS: { errno: 1203, sqlState: "42000" }, // ER_TOO_MANY_USER_CONNECTIONS
   MGW_ERR_POOL_TIMEOUT: { errno: 1040, sqlState: "08004" }, // ER_CON_COUNT_ERROR, with our message
+  // ER_LOCK_WAIT_TIMEOUT: a wait that timed out, the statement not run, the session intact — drivers retry it as transient
+  MGW_ERR_SWITCHOVER_HOLD_TIMEOUT: { errno: 1205, sqlState: "HY000" },
+  // ER_CONNECTION_KILLED (MariaDB): what a killed connection reports; the transaction is rolled back and the connection closed
+  MGW_ERR_SWITCHOVER_TRANSACTION_ENDED: { errno: 1927, sqlState: "70100" },
   MGW_ERR_QUOTA_EXCEEDED: { errno: 1226, sqlState: "42000" }, // ER_USER_LIMIT_REACHED, with our message
   MGW_ERR_FLAGS_INVALID: { errno: 1105, sqlState: "HY000" }, // never sent
   MGW_ERR_ETCD_TIMEOUT: { errno: 1105, sqlState: "HY000" }, // never sent

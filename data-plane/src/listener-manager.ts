@@ -21,6 +21,7 @@ import { loadClientTls, loadRsaKeyPair } from "./session/tls";
 import { ConnectionLimits, SessionSlots, type AccessCounters } from "./session/access";
 import { buildErr } from "./protocol/packets/err";
 import { metrics, type BackendState, type PoolStats } from "./metrics";
+import { setSwitchoverSessions } from "./session/switchover-hold";
 
 /** Defaults of every DataPlaneOptions field. */
 export const DEFAULT_DATA_PLANE_OPTIONS: Required<Omit<DataPlaneOptions, "remoteKill">> = {
@@ -114,6 +115,11 @@ class ListenerManagerImpl implements ListenerManager, SessionHost {
     metrics.setBackendStateProvider(() => backendStateFigures(this.runtimes));
     // the admin port's `backends` table (observe/worker-observation.ts)
     setBackendViewsProvider(() => [...this.runtimes].map(([cluster, rt]) => ({ cluster, backends: rt.state.snapshot(Date.now()) })));
+    // a planned switchover counts and ends the routed sessions' open transactions (session/switchover-hold.ts)
+    const sessions = this.sessions;
+    setSwitchoverSessions(function* () {
+      for (const s of sessions) yield s.routedSession();
+    });
     metrics.setPoolStatsProvider(() => {
       const out: PoolStats[] = [];
       this.pools.forEach((_key, pool) => out.push({ ...pool.identity, ...pool.stats() }));

@@ -21,6 +21,8 @@ export const CONNECT_CODE_OF = {
   MGW_ERR_API_TOKENS_FILE: Code.FailedPrecondition,
   MGW_ERR_MONITOR_SECRET: Code.FailedPrecondition,
   MGW_ERR_MONITOR_PROBE: Code.Unavailable,
+  MGW_ERR_SWITCHOVER_REFUSED: Code.FailedPrecondition,
+  MGW_ERR_SWITCHOVER_NOT_FOUND: Code.NotFound,
   MGW_ERR_REPLICATION_REFUSED: Code.FailedPrecondition,
   MGW_ERR_REPLICATION_NOT_FOUND: Code.NotFound,
   MGW_ERR_REPLICATION_BUSY: Code.Aborted,

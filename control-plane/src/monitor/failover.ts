@@ -230,6 +230,12 @@ export class FailoverController {
     return r;
   }
 
+  /** The cluster's epoch changed in etcd (a planned switchover, see switchover/): its primary and fencing are followed. */
+  epochChanged(e: ClusterEpoch): void {
+    const run = this.run(e.cluster);
+    if (run.epoch === null || e.epoch >= run.epoch.epoch) run.epoch = e;
+  }
+
   /** A fenced former primary is published DOWN, as a replica, saying why. */
   adjustHealth(h: BackendHealth): BackendHealth {
     const e = this.clusters.get(h.cluster)?.epoch;
@@ -316,6 +322,11 @@ export class FailoverController {
       monitorId: this.o.monitorId,
       detectedAt: timestampFromMs(run.detectedMs || Date.now()),
     });
+    // a planned switchover of the cluster is running (it set the primary read_only on purpose): not ours to act
+    if (await this.switchoverRunning(cluster)) {
+      this.note(run, cluster, `monitor: primary ${cluster}/${oldName} fails the monitor's probes, but a planned switchover of ${cluster} is running; not failing over`, "switchover");
+      return;
+    }
     // 1. the data planes' view
     let conf: Confirmation;
     try {
@@ -350,6 +361,12 @@ export class FailoverController {
     // the next outage (of the new primary) is detected afresh
     run.detectedMs = 0;
     await this.writeRecord(rec);
+  }
+
+  /** A SwitchoverHold exists for the cluster (an unreadable key counts as one). */
+  private async switchoverRunning(cluster: string): Promise<boolean> {
+    const key = this.o.keys.switchoverHold(cluster);
+    return (await withTimeout(this.o.client.get(key).string(), this.o.callTimeoutMs, "read the switchover hold").catch(() => "?")) !== null;
   }
 
   private async confirm(cluster: string, backend: string): Promise<Confirmation> {

@@ -1,7 +1,7 @@
 import { fromJsonString, toJsonString } from "@bufbuild/protobuf";
 import { noop } from "cockatiel";
 import { Etcd3, type Campaign, type Election, type Lease, type Watcher } from "etcd3";
-import { Backend_Role, BackendHealth_State, BackendHealthSchema, ConfigVersionSchema, etcdKeys, type Cluster, type ConfigVersion, type EtcdKeys } from "@mysqlgw/proto";
+import { Backend_Role, BackendHealth_State, BackendHealthSchema, ClusterEpochSchema, ConfigVersionSchema, etcdKeys, type Cluster, type ClusterEpoch, type ConfigVersion, type EtcdKeys } from "@mysqlgw/proto";
 import { isMgwError } from "../errors";
 import { applyProbe, buildHealth, DEFAULT_REFRESH_MS, healthFingerprint, newTracker, probeSettings, roleDisagreement, shouldWrite, type BackendTracker, type ProbeObservation, type ProbeSettings } from "./health";
 import { probeBackend, type ProbeTarget } from "./probe";
@@ -266,6 +266,7 @@ class Term {
     this.watchdog = setInterval(() => {
       if (Date.now() - this.lastKeepAlive > limitMs) this.o.onFatal(`no lease keepalive for ${limitMs} ms`);
     }, 250);
+    void this.watchEpochs();
     // Fencing and cooldowns carry over from the previous leader: read them before probing.
     if (this.failover === null) void this.watchConfig();
     else {
@@ -286,7 +287,42 @@ class Term {
     const w = this.watcher;
     this.watcher = null;
     if (w !== null) void withTimeout(w.cancel(), 1000, "cancel the config watch").catch(() => undefined);
+    const ew = this.epochWatcher;
+    this.epochWatcher = null;
+    if (ew !== null) void withTimeout(ew.cancel(), 1000, "cancel the epoch watch").catch(() => undefined);
     this.o.lease.release();
+  }
+
+  private epochWatcher: Watcher | null = null;
+
+  /**
+   * Epochs written by others (a planned switchover, switchover/switchover.ts):
+   * the failover controller follows the new primary, and the cluster is probed
+   * at once so that its new roles reach the data planes.
+   */
+  private async watchEpochs(): Promise<void> {
+    try {
+      const w = await withTimeout(this.o.client.watch().prefix(this.o.keys.epochPrefix).create(), this.o.callTimeoutMs, "watch the cluster epochs");
+      if (this.stopped) {
+        void w.cancel().catch(() => undefined);
+        return;
+      }
+      this.epochWatcher = w;
+      w.on("put", (kv) => {
+        if (this.stopped) return;
+        let e: ClusterEpoch;
+        try {
+          e = fromJsonString(ClusterEpochSchema, kv.value.toString("utf8"), { ignoreUnknownFields: true });
+        } catch {
+          return;
+        }
+        this.failover?.epochChanged(e);
+        for (const p of this.probers.values()) if (p.spec.cluster === e.cluster) void p.probeNow().catch(() => undefined);
+      });
+      w.on("error", (err) => this.o.log.warn({ err: errText(err) }, "monitor: the epoch watch failed; a switchover's new roles are published at the next probes"));
+    } catch (err) {
+      this.o.log.warn({ err: errText(err) }, "monitor: cannot watch the cluster epochs; a switchover's new roles are published at the next probes");
+    }
   }
 
   private async watchConfig(): Promise<void> {

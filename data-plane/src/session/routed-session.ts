@@ -36,6 +36,7 @@ import { resolveSecretRef } from "../secrets";
 import type { KillRequest, KillResult } from "../types";
 import { AuthStepKind, ClientAuthentication, type ClientAuthRuntime } from "./client-auth";
 import type { KillTarget } from "./kill";
+import { switchoverHolds } from "./switchover-hold";
 import type { SessionQuotas } from "../quota";
 
 /**
@@ -330,6 +331,7 @@ export class RoutedSession {
     if (this.closed || this.busy) return;
     const packet = this.queue.shift();
     if (packet === undefined) return;
+    if (this.switchoverEnd !== null) return this.endedBySwitchover(this.switchoverEnd);
     this.busy = true;
     this.commandCount++;
     if (this.observed !== null) this.commandStartedAt = performance.now();
@@ -1222,6 +1224,44 @@ export class RoutedSession {
     this.finish();
   }
 
+  // ---- planned switchover (switchover-hold.ts) --------------------------------
+
+  /** Set at the end of a switchover's drain window: answers the next command, then the connection closes. */
+  private switchoverEnd: ErrPacket | null = null;
+
+  /** A statement about to borrow a primary connection waits while the cluster's switchover holds writes. */
+  private async switchoverGate(): Promise<void> {
+    const h = switchoverHolds.get(this.login.cluster.name);
+    if (h === undefined) return;
+    const held = this.heldPrimary;
+    if (held !== null) {
+      // a transaction or pinned state goes on where it is; a connection held only for lack of multiplexing moves
+      if (this.mustStayOnPrimary() || this.poolByConn.get(held)?.backend.name !== h.oldPrimary) return;
+      this.heldPrimary = null;
+      this.releaseConn(held);
+    }
+    await h.wait(this.login.cluster.runtime.state);
+    if (this.closed) throw new ServerShutdownError();
+  }
+
+  /** True while it holds an open transaction (or pinned state) on `backend` of `cluster` (switchover-hold.ts). */
+  switchoverOpen(cluster: string, backend: string): boolean {
+    const held = this.heldPrimary;
+    return held !== null && this.switchoverEnd === null && this.login.cluster.name === cluster && this.mustStayOnPrimary() && this.poolByConn.get(held)?.backend.name === backend;
+  }
+
+  /** The drain window is over: the transaction is rolled back (now if idle, else after its command) and `err` answers the next command. */
+  endForSwitchover(err: ErrPacket): void {
+    this.switchoverEnd = err;
+    if (!this.busy && this.heldPrimary !== null) this.dropConn(this.heldPrimary);
+  }
+
+  private endedBySwitchover(err: ErrPacket): void {
+    if (this.heldPrimary !== null) this.dropConn(this.heldPrimary);
+    this.host.fail(buildErr(err, 1));
+    this.close();
+  }
+
   // ---- pins -----------------------------------------------------------------
 
   private pin(reason: string): void {
@@ -1298,6 +1338,7 @@ export class RoutedSession {
    */
   private connNow(target: RouteTarget): PooledConnection | BackendChoice | null {
     if (this.mustStayOnPrimary()) target = RouteTarget.Primary;
+    if (switchoverHolds.size !== 0 && target === RouteTarget.Primary) return null;
     const held = target === RouteTarget.Primary ? this.heldPrimary : this.heldReplica;
     if (held !== null) {
       if (!this.inStep(held)) return null;
@@ -1374,6 +1415,7 @@ export class RoutedSession {
    */
   private async connFor(target: RouteTarget, previous = false): Promise<PooledConnection> {
     if (this.mustStayOnPrimary()) target = RouteTarget.Primary;
+    if (switchoverHolds.size !== 0 && target === RouteTarget.Primary) await this.switchoverGate();
     const held = target === RouteTarget.Primary ? this.heldPrimary : this.heldReplica;
     if (held !== null) {
       this.currentTarget = target;

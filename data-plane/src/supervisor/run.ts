@@ -10,6 +10,7 @@ import { createEtcdConfigSource } from "../config/etcd-config-source";
 import { createEtcdHealthSource, parseEpochKey } from "../config/etcd-health-source";
 import { createBackendViewReporter } from "../config/backend-views";
 import { attachHealthReceiver, createHealthBroadcaster } from "./health-relay";
+import { attachSwitchoverReceiver, createSwitchoverRelay } from "./switchover-relay";
 import { sleep } from "../config/with-timeout";
 import { createRegistryEntry } from "../registry/registry-entry";
 import { createSupervisor } from "./supervisor";
@@ -98,6 +99,8 @@ export function runWorker(flags: DataPlaneFlags, createListenerManager: Listener
   process.on("message", (m: unknown) => runtime.handleMessage(m));
   // backend health from etcd, relayed by the supervisor (not queued behind applies)
   attachHealthReceiver({ logger: log, sink: (c, b, h) => manager.applyHealth?.(c, b, h), epochSink: (c, e) => manager.applyEpoch?.(c, e) });
+  // planned switchovers: holds relayed by the supervisor, open transactions reported back (supervisor/switchover-relay.ts)
+  attachSwitchoverReceiver(log);
   // quota shares: this worker's place in the fleet (live data planes from etcd's registry, relayed by the supervisor)
   quotas.setLogger(log);
   quotas.setWorker(index, flags.workers);
@@ -264,6 +267,8 @@ export async function runSupervisor(flags: DataPlaneFlags, createListenerManager
   const health = createEtcdHealthSource({ endpoints: flags.etcdEndpoints, keys, timeoutMs: flags.etcdTimeoutMs, logger: log, onHealth: relayHealth });
   // The clusters' failover epochs (fenced former primaries), relayed with the health as backend "".
   const epochs = createEtcdHealthSource({ endpoints: flags.etcdEndpoints, keys, timeoutMs: flags.etcdTimeoutMs, logger: log, onHealth: relayHealth, prefix: keys.epochPrefix, parseKey: parseEpochKey, what: "failover epochs" });
+  // Planned switchovers: holds from etcd to the workers, this data plane's ack back (docs/monitor.md).
+  const switchovers = createSwitchoverRelay({ endpoints: flags.etcdEndpoints, keys, id: flags.id, timeoutMs: flags.etcdTimeoutMs, logger: log, local: flags.workers === 0 });
   // This data plane's own view of each backend, for the monitor's failover confirmation (docs/monitor.md).
   const views = createBackendViewReporter({ endpoints: flags.etcdEndpoints, keys, id: flags.id, timeoutMs: flags.etcdTimeoutMs, logger: log });
   // The live data planes in etcd's registry, for the quotas' fleet shares (quota/fleet-relay.ts).
@@ -303,6 +308,7 @@ export async function runSupervisor(flags: DataPlaneFlags, createListenerManager
     await etcd.stop({ deregister: true });
     await health.stop();
     await epochs.stop();
+    await switchovers.stop();
     await views.stop();
     await fleet.stop();
     await endpoint?.close();
@@ -319,6 +325,7 @@ export async function runSupervisor(flags: DataPlaneFlags, createListenerManager
   etcd.start();
   health.start();
   epochs.start();
+  switchovers.start();
   views.start();
   fleet.start();
   digestPublisher?.start();
