@@ -96,6 +96,10 @@ describe("REST", () => {
     expect(JSON.parse(a.records[0].requestJson)).toMatchObject({ appliedBy: "curl", policy: { clusters: [{ name: "demo" }] } });
     expect(a.records[1]).toMatchObject({ principal: "operator-bot", role: "operator", method: "POST /v1/policy:apply", error: expect.stringMatching(/needs admin/) });
     expect(JSON.stringify(a)).not.toMatch(/tok-/);
+    expect((await rest("/v1/%E0%A4%A", TOKENS.admin)).status).toBe(400);
+    // unlisted routes are closed: authentication first, then admin for anything but GET
+    expect((await rest("/v1/nothing-here")).status).toBe(401);
+    expect((await rest("/v1/policy:apply/", TOKENS.operator, {})).status).toBe(403);
   });
 });
 

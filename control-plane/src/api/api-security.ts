@@ -188,7 +188,13 @@ export function createApiSecurity(options: ApiSecurityOptions): ApiSecurity {
   function rest(next: NodeHandler): NodeHandler {
     async function handle(req: Req, res: Res): Promise<void> {
       const url = new URL(req.url ?? "/", "http://localhost");
-      const path = decodeURIComponent(url.pathname);
+      let path: string;
+      try {
+        path = decodeURIComponent(url.pathname);
+      } catch {
+        sendError(res, new ConnectError(`the path ${url.pathname} is not valid percent-encoding; see docs/api.md for the routes`, Code.InvalidArgument));
+        return;
+      }
       const httpMethod = req.method ?? "GET";
       const rule = accessOfRest(httpMethod, path);
       const method = `${httpMethod} ${path}`;
