@@ -157,3 +157,53 @@ export function createEtcdOperationStore(o: EtcdOperationStoreOptions): Operatio
     },
   };
 }
+
+/**
+ * An OperationStore in memory, for tests: `lockHeld` makes every lock wait
+ * fail as if another control plane held it; `epochs` is the fencing state.
+ */
+export interface MemoryOperationStore extends OperationStore {
+  readonly records: OperationRecord[];
+  readonly epochs: Map<string, ClusterEpoch>;
+  lockHeld: boolean;
+}
+
+export function createMemoryOperationStore(): MemoryOperationStore {
+  const records: OperationRecord[] = [];
+  const epochs = new Map<string, ClusterEpoch>();
+  const held = new Set<string>();
+  const store: MemoryOperationStore = {
+    records,
+    epochs,
+    lockHeld: false,
+    async withClusterLock(cluster, waitMs, fn) {
+      if (store.lockHeld || held.has(cluster)) {
+        throw new MgwError("MGW_ERR_REPLICATION_BUSY", `another replication change of cluster ${cluster} is under way (memory store) and did not finish within ${waitMs} ms; nothing was done — run the command again once it is over`);
+      }
+      held.add(cluster);
+      try {
+        return await fn();
+      } finally {
+        held.delete(cluster);
+      }
+    },
+    async record(rec) {
+      const stored = create(OperationRecordSchema, { ...rec, sequence: BigInt(records.length + 1) });
+      records.push(stored);
+      return stored;
+    },
+    async list(cluster, limit) {
+      return records.filter((r) => cluster === "" || r.cluster === cluster).reverse().slice(0, limit);
+    },
+    async readEpoch(cluster) {
+      return epochs.get(cluster);
+    },
+    async unfence(cluster, backend) {
+      const e = epochs.get(cluster);
+      if (e === undefined || !e.fenced.includes(backend)) return false;
+      epochs.set(cluster, create(ClusterEpochSchema, { ...e, fenced: e.fenced.filter((f) => f !== backend) }));
+      return true;
+    },
+  };
+  return store;
+}
