@@ -39,6 +39,7 @@ export const DEFAULT_DATA_PLANE_OPTIONS: Required<Omit<DataPlaneOptions, "remote
   sha2CacheSize: 100_000,
   pluginFile: "",
   pluginBudgetMs: 5,
+  bindAddress: "",
 };
 
 /** Bound on learning a new cluster's greeting before its listeners open (see backend-probe.ts). */
@@ -84,9 +85,12 @@ class ListenerManagerImpl implements ListenerManager, SessionHost {
   private readonly limits: ConnectionLimits;
   private draining = false;
   private drained: (() => void) | null = null;
+  /** --bind-address ("" = each listener's own). */
+  private readonly bindAddress: string;
 
   constructor(options: DataPlaneOptions & { logger: Logger }) {
     this.logger = options.logger;
+    this.bindAddress = options.bindAddress ?? "";
     const d = DEFAULT_DATA_PLANE_OPTIONS;
     this.pools = new PoolManager(options.logger);
     const hooks = options.pluginFile ? new PhaseHooks(loadPhasePlugin(options.pluginFile), options.pluginBudgetMs || DEFAULT_PLUGIN_BUDGET_MS, options.logger) : null;
@@ -152,7 +156,7 @@ class ListenerManagerImpl implements ListenerManager, SessionHost {
 
   async apply(config: ConfigVersion): Promise<ApplyResult> {
     if (this.draining) throw new Error("apply() after drain()");
-    const compiled = compileConfig(config, this.runtimes, { logger: this.logger });
+    const compiled = compileConfig(config, this.runtimes, { logger: this.logger }, this.bindAddress);
     this.caches.sync(compiled.listeners[0]?.rules.actions ?? [], Date.now());
     for (const u of compiled.invalidUsers) {
       this.logger.warn({ user: u, version: String(config.version) }, "user has an invalid password_hash (want *HEX40) or caching_sha2_password_hash (want $A$005$…); nobody can log in as it");

@@ -94,6 +94,8 @@ export interface DataPlaneOptions {
   pluginFile?: string;
   /** Budget of one hook call (--plugin-budget); default 5 ms. */
   pluginBudgetMs?: number;
+  /** --bind-address: every listener binds here instead of its policy bindAddress; absent or "": as the policy says. */
+  bindAddress?: string;
   /** Sends a KILL for a connection of another worker (through the supervisor); absent with one process. */
   remoteKill?: (req: KillRequest) => Promise<KillResult>;
 }

@@ -30,6 +30,7 @@ describe("parseFlags", () => {
       metricsListen: null,
       pluginFile: "",
       pluginBudgetMs: 5,
+      bindAddress: "",
       observe: {
         requestLog: "",
         requestLogSample: 1,
@@ -71,6 +72,12 @@ describe("parseFlags", () => {
     });
     expect(() => flags(["--admin-listen", "127.0.0.1:6032"])).toThrow(/--admin-listen needs the admin password/);
     expect(() => flags(["--admin-password-hash", "secret"])).toThrow(/must be a mysql_native_password hash/);
+  });
+
+  it("takes --bind-address as an IP address (or MYSQLGW_BIND_ADDRESS) and refuses anything else", () => {
+    expect(flags(["--bind-address", "127.0.0.2"])).toMatchObject({ bindAddress: "127.0.0.2" });
+    expect(flags([], { MYSQLGW_BIND_ADDRESS: "::1" }).bindAddress).toBe("::1");
+    expect(() => flags(["--bind-address", "localhost"])).toThrow(/--bind-address \(or MYSQLGW_BIND_ADDRESS\) must be an IPv4 or IPv6 address/);
   });
 
   it("takes --plugin as a path (resolved) and --plugin-budget in ms", () => {

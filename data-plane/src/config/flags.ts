@@ -1,3 +1,4 @@
+import { isIP } from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import { parseArgs } from "node:util";
@@ -35,6 +36,8 @@ export interface DataPlaneFlags {
   metricsListen: { host: string; port: number } | null;
   /** Phase-hook plugin module (see plugins/phase-hooks.ts); "" = none. */
   pluginFile: string;
+  /** Every listener binds to this address instead of its policy bindAddress; "" = as the policy says. */
+  bindAddress: string;
   /** Time budget of one hook call. */
   pluginBudgetMs: number;
   /** Observability (docs/observability.md): see observe/flags.ts. */
@@ -67,6 +70,8 @@ export const USAGE = `Usage: mysqlgw-data-plane [options]
   --rsa-public-key FILE         PEM public half of --rsa-private-key (default: derived from it) [MYSQLGW_RSA_PUBLIC_KEY]
   --metrics-listen HOST:PORT    serve GET /metrics (Prometheus) and GET /healthz over HTTP there
                                 [MYSQLGW_METRICS_LISTEN] (default: off; e.g. 127.0.0.1:9104, [::1]:9104)
+  --bind-address ADDR           bind every listener to ADDR instead of its policy bindAddress [MYSQLGW_BIND_ADDRESS]
+                                (default: as the policy says; e.g. 127.0.0.2 for a second data plane on one host)
   --plugin FILE                 phase-hook plugin module (.js, or .ts with typescript installed) [MYSQLGW_PLUGIN]
   --plugin-budget MS            longest a hook may take before the session goes on without it
                                 [MYSQLGW_PLUGIN_BUDGET] (default 5)
@@ -120,6 +125,7 @@ export function parseFlags(
         "rsa-public-key": { type: "string" },
         "metrics-listen": { type: "string" },
         plugin: { type: "string" },
+        "bind-address": { type: "string" },
         "plugin-budget": { type: "string" },
         ...OBSERVE_OPTIONS,
         ...TRACING_OPTIONS,
@@ -191,6 +197,11 @@ export function parseFlags(
     throw flagError(`--id must be non-empty and contain no "/", got "${id}"`);
   }
 
+  const bindAddress = pick("bind-address", "MYSQLGW_BIND_ADDRESS") ?? "";
+  if (bindAddress !== "" && isIP(bindAddress) === 0) {
+    throw flagError(`--bind-address (or MYSQLGW_BIND_ADDRESS) must be an IPv4 or IPv6 address such as 127.0.0.2, got "${bindAddress}"`);
+  }
+
   return {
     help: false,
     flags: {
@@ -212,6 +223,7 @@ export function parseFlags(
       rsaPublicKeyFile: file("rsa-public-key", "MYSQLGW_RSA_PUBLIC_KEY"),
       pluginFile: file("plugin", "MYSQLGW_PLUGIN"),
       pluginBudgetMs: int("plugin-budget", "MYSQLGW_PLUGIN_BUDGET", 5, 1),
+      bindAddress,
       metricsListen: parseListenAddress(pick("metrics-listen", "MYSQLGW_METRICS_LISTEN"), "--metrics-listen (or MYSQLGW_METRICS_LISTEN)"),
       observe: parseObserveFlags({ pick, int, flag: (name) => values[name], error: flagError, listen: parseListenAddress }),
       tracing: parseTracingFlags({ pick, int, flag: (name) => values[name], error: flagError }),

@@ -107,13 +107,13 @@ export class Limiter {
     this.release();
   }
 
-  /** Refuses every waiter now (the quota is gone or the worker drains). */
-  refuseAll(): void {
+  /** Admits every waiter now, without tokens or slots (the quota was removed). */
+  releaseAll(): void {
     if (this.wake !== null) this.clock.clearTimer(this.wake);
     this.wake = null;
     for (const w of this.waiters.drain()) {
       this.clock.clearTimer(w.timer);
-      w.resolve(Waited.Timeout);
+      w.resolve(Waited.Admitted);
     }
   }
 

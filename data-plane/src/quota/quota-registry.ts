@@ -2,7 +2,7 @@ import type { Logger } from "pino";
 import type { Quota } from "@mysqlgw/proto";
 import { realClock, type QuotaClock } from "./clock";
 import { compileQuotaSpec, QuotaState, type QuotaSink, type QuotaSpec } from "./quota-state";
-import { SessionQuotas, type SessionQuota } from "./session-quotas";
+import { SessionQuotas, type QuotaSource, type SessionQuota } from "./session-quotas";
 import { fleetWorkers, SOLO, type FleetPosition } from "./share";
 
 /** The quotas of one config version that can apply on one listener (its name and cluster matched). */
@@ -14,11 +14,11 @@ export class ListenerQuotas {
     return this.entries.some((e) => e.users === null || e.users.has(user));
   }
 
-  /** The quotas of a session of `user`; null when none applies (the statement path then checks nothing). */
-  forSession(user: string): SessionQuotas | null {
+  /** The quotas counting statements of `user` here, in policy order. */
+  entriesFor(user: string): SessionQuota[] {
     const mine: SessionQuota[] = [];
     for (const e of this.entries) if (e.users === null || e.users.has(user)) mine.push({ quota: e.quota, rules: e.rules });
-    return mine.length === 0 ? null : new SessionQuotas(mine, user);
+    return mine;
   }
 }
 
@@ -39,9 +39,17 @@ const NO_SINK: QuotaSink = { outcome: () => undefined };
  * running statements carry over; per_user flipping starts afresh), and this
  * worker's place in the fleet, from which every quota's share is computed.
  * One per worker process (quota/index.ts); tests make their own.
+ *
+ * The quotas in force are those of the version compiled last; sessions pick
+ * them up at their next statement (SessionQuotas).
  */
-export class QuotaRegistry {
+export class QuotaRegistry implements QuotaSource {
   private readonly states = new Map<string, QuotaState>();
+  private current: CompiledQuotas = NO_QUOTAS;
+  /** Bumped by each compile(). */
+  generation = 0;
+  /** Quotas in force (of the version compiled last). */
+  count = 0;
   private fleet: FleetPosition = SOLO;
   private sink: QuotaSink;
   private log: Logger | null = null;
@@ -65,6 +73,15 @@ export class QuotaRegistry {
     return this.fleet;
   }
 
+  /** A session's view of the quotas in force (admit/release per statement). */
+  session(listener: string, cluster: string, user: string): SessionQuotas {
+    return new SessionQuotas(this, listener, cluster, user);
+  }
+
+  entriesFor(listener: string, cluster: string, user: string): readonly SessionQuota[] {
+    return this.current.forListener(listener, cluster)?.entriesFor(user) ?? [];
+  }
+
   /** Every live quota (for figures). */
   all(): Iterable<QuotaState> {
     return this.states.values();
@@ -85,8 +102,16 @@ export class QuotaRegistry {
     this.warnSmallConcurrency();
   }
 
-  /** A config version's quotas; states of names no longer defined are retired (their waiters refused). */
+  /** A config version's quotas, now in force; states of names no longer defined are retired (their waiters admitted). */
   compile(quotas: readonly Quota[]): CompiledQuotas {
+    const c = this.build(quotas);
+    this.current = c;
+    this.count = c.states.length;
+    this.generation++;
+    return c;
+  }
+
+  private build(quotas: readonly Quota[]): CompiledQuotas {
     if (quotas.length === 0 && this.states.size === 0) return NO_QUOTAS;
     const list: QuotaState[] = [];
     const specs: QuotaSpec[] = [];

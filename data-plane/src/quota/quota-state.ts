@@ -124,10 +124,10 @@ export class QuotaState {
     for (const l of this.byUser.values()) l.configure(this.share);
   }
 
-  /** The quota was removed: whoever waits is refused. */
+  /** The quota was removed: whoever waits goes ahead (an operator removing a quota means to let them through). */
   retire(): void {
-    this.single?.refuseAll();
-    for (const l of this.byUser.values()) l.refuseAll();
+    this.single?.releaseAll();
+    for (const l of this.byUser.values()) l.releaseAll();
   }
 
   counted(outcome: QuotaOutcome): void {

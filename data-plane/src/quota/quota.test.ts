@@ -183,7 +183,7 @@ describe("Limiter", () => {
     expect(admitted).toBeGreaterThanOrEqual(499);
     expect(admitted).toBeLessThanOrEqual(501);
     stop = true;
-    l.refuseAll();
+    l.releaseAll();
     await Promise.all(runs);
   });
 });
@@ -234,21 +234,30 @@ describe("QuotaRegistry and SessionQuotas", () => {
     expect(compileQuotaSpec(quota({ name: "q", onExceed: Quota_OnExceed.REJECT, maxWait: { seconds: 0n, nanos: 250_000_000 } }))).toMatchObject({ reject: true, maxWaitMs: 250 });
   });
 
-  it("matches by listener and cluster per listener, by user per session; no quota → null", () => {
+  it("matches by listener and cluster per listener, by user per session; no quota: inactive", () => {
     const { reg } = setup();
+    const none = reg.session("rw", "main", "app");
+    expect(none.active).toBe(false);
     const c = reg.compile([quota({ name: "a", users: ["app"], listeners: ["rw"], queriesPerSecond: 1 }), quota({ name: "b", clusters: ["other"], queriesPerSecond: 1 })]);
     expect(c.forListener("ro", "main")).toBeNull();
     const lq = c.forListener("rw", "main")!;
     expect(lq.covers("app")).toBe(true);
     expect(lq.covers("bob")).toBe(false);
-    expect(lq.forSession("bob")).toBeNull();
-    expect(lq.forSession("app")).not.toBeNull();
+    expect(reg.session("rw", "main", "bob").size).toBe(0);
+    expect(reg.session("rw", "main", "app").size).toBe(1);
+    expect(reg.session("x", "other", "bob").size).toBe(1);
+    // a session opened before the quota existed counts from its next statement
+    expect(none.active).toBe(true);
+    expect(none.size).toBe(1);
     expect(reg.compile([]).forListener("rw", "main")).toBeNull();
+    expect(none.active).toBe(false);
+    expect(none.size).toBe(0);
   });
 
   it("REJECT: ERR 1226 / 42000 naming the quota and its figure; counted", () => {
     const { reg, counts } = setup();
-    const s = reg.compile([quota({ name: "app-rate", queriesPerSecond: 2, onExceed: Quota_OnExceed.REJECT })]).forListener("rw", "main")!.forSession("app")!;
+    reg.compile([quota({ name: "app-rate", queriesPerSecond: 2, onExceed: Quota_OnExceed.REJECT })]);
+    const s = reg.session("rw", "main", "app");
     expect(s.admit(null)).toBeNull();
     expect(s.admit(null)).toBeNull();
     const e = s.admit(null);
@@ -264,12 +273,12 @@ describe("QuotaRegistry and SessionQuotas", () => {
       quota({ name: "slots", maxConcurrent: 1 }),
       quota({ name: "rate", queriesPerSecond: 1, onExceed: Quota_OnExceed.REJECT }),
     ]);
-    const s = c.forListener("rw", "main")!.forSession("app")!;
+    const s = reg.session("rw", "main", "app");
     expect(s.admit(null)).toBeNull(); // one slot, the token
     s.release();
     const e = s.admit(null); // the slot was free, the rate refuses: the slot is given back
     expect(isErr(e) && e.message).toContain("'quota rate: 1 queries per second'");
-    const other = c.forListener("rw", "main")!.forSession("bob")!;
+    const other = reg.session("rw", "main", "bob");
     const limiter = c.states[0].limiterFor("bob");
     expect(limiter.gate?.inUse).toBe(0);
     expect(isErr(other.admit(null))).toBe(true); // still no token, but not for want of a slot
@@ -277,11 +286,8 @@ describe("QuotaRegistry and SessionQuotas", () => {
 
   it("QUEUE: a waiting statement is admitted when a slot frees; timeout gives ERR naming maxWait", async () => {
     const { reg, clock, counts } = setup();
-    const c = reg.compile([quota({ name: "conc", maxConcurrent: 1, maxWait: { seconds: 1n, nanos: 0 } })]);
-    const lq = c.forListener("rw", "main")!;
-    const a = lq.forSession("app")!;
-    const b = lq.forSession("app")!;
-    const d = lq.forSession("app")!;
+    reg.compile([quota({ name: "conc", maxConcurrent: 1, maxWait: { seconds: 1n, nanos: 0 } })]);
+    const [a, b, d] = [1, 2, 3].map(() => reg.session("rw", "main", "app"));
     expect(a.admit(null)).toBeNull();
     const pb = b.admit(null) as Promise<ErrPacket | null>;
     expect(pb).toBeInstanceOf(Promise);
@@ -296,18 +302,20 @@ describe("QuotaRegistry and SessionQuotas", () => {
 
   it("rule-matched quotas count only statements of that rule; per_user gives each user a bucket", () => {
     const { reg } = setup();
-    const c = reg.compile([quota({ name: "r", rules: ["reports"], queriesPerSecond: 1, onExceed: Quota_OnExceed.REJECT }), quota({ name: "u", perUser: true, queriesPerSecond: 1, burst: 1, onExceed: Quota_OnExceed.REJECT, users: ["x", "y"] })]);
-    const lq = c.forListener("rw", "main")!;
-    const z = lq.forSession("z")!;
+    reg.compile([quota({ name: "r", rules: ["reports"], queriesPerSecond: 1, onExceed: Quota_OnExceed.REJECT }), quota({ name: "u", perUser: true, queriesPerSecond: 1, burst: 1, onExceed: Quota_OnExceed.REJECT, users: ["x", "y"] })]);
+    const z = reg.session("rw", "main", "z");
     expect(z.admit(null)).toBeNull();
     expect(z.admit("other")).toBeNull();
     expect(z.admit("reports")).toBeNull();
     expect(isErr(z.admit("reports"))).toBe(true);
-    const x = lq.forSession("x")!;
-    const y = lq.forSession("y")!;
+    const x = reg.session("rw", "main", "x");
+    const y = reg.session("rw", "main", "y");
     expect(x.admit(null)).toBeNull();
     expect(y.admit(null)).toBeNull();
     expect((x.admit(null) as ErrPacket).message).toContain("(per user, fleet-wide)");
+    // COM_CHANGE_USER: the new user's buckets
+    x.setUser("z");
+    expect(x.admit(null)).toBeNull();
   });
 
   it("keeps a quota's state across versions by name, re-shares on fleet changes, retires removed ones", async () => {
@@ -323,14 +331,18 @@ describe("QuotaRegistry and SessionQuotas", () => {
     expect(st.currentShare).toEqual({ ratePerSecond: 100, burst: 100, concurrency: 1 }); // 7 slots over 6 workers: worker 5 gets one
     reg.setFleet(2, 0);
     expect(st.currentShare.ratePerSecond).toBe(150);
-    // a waiter of a quota that goes away is refused
-    const s = v2.forListener("rw", "main")!.forSession("app")!;
+    expect(v2.forListener("rw", "main")).not.toBeNull();
+    // a waiter of a quota that goes away goes ahead; the session then checks nothing
+    const s = reg.session("rw", "main", "app");
     for (let i = 0; i < 200 && s.admit(null) === null; i++) s.release();
     const waiting = s.admit(null);
     expect(waiting).toBeInstanceOf(Promise);
     reg.compile([]);
-    expect((await waiting)?.errno).toBe(1226);
+    expect(await waiting).toBeNull();
+    s.release();
     expect([...reg.all()]).toEqual([]);
+    expect(s.active).toBe(false);
+    expect(s.admit(null)).toBeNull();
     clock.advance(10_000);
   });
 });

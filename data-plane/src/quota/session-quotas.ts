@@ -8,24 +8,60 @@ export interface SessionQuota {
   readonly rules: ReadonlySet<string> | null;
 }
 
+/** Where a session finds the quotas in force (QuotaRegistry). */
+export interface QuotaSource {
+  /** Changes with every config version compiled. */
+  readonly generation: number;
+  /** Quotas in force in this worker; 0: none (nothing to check). */
+  readonly count: number;
+  /** The quotas that count statements of `user` on `listener` (of `cluster`), in policy order. */
+  entriesFor(listener: string, cluster: string, user: string): readonly SessionQuota[];
+}
+
+const NONE: readonly SessionQuota[] = [];
+
 /**
  * The quotas one session's statements go through (those whose users,
- * listeners and clusters lists hold its user, listener and cluster; chosen
- * once per session and again after COM_CHANGE_USER), and the limiters the
- * statement under way was admitted by.
+ * listeners and clusters lists hold its user, listener and cluster), and the
+ * limiters the statement under way was admitted by. The list is chosen again
+ * when a new config version was compiled (one integer compare per statement),
+ * so added, changed and removed quotas apply to open sessions at once, and
+ * after COM_CHANGE_USER.
  *
- * Per statement: admit() before it is sent, release() when its response is
- * complete (or it failed, or the session ended). Every matching quota must
- * admit the statement, in policy order; if one refuses, those that admitted
- * it get their token and slot back.
+ * Per statement, when `active`: admit() before it is sent; always release()
+ * when its response is complete (or it failed, or the session ended). Every
+ * matching quota must admit the statement, in policy order; if one refuses,
+ * those that admitted it get their token and slot back.
  */
 export class SessionQuotas {
   private readonly taken: Limiter[] = [];
+  private entries: readonly SessionQuota[] = NONE;
+  private generation = -1;
 
   constructor(
-    private readonly entries: readonly SessionQuota[],
-    private readonly user: string,
+    private readonly source: QuotaSource,
+    private readonly listener: string,
+    private readonly cluster: string,
+    private user: string,
   ) {}
+
+  /** Some quota is in force in this worker (else admit() need not be called). */
+  get active(): boolean {
+    return this.source.count !== 0;
+  }
+
+  /** Quotas counting this session's statements now. */
+  get size(): number {
+    this.refresh();
+    return this.entries.length;
+  }
+
+  /** COM_CHANGE_USER: the new user's quotas from the next statement on. */
+  setUser(user: string): void {
+    this.release();
+    this.user = user;
+    this.generation = -1;
+  }
 
   /**
    * null: admitted now (synchronously). An ErrPacket: refused now (REJECT).
@@ -33,6 +69,8 @@ export class SessionQuotas {
    * (admitted) or the ERR to answer with (queue full, maxWait passed).
    */
   admit(rule: string | null): ErrPacket | null | Promise<ErrPacket | null> {
+    if (this.generation !== this.source.generation) this.refresh();
+    if (this.entries.length === 0) return null;
     const r = this.run(0, rule);
     if (r === -1) return null;
     if (typeof r === "number") return this.waitFrom(r, rule);
@@ -90,6 +128,12 @@ export class SessionQuotas {
       k = r;
     }
     return null;
+  }
+
+  private refresh(): void {
+    if (this.generation === this.source.generation) return;
+    this.generation = this.source.generation;
+    this.entries = this.source.count === 0 ? NONE : this.source.entriesFor(this.listener, this.cluster, this.user);
   }
 
   private undo(): void {

@@ -227,8 +227,8 @@ export interface CompiledConfig {
   readonly clusters: ReadonlyMap<string, ClusterSnapshot>;
 }
 
-/** Builds per-listener snapshots of `config`, reusing `runtimes` by cluster name. */
-export function compileConfig(config: ConfigVersion, runtimes: Map<string, ClusterRuntime>, stateOptions?: ClusterStateOptions): CompiledConfig {
+/** Builds per-listener snapshots of `config`, reusing `runtimes` by cluster name; `bindAddress` (--bind-address) replaces every listener's. */
+export function compileConfig(config: ConfigVersion, runtimes: Map<string, ClusterRuntime>, stateOptions?: ClusterStateOptions, bindAddress = ""): CompiledConfig {
   const policy = config.policy;
   const users = new Map<string, UserSnapshot>();
   const invalidUsers: string[] = [];
@@ -275,7 +275,7 @@ export function compileConfig(config: ConfigVersion, runtimes: Map<string, Clust
     (l): ListenerSnapshot => ({
       configVersion: config.version,
       name: l.name,
-      bindAddress: l.bindAddress || "0.0.0.0",
+      bindAddress: bindAddress || l.bindAddress || "0.0.0.0",
       port: l.port,
       clusterName: l.cluster,
       cluster: clusters.get(l.cluster) ?? null,

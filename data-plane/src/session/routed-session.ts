@@ -37,7 +37,7 @@ import type { KillRequest, KillResult } from "../types";
 import { AuthStepKind, ClientAuthentication, type ClientAuthRuntime } from "./client-auth";
 import type { KillTarget } from "./kill";
 import { switchoverHolds } from "./switchover-hold";
-import type { SessionQuotas } from "../quota";
+import { quotas as workerQuotas, type SessionQuotas } from "../quota";
 
 /**
  * The command phase of a session on a routed listener (SPLIT, or any listener
@@ -200,8 +200,8 @@ export class RoutedSession {
   private readonly queue: Buffer[] = [];
   /** Commands run (for the idle timeout's probe). */
   commandCount = 0;
-  /** The quotas counting this session's statements (quota/session-quotas.ts); null: none, nothing checked per statement. */
-  private quotas: SessionQuotas | null;
+  /** The quotas counting this session's statements (quota/session-quotas.ts); inactive while the worker has none. */
+  private readonly quotas: SessionQuotas;
 
   constructor(host: RoutedHost, options: RoutedSessionOptions, login: RoutedLogin, mode: ListenerMode) {
     this.host = host;
@@ -214,7 +214,7 @@ export class RoutedSession {
     this.schema = login.database || null;
     this.observed = host.observed;
     this.tracker = new ResponseTracker((login.clientCapabilities & Capability.DeprecateEof) !== 0);
-    this.quotas = login.listener.quotas?.forSession(login.user.name) ?? null;
+    this.quotas = workerQuotas.session(login.listener.name, login.listener.clusterName, login.user.name);
   }
 
   /** True while a command is under way (for the idle timeout and drain). */
@@ -504,7 +504,7 @@ export class RoutedSession {
         packet = framePayload(buildQuery(text), packet[3]);
       }
     }
-    if (this.quotas !== null) {
+    if (this.quotas.active) {
       // fleet-wide quotas: admitted now (no await), refused now, or waiting in a bounded queue
       const q = this.quotas.admit(rule === null ? null : rule.rule);
       if (q !== null && (await this.quotaRefused(q, listener.name, c.kind))) return this.finish();
@@ -922,7 +922,7 @@ export class RoutedSession {
   private async execute(packet: Buffer, cmd: number): Promise<void> {
     const stmt = this.statementOf(packet);
     if (stmt === null) return this.unknownStatement(packet, cmd === Command.StmtExecute ? "mysqld_stmt_execute" : "mysqld_stmt_bulk_execute");
-    if (this.quotas !== null) {
+    if (this.quotas.active) {
       const q = this.quotas.admit(null);
       if (q !== null && (await this.quotaRefused(q, this.login.listener.name, stmt.kind))) return this.finish();
     }
@@ -1209,8 +1209,7 @@ export class RoutedSession {
     const previous = this.login.user.name;
     this.login.user = u;
     this.login.password = password;
-    this.quotas?.release();
-    this.quotas = this.login.listener.quotas?.forSession(u.name) ?? null;
+    this.quotas.setUser(u.name);
     this.poolCache.clear(); // the new user's backend account has pools of its own
     if (req.characterSet !== null && req.characterSet !== 0) this.login.characterSet = req.characterSet;
     this.schema = req.database || null;
@@ -1815,7 +1814,7 @@ export class RoutedSession {
 
   private finish(): void {
     if (this.holdFinish) return;
-    this.quotas?.release();
+    this.quotas.release();
     this.busy = false;
     if (this.queue.length > 0) setImmediate(() => this.next());
   }
@@ -1840,7 +1839,7 @@ export class RoutedSession {
     }
     const dirty = this.pins.size > 0 || this.route.inTransaction || !this.route.autocommit || this.settings.size > 0;
     this.releaseHeld(dirty);
-    this.quotas?.release();
+    this.quotas.release();
   }
 
   /**

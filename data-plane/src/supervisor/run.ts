@@ -54,6 +54,7 @@ function dataPlaneOptions(flags: DataPlaneFlags, workerIndex: number): DataPlane
     rsaPublicKeyFile: flags.rsaPublicKeyFile,
     pluginFile: flags.pluginFile,
     pluginBudgetMs: flags.pluginBudgetMs,
+    bindAddress: flags.bindAddress,
   };
 }
 
