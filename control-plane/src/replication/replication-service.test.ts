@@ -277,3 +277,14 @@ test("requested_by: the client's header, else api", async () => {
   const r = (await svc.pauseBackend(create(PauseBackendRequestSchema, { cluster: "shop", backend: "db2", dryRun: true }), createHandlerContext({ service: ReplicationService, method: ReplicationService.method.pauseBackend, protocolName: "test", requestMethod: "POST", url: "/" }))) as { operation: OperationRecord };
   expect(r.operation.requestedBy).toBe("api");
 });
+
+test("a failover while the operation runs (the epoch moved since the survey) stops it before its next statement", async () => {
+  let reads = 0;
+  const first = ops.readEpoch.bind(ops);
+  ops.readEpoch = async (c) => (++reads === 1 ? first(c) : create(ClusterEpochSchema, { cluster: "shop", epoch: 1n, primary: "db2", fenced: ["db1"] }));
+  const { err, rec } = await refused(call("detachReplica", "db3", false));
+  expect(err.code).toBe(Code.Aborted);
+  expect(err.rawMessage).toMatch(/^cluster shop failed over while this operation ran \(epoch 0 → 1, primary now db2\); it stopped before its next statement/);
+  expect(srv("db3").ran).toEqual([]);
+  expect(rec).toMatchObject({ ok: false, steps: [] });
+});

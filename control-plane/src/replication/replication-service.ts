@@ -200,6 +200,18 @@ export function createReplicationService(options: ReplicationServiceOptions): Re
       operations.readEpoch(cluster.name),
     ]);
     const ev: EpochView | null = epoch === undefined ? null : { epoch: epoch.epoch, primary: epoch.primary, fenced: epoch.fenced };
+    // The automatic failover does not take the cluster lock: before each statement the epoch is
+    // read again, and a failover (or a switchover by a control plane that ignored the lock) that
+    // happened since the survey stops the operation.
+    op.beforeStatement = async () => {
+      const now = await operations.readEpoch(cluster.name);
+      if ((now?.epoch ?? 0n) !== (ev?.epoch ?? 0n) || (now?.primary ?? "") !== (ev?.primary ?? "")) {
+        throw new MgwError(
+          "MGW_ERR_REPLICATION_FAILED",
+          `cluster ${cluster.name} failed over while this operation ran (epoch ${ev?.epoch ?? 0n} → ${now?.epoch ?? 0n}, primary now ${now?.primary ?? "unknown"}); it stopped before its next statement — check the cluster (mysqlgw backends, mysqlgw failovers) and run the command again`,
+        );
+      }
+    };
     return { cluster, views, epoch: ev, primary: findPrimary(views, ev) };
   }
 
@@ -580,6 +592,8 @@ function gtidsOf(st: BackendState, name: string): GtidSet {
 /** One operation in progress: its record, connections, and the statements it runs (or, dry, would run). */
 class Operation {
   credentials: { user: string; password: string } | null = null;
+  /** Run before each statement (not in a dry run); throws to stop the operation. */
+  beforeStatement: (() => Promise<void>) | null = null;
   private readonly conns = new Map<string, Promise<BackendConnection>>();
 
   constructor(
@@ -625,6 +639,7 @@ class Operation {
       this.record.steps.push(`would run ${text}`);
       return;
     }
+    if (this.beforeStatement !== null) await this.beforeStatement();
     try {
       const c = await this.conn(b);
       await c.query(sql, params);
