@@ -76,6 +76,17 @@ describe("loading policy YAML", () => {
     expect(problems({ "a.yaml": "- a\n- b\n" })[0]).toContain("not a mapping");
   });
 
+  it("reads Quota documents into Policy.quotas, in order", () => {
+    const quota = "kind: Quota\nname: app-rate\nusers: [shop]\nqueriesPerSecond: 300\nburst: 600\nonExceed: ON_EXCEED_QUEUE\nmaxWait: 2s\n---\nkind: Quota\nname: slots\nmaxConcurrent: 20\nonExceed: ON_EXCEED_REJECT\n";
+    const { policy, sources } = load({ "a.yaml": ORDERS, "b.yaml": quota });
+    expect(policy.quotas.map((q) => [q.name, q.queriesPerSecond, q.burst, q.maxConcurrent, q.onExceed, Number(q.maxWait?.seconds ?? 0)])).toEqual([
+      ["app-rate", 300, 600, 0, 1, 2],
+      ["slots", 0, 0, 20, 2, 0],
+    ]);
+    expect(sources.Quota.map((r) => `${r.file}#${r.document} ${r.name}`)).toEqual(["b.yaml#1 app-rate", "b.yaml#2 slots"]);
+    expect(problems({ "a.yaml": ORDERS, "b.yaml": "kind: Quota\nname: q\nqps: 3\n" })[0]).toContain("field qps");
+  });
+
   it("reports YAML syntax errors with document, line and column", () => {
     const p = problems({ "a.yaml": "kind: User\nname: a\n---\nkind: User\nname: [\n" });
     expect(p[0]).toMatch(/^error: a.yaml document 2, line \d+ column \d+: YAML syntax error: .* — fix the YAML syntax$/);

@@ -93,7 +93,7 @@ export function buildProgram(io: ProgramIo): Command {
 
   program
     .command("get")
-    .description("print the current resources as policy YAML (KIND: clusters, listeners, users, gateway, rules or policy)")
+    .description("print the current resources as policy YAML (KIND: clusters, listeners, users, gateway, rules, quotas or policy)")
     .argument("<kind>", "clusters | listeners | users | gateway | rules | policy (singular accepted)")
     .argument("[name]", "only the resource with this name")
     .option("-o, --output <format>", "yaml or json", "yaml")
