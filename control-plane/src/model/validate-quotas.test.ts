@@ -1,5 +1,6 @@
 import { create } from "@bufbuild/protobuf";
 import { PolicySchema, Quota_OnExceed, type Policy } from "@mysqlgw/proto";
+import { diffPolicies } from "./diff";
 import { validatePolicy } from "./validate";
 
 function withQuotas(quotas: Record<string, unknown>[]): Policy {
@@ -45,5 +46,17 @@ describe("Policy.quotas", () => {
     expect(fields(withQuotas([{ name: "q", maxConcurrent: 1, maxQueue: 1_000_000 }]))).toEqual(["Quota/q/maxQueue"]);
     expect(fields(withQuotas([{ name: "q", maxConcurrent: 1, maxWait: { seconds: 3600n, nanos: 0 } }]))).toEqual(["Quota/q/maxWait"]);
     expect(fields(withQuotas([{ name: "q", maxConcurrent: 1, onExceed: Quota_OnExceed.REJECT, maxQueue: 5, maxWait: { seconds: 1n, nanos: 0 } }]))).toEqual(["Quota/q/maxQueue", "Quota/q/maxWait"]);
+  });
+});
+
+describe("Policy.quotas in diffs", () => {
+  it("shows added, changed and removed quotas as kind Quota, by name", () => {
+    const before = withQuotas([{ name: "a", queriesPerSecond: 300 }, { name: "b", maxConcurrent: 2 }]);
+    const after = withQuotas([{ name: "a", queriesPerSecond: 200 }, { name: "c", maxConcurrent: 4 }]);
+    expect(diffPolicies(before, after).filter((c) => c.kind === "Quota").map((c) => [c.action, c.name, c.fields])).toEqual([
+      [2, "a", ["queriesPerSecond"]],
+      [3, "b", []],
+      [1, "c", []],
+    ]);
   });
 });
