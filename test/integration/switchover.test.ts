@@ -6,6 +6,7 @@
 // transactions — that record every acknowledged id. `mysqlgw switchover`
 // runs while they write: no client may see an error, and every acknowledged
 // row must be on the new primary.
+import { Etcd3 } from "etcd3";
 import type * as mysql from "mysql2/promise";
 import {
   applyPolicy,
@@ -19,6 +20,7 @@ import {
   startReplicatedCluster,
   type ControlPlane,
   type DataPlane,
+  type EtcdServer,
   type MariaDBServer,
   type ReplicatedCluster,
 } from "../helpers";
@@ -33,9 +35,10 @@ let cluster: ReplicatedCluster;
 let cp: ControlPlane;
 let dp: DataPlane;
 let port: number;
+let etcd: EtcdServer;
 
 beforeAll(async () => {
-  const [etcd, c] = await Promise.all([
+  const [e, c] = await Promise.all([
     startEtcd(),
     startReplicatedCluster({
       replicas: 2,
@@ -45,6 +48,7 @@ beforeAll(async () => {
     }),
   ]);
   cluster = c;
+  etcd = e;
   cp = await startControlPlane({ etcd, env: { MONITOR_PW: MONITOR_PASSWORD }, args: ["--failover"] });
   port = await freePort();
   const { version } = await applyPolicy(cp, {
@@ -180,6 +184,13 @@ test("a dry run plans the switchover and changes nothing", async () => {
   expect(cli.code).toBe(0);
   expect(cli.stdout).toMatch(/^shop: db1 → db[23] \(epoch 1\)$/m);
   expect(cli.stdout).toContain("db1: SET GLOBAL read_only=1");
+  // the same over REST
+  const res = await fetch(`${cp.url}/v1/clusters/shop:switchover`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ to: "db3", dryRun: true }) });
+  expect(res.status).toBe(200);
+  const body = (await res.json()) as { record?: { newPrimary?: string }; operation?: { ok?: boolean; steps?: string[] } };
+  expect(body.record?.newPrimary).toBe("db3");
+  expect(body.operation?.ok).toBe(true);
+  expect(body.operation?.steps).toContain("db3: RESET SLAVE ALL");
   expect(await failovers()).toEqual([]);
   expect((await cluster.primary.query<{ ro: string }>("SELECT @@read_only AS ro"))[0]!.ro).toBe("0");
 }, 60_000);
@@ -296,3 +307,80 @@ test("switchover under a steady write load: zero client errors, every acknowledg
   expect(list.code).toBe(0);
   expect(list.stdout).toMatch(/^shop +1 +\S+ +db1 +db2 +PROMOTED +SWITCHOVER /m);
 }, 180_000);
+
+test("a data plane that never answers the hold: aborted before anything changed, the old primary stays writable, writes go on without an error", async () => {
+  // a registered data plane that does not ack (as one older than this control plane would)
+  const client = new Etcd3({ hosts: etcd.endpoint });
+  const lease = client.lease(30);
+  const writers = startWriters(4);
+  let cli: Awaited<ReturnType<typeof runCli>>;
+  try {
+    await lease.put("/mysqlgw/v1/dataplanes/ghost").value(JSON.stringify({ id: "ghost" }));
+    await new Promise((r) => setTimeout(r, 500));
+    cli = await runCli(cp.url, ["switchover", "--cluster", "shop", "--to", "db3", "--hold-timeout", "3s", "--drain-timeout", "0.5s"], { timeoutMs: 60_000 });
+    await new Promise((r) => setTimeout(r, 1000));
+    // the hold is gone with the abort
+    expect(await client.get("/mysqlgw/v1/switchover/hold/shop").string()).toBeNull();
+  } finally {
+    await writers.stop();
+    await lease.revoke().catch(() => undefined);
+    client.close();
+  }
+  expect(cli.code).toBe(1);
+  expect(cli.stderr).toContain("switchover of shop aborted: data plane(s) ghost did not report their open transactions finished in time");
+  expect(writers.errors).toEqual([]);
+  const rec = (await failovers())[0]!;
+  expect(rec).toMatchObject({ kind: "KIND_SWITCHOVER", oldPrimary: "db2", newPrimary: "db3", outcome: "OUTCOME_ABORTED" });
+  // nothing changed: db2 writable and the primary, db3 still its replica; the writes went to db2
+  expect((await serverOf("db2").query<{ ro: string }>("SELECT @@read_only AS ro"))[0]!.ro).toBe("0");
+  const [st] = await serverOf("db3").query("SHOW SLAVE STATUS");
+  expect(Number(st!.Master_Port)).toBe(serverOf("db2").port);
+  const ids = writers.acks.map((a) => a.id);
+  expect(ids.length).toBeGreaterThan(0);
+  expect(Number((await serverOf("db2").query<{ n: string }>(`SELECT COUNT(*) AS n FROM sw.t WHERE id IN (${ids.join(",")})`))[0]!.n)).toBe(ids.length);
+}, 90_000);
+
+test("a transaction still open at the end of the drain window is ended: ERR 1927 at its next statement, rolled back; every other write goes through", async () => {
+  const idle = await connect({ port, user: "app", password: PW });
+  idle.on("error", () => undefined); // the gateway closes it after the ERR
+  await idle.query("BEGIN");
+  const [r] = await idle.query("INSERT INTO sw.t (w, kind, at) VALUES (99, 'x', 0)");
+  const openId = (r as mysql.ResultSetHeader).insertId;
+  const writers = startWriters(WRITERS);
+  let cli: Awaited<ReturnType<typeof runCli>>;
+  let cliAt = 0;
+  try {
+    await new Promise((r2) => setTimeout(r2, 500));
+    cliAt = Date.now();
+    cli = await runCli(cp.url, ["switchover", "--cluster", "shop", "--to", "db1", "--drain-timeout", "1s"], { timeoutMs: 60_000 });
+    await new Promise((r2) => setTimeout(r2, 1000));
+  } finally {
+    await writers.stop();
+  }
+  if (cli.code !== 0) dumpLogs(cliAt);
+  expect(cli.code).toBe(0);
+  expect(writers.errors).toEqual([]);
+  const err = await idle.query("COMMIT").then(
+    () => null,
+    (e: { errno?: number; sqlState?: string; message?: string }) => e,
+  );
+  idle.destroy();
+  expect(err).toMatchObject({ errno: 1927, sqlState: "70100" });
+  expect(err?.message).toContain("mysqlgw ended this transaction for a planned switchover of cluster 'shop'");
+  const rec = (await failovers())[0]!;
+  expect(rec).toMatchObject({ kind: "KIND_SWITCHOVER", oldPrimary: "db2", newPrimary: "db1", outcome: "OUTCOME_PROMOTED", transactionsEnded: 1 });
+  const ms = (t: string | undefined): number => (t === undefined ? NaN : Date.parse(t));
+  console.log(`switchover back to db1 with a transaction left open: drained after ${ms(rec.drainedAt) - ms(rec.holdStartedAt)} ms (drain window 1 s), writes held ${ms(rec.releasedAt) - ms(rec.holdStartedAt)} ms`);
+  // the ended transaction was rolled back; every acknowledged write is on db1
+  const db1 = serverOf("db1");
+  expect((await db1.query<{ n: string }>("SELECT COUNT(*) AS n FROM sw.t WHERE id = ?", [openId]))[0]!.n).toBe("0");
+  const have = new Set((await db1.query<{ id: string }>("SELECT id FROM sw.t")).map((x) => Number(x.id)));
+  expect(writers.acks.filter((a) => !have.has(a.id))).toEqual([]);
+  // db2 (which never had a source before its promotion) replicates from db1 with the monitor's account
+  await waitUntil("db2 replicating from db1", 10_000, async () => {
+    const [st] = await serverOf("db2").query("SHOW SLAVE STATUS");
+    return st !== undefined && Number(st.Master_Port) === db1.port && st.Slave_IO_Running === "Yes" && st.Slave_SQL_Running === "Yes";
+  });
+  const list = await runCli(cp.url, ["failovers", "--cluster", "shop"]);
+  expect(list.stdout).toMatch(/^shop +2 +\S+ +db2 +db1 +PROMOTED +SWITCHOVER /m);
+}, 120_000);

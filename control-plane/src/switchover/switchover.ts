@@ -384,7 +384,7 @@ async function execute(deps: SwitchoverDeps, run: Run, op: OperationRecord): Pro
     return;
   }
   const problems: string[] = [];
-  // 7. epoch, then re-point
+  // 7. the epoch (the monitor then probes the cluster at once) while the others and the old primary are re-pointed
   const next = create(ClusterEpochSchema, {
     cluster: cluster.name,
     epoch: rec.epoch,
@@ -393,33 +393,41 @@ async function execute(deps: SwitchoverDeps, run: Run, op: OperationRecord): Pro
     at: timestampFromMs(Date.now()),
   });
   const [host, port] = splitAddress(plan.target.address);
-  await Promise.all(
-    plan.others.map(async (s) => {
-      try {
-        await exec(s, ["STOP SLAVE", "CHANGE MASTER TO MASTER_HOST=?, MASTER_PORT=?, MASTER_USE_GTID=slave_pos", "START SLAVE"], [[], [host, port], []]);
-        rec.repointed.push(s.name);
-      } catch (err) {
-        problems.push(`${s.name} not re-pointed (${(err as Error).message}); do it by hand`);
-      }
-    }),
+  const epochWritten = writeEpoch(deps, run, next).then(
+    (revision) => revision,
+    (err: unknown) => {
+      problems.push(`the epoch was not written (${(err as Error).message})`);
+      return null;
+    },
   );
-  try {
-    const replPassword = await resolveMonitorSecret(run.replication.secretRef, env);
-    const semi = plan.target.semiSyncSlave ? ["SET GLOBAL rpl_semi_sync_master_enabled=OFF", "SET GLOBAL rpl_semi_sync_slave_enabled=ON"] : [];
-    const statements = [...semi, "SET GLOBAL gtid_slave_pos=@@GLOBAL.gtid_binlog_pos", "CHANGE MASTER TO MASTER_HOST=?, MASTER_PORT=?, MASTER_USER=?, MASTER_PASSWORD=?, MASTER_USE_GTID=slave_pos", "START SLAVE"];
-    const params = statements.map((t) => (t.startsWith("CHANGE MASTER") ? [host, port, run.replication.user, replPassword] : []));
-    await exec(plan.oldPrimary, statements, params);
-    rec.repointed.push(plan.oldPrimary.name);
-  } catch (err) {
-    // read_only but replicating from nobody: it would serve stale reads — fenced until rejoined
-    next.fenced.push(plan.oldPrimary.name);
-    problems.push(`${plan.oldPrimary.name} (the old primary, read_only) could not replicate from ${plan.target.name} (${(err as Error).message}); it is fenced until it does (rejoin it)`);
-  }
+  const repointOthers = plan.others.map(async (s) => {
+    try {
+      await exec(s, ["STOP SLAVE", "CHANGE MASTER TO MASTER_HOST=?, MASTER_PORT=?, MASTER_USE_GTID=slave_pos", "START SLAVE"], [[], [host, port], []]);
+      rec.repointed.push(s.name);
+    } catch (err) {
+      problems.push(`${s.name} not re-pointed (${(err as Error).message}); do it by hand`);
+    }
+  });
+  const repointOld = (async (): Promise<boolean> => {
+    try {
+      const replPassword = await resolveMonitorSecret(run.replication.secretRef, env);
+      const semi = plan.target.semiSyncSlave ? ["SET GLOBAL rpl_semi_sync_master_enabled=OFF", "SET GLOBAL rpl_semi_sync_slave_enabled=ON"] : [];
+      const statements = [...semi, "SET GLOBAL gtid_slave_pos=@@GLOBAL.gtid_binlog_pos", "CHANGE MASTER TO MASTER_HOST=?, MASTER_PORT=?, MASTER_USER=?, MASTER_PASSWORD=?, MASTER_USE_GTID=slave_pos", "START SLAVE"];
+      const params = statements.map((t) => (t.startsWith("CHANGE MASTER") ? [host, port, run.replication.user, replPassword] : []));
+      await exec(plan.oldPrimary, statements, params);
+      rec.repointed.push(plan.oldPrimary.name);
+      return true;
+    } catch (err) {
+      problems.push(`${plan.oldPrimary.name} (the old primary, read_only) could not replicate from ${plan.target.name} (${(err as Error).message}); it is fenced until it does (rejoin it)`);
+      return false;
+    }
+  })();
+  const [revision, , oldRepointed] = await Promise.all([epochWritten, Promise.all(repointOthers), repointOld]);
   rec.repointedAt = timestampFromMs(Date.now());
-  try {
-    await writeEpoch(deps, run, next);
-  } catch (err) {
-    problems.push(`the epoch was not written (${(err as Error).message})`);
+  if (!oldRepointed && revision !== null) {
+    // read_only but replicating from nobody, its reads would go stale: fenced until rejoined
+    next.fenced.push(plan.oldPrimary.name);
+    await writeEpoch(deps, { ...run, epochRevision: revision }, next).catch((err: unknown) => problems.push(`${plan.oldPrimary.name} could not be fenced in the epoch (${(err as Error).message})`));
   }
   // 8. roles as data planes will route by them, then release
   if (!(await waitForRoles(deps, run))) problems.push(`the monitor did not report ${plan.target.name} as PRIMARY within ${ROLES_WAIT_MS} ms; released anyway (data planes hold statements until they see it, at most until hold_until)`);
@@ -508,8 +516,8 @@ async function waitForRoles(deps: SwitchoverDeps, run: Run): Promise<boolean> {
   return false;
 }
 
-/** The new epoch, only if the epoch key did not change since it was read (a failover in between wins). */
-async function writeEpoch(deps: SwitchoverDeps, run: Run, e: ClusterEpoch): Promise<void> {
+/** The new epoch, only if the epoch key did not change since it was read (a failover in between wins); its new mod revision. */
+async function writeEpoch(deps: SwitchoverDeps, run: Pick<Run, "epochRevision" | "callMs">, e: ClusterEpoch): Promise<string> {
   const { client, keys } = deps;
   const key = keys.clusterEpoch(e.cluster);
   const res = await withTimeout(
@@ -518,6 +526,7 @@ async function writeEpoch(deps: SwitchoverDeps, run: Run, e: ClusterEpoch): Prom
     "write the cluster epoch",
   );
   if (!res.succeeded) throw new Error(`${key} changed during the switchover (a failover?)`);
+  return res.header.revision;
 }
 
 async function writeRecord(deps: SwitchoverDeps, run: Run): Promise<void> {

@@ -87,9 +87,35 @@ export function createSwitchoverRelay(options: SwitchoverRelayOptions): Switchov
     return l;
   }
 
+  /** Clusters whose ack is being written, and whether a newer state waits behind that write. */
+  const writing = new Map<string, boolean>();
+
+  /** Writes the cluster's ack, one write at a time per cluster (a stale write must not land after a newer one). */
   async function writeAck(c: string): Promise<void> {
+    if (writing.has(c)) {
+      writing.set(c, true);
+      return;
+    }
+    writing.set(c, false);
+    try {
+      for (let i = 0; i < 1000; i++) {
+        await writeAckOnce(c);
+        if (writing.get(c) !== true) break;
+        writing.set(c, false);
+      }
+    } finally {
+      writing.delete(c);
+    }
+  }
+
+  async function writeAckOnce(c: string): Promise<void> {
+    if (stopped) return;
     const hold = holds.get(c);
-    if (hold === undefined || stopped) return;
+    if (hold === undefined) {
+      // the hold is gone: so is the ack
+      await withTimeout(client.delete().key(keys.switchoverAck(c, id)).exec(), options.timeoutMs, "delete the switchover ack").catch(() => undefined);
+      return;
+    }
     const m = reports.get(c) ?? new Map<string, HoldReport>();
     const epoch = String(hold.epoch);
     let open = 0;
@@ -127,7 +153,7 @@ export function createSwitchoverRelay(options: SwitchoverRelayOptions): Switchov
       holds.delete(c);
       reports.delete(c);
       written.delete(c);
-      void withTimeout(client.delete().key(keys.switchoverAck(c, id)).exec(), options.timeoutMs, "delete the switchover ack").catch(() => undefined);
+      void writeAck(c);
     } else {
       try {
         holds.set(c, { json, epoch: fromJsonString(SwitchoverHoldSchema, json, { ignoreUnknownFields: true }).epoch });
