@@ -7,7 +7,10 @@
 // monitor's health; each refusal is a non-zero exit with its reason.
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
+import { create } from "@bufbuild/protobuf";
 import { Etcd3 } from "etcd3";
+import { etcdKeys, OperationRecordSchema } from "@mysqlgw/proto";
+import { createEtcdOperationStore } from "../../control-plane/src/replication/operation-store";
 import type * as mysql from "mysql2/promise";
 import {
   applyPolicy,
@@ -419,3 +422,31 @@ test("an operation waits for the cluster lock (held here as a switchover or fail
   expect(ok.code).toBe(0);
   expect((await cli(["backend", "resume", "--cluster", "shop", "--backend", other])).code).toBe(0);
 }, 60_000);
+
+test("the etcd operation store: the cluster lock serialises two holders (the second waits), and records beyond the retention are deleted", async () => {
+  const client = new Etcd3({ hosts: etcd.endpoint });
+  try {
+    const store = createEtcdOperationStore({ client, keys: etcdKeys("/rt"), description: "etcd (test)", callTimeoutMs: 3000, retention: 3 });
+    const order: string[] = [];
+    const holder = (name: string, ms: number) =>
+      store.withClusterLock("c1", 5000, async () => {
+        order.push(`${name} in`);
+        await new Promise((r) => setTimeout(r, ms));
+        order.push(`${name} out`);
+      });
+    const first = holder("a", 600);
+    await new Promise((r) => setTimeout(r, 100));
+    await Promise.all([first, holder("b", 10)]);
+    expect(order).toEqual(["a in", "a out", "b in", "b out"]);
+    // a lock held past the wait: refused
+    const long = holder("c", 1500);
+    await new Promise((r) => setTimeout(r, 100));
+    await expect(store.withClusterLock("c1", 300, async () => undefined)).rejects.toMatchObject({ code: "MGW_ERR_REPLICATION_BUSY" });
+    await long;
+    for (let i = 0; i < 5; i++) await store.record(create(OperationRecordSchema, { operation: "PAUSE", cluster: "c1", backend: `b${i}` }));
+    expect((await store.list("", 100)).map((r) => [r.sequence, r.backend])).toEqual([[5n, "b4"], [4n, "b3"], [3n, "b2"]]);
+    expect((await client.getAll().prefix("/rt/v1/operations/").keys()).length).toBe(3);
+  } finally {
+    client.close();
+  }
+}, 30_000);

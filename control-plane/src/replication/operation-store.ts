@@ -40,7 +40,11 @@ export interface EtcdOperationStoreOptions {
   callTimeoutMs: number;
   /** TTL of the lock's lease. Default 10 s. */
   lockTtlSeconds?: number;
+  /** Records kept: recording one deletes those older than the newest `retention`. Default 10 000; 0: all. */
+  retention?: number;
 }
+
+export const DEFAULT_OPERATIONS_RETENTION = 10_000;
 
 const LOCK_RETRY_MS = 200;
 const RECORD_ATTEMPTS = 5;
@@ -48,6 +52,7 @@ const RECORD_ATTEMPTS = 5;
 export function createEtcdOperationStore(o: EtcdOperationStoreOptions): OperationStore {
   const { client, keys, description, callTimeoutMs } = o;
   const ttl = o.lockTtlSeconds ?? 10;
+  const retention = o.retention ?? DEFAULT_OPERATIONS_RETENTION;
 
   async function call<T>(what: string, op: () => Promise<T>): Promise<T> {
     let timer: NodeJS.Timeout | undefined;
@@ -117,7 +122,13 @@ export function createEtcdOperationStore(o: EtcdOperationStoreOptions): Operatio
         const stored = create(OperationRecordSchema, { ...rec, sequence: seq });
         const key = keys.operation(seq);
         const res = await call("record the operation", () => client.if(key, "Create", "==", 0).then(client.put(key).value(toJsonString(OperationRecordSchema, stored))).commit());
-        if (res.succeeded) return stored;
+        if (res.succeeded) {
+          if (retention > 0 && seq > BigInt(retention)) {
+            // everything before the oldest record kept (bounded growth); a failure here loses nothing
+            await call("delete old operations", () => client.delete().inRange({ start: keys.operationsPrefix, end: keys.operation(seq - BigInt(retention) + 1n) }).exec()).catch(() => undefined);
+          }
+          return stored;
+        }
       }
       throw new MgwError("MGW_ERR_STORE_CONFLICT", `could not record the operation: ${RECORD_ATTEMPTS} others were recorded at the same moment; it ran (see its steps) but is missing from mysqlgw operations`);
     },
