@@ -21,6 +21,7 @@ import { isRole, type Role } from "./api/access";
 import { DEFAULT_AUDIT_RETENTION } from "./api/audit";
 import { createAuthenticator, parseTokensFile, type TokensConfig } from "./api/tokens";
 import { createEtcdAuditLog } from "./store/etcd-audit-log";
+import { setEtcdTls } from "./store/etcd-security";
 
 const USAGE = `usage: mysqlgw-control-plane [options]
 
@@ -29,6 +30,10 @@ const USAGE = `usage: mysqlgw-control-plane [options]
   --etcd URL[,URL]        etcd client URLs (default http://127.0.0.1:2379, env MYSQLGW_ETCD)
   --etcd-prefix PREFIX    key prefix in etcd (default ${DEFAULT_ETCD_PREFIX}, env MYSQLGW_ETCD_PREFIX)
   --etcd-timeout-ms N     bound on each etcd call (default ${DEFAULT_ETCD_CALL_TIMEOUT_MS})
+  --etcd-ca FILE          PEM CA of etcd's certificate, for https:// --etcd (env MYSQLGW_ETCD_CA)
+  --etcd-cert FILE --etcd-key FILE
+                          PEM client certificate and key for etcd's --client-cert-auth
+                          (env MYSQLGW_ETCD_CERT, MYSQLGW_ETCD_KEY)
   --log-level LEVEL       pino level (default info, env MYSQLGW_LOG_LEVEL)
   --id ID                 this control plane's id in the monitor election
                           (default <hostname>-<pid>, env MYSQLGW_CONTROL_PLANE_ID)
@@ -100,6 +105,9 @@ async function main(): Promise<void> {
         etcd: { type: "string", default: process.env.MYSQLGW_ETCD ?? "http://127.0.0.1:2379" },
         "etcd-prefix": { type: "string", default: process.env.MYSQLGW_ETCD_PREFIX ?? DEFAULT_ETCD_PREFIX },
         "etcd-timeout-ms": { type: "string", default: String(DEFAULT_ETCD_CALL_TIMEOUT_MS) },
+        "etcd-ca": { type: "string", default: process.env.MYSQLGW_ETCD_CA },
+        "etcd-cert": { type: "string", default: process.env.MYSQLGW_ETCD_CERT },
+        "etcd-key": { type: "string", default: process.env.MYSQLGW_ETCD_KEY },
         "log-level": { type: "string", default: process.env.MYSQLGW_LOG_LEVEL ?? "info" },
         id: { type: "string", default: process.env.MYSQLGW_CONTROL_PLANE_ID ?? `${os.hostname()}-${process.pid}` },
         monitor: { type: "boolean", default: false },
@@ -135,6 +143,13 @@ async function main(): Promise<void> {
   }
   const timeoutMs = Number(values["etcd-timeout-ms"]);
   if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) usageError("--etcd-timeout-ms must be a positive integer");
+  if (values["etcd-ca"] !== undefined && endpoints.some((e) => !e.startsWith("https://"))) usageError("--etcd-ca needs https:// --etcd endpoints");
+  try {
+    // every etcd client this process makes (store/etcd-security.ts)
+    setEtcdTls({ ca: values["etcd-ca"], cert: values["etcd-cert"], key: values["etcd-key"] });
+  } catch (err) {
+    usageError((err as Error).message);
+  }
 
   if (values.monitor && values["no-monitor"]) usageError("--monitor and --no-monitor contradict each other; pass one");
   if (!/^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$/.test(values.id)) usageError(`--id ${JSON.stringify(values.id)} must be 1-128 characters of letters, digits and . _ : @ -`);

@@ -5,6 +5,7 @@
 import { parseFlags, USAGE } from "./config/flags";
 import { createLogger, exitWithError, isClusterWorker, runSupervisor, runWorker } from "./supervisor/run";
 import { createListenerManager } from "./listener-manager";
+import { setEtcdTls } from "./config/etcd-security";
 
 function main(): void {
   let parsed;
@@ -20,6 +21,11 @@ function main(): void {
   if (isClusterWorker()) {
     runWorker(parsed.flags, createListenerManager);
     return;
+  }
+  try {
+    setEtcdTls(parsed.flags.etcdTls); // every etcd client the supervisor makes (config/etcd-security.ts)
+  } catch (err) {
+    exitWithError(createLogger("info", { role: "supervisor" }), (err as Error).message);
   }
   runSupervisor(parsed.flags, createListenerManager).catch((err: Error) =>
     exitWithError(createLogger("info", { role: "supervisor" }), `data plane failed to start: ${err.message}`),

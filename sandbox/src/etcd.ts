@@ -1,6 +1,7 @@
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as http from "node:http";
+import * as https from "node:https";
 import * as path from "node:path";
 import { MgwError } from "./errors";
 import { freePort, isPortFree } from "./ports";
@@ -20,10 +21,16 @@ export interface StartEtcdOptions {
   /** Bound on SIGTERM before SIGKILL in `stop()`. Default 10 s. */
   stopTimeoutMs?: number;
   extraArgs?: string[];
+  /**
+   * Serve the client port over TLS (PEM files): the endpoint is https://; with
+   * `clientCertAuth`, etcd's --client-cert-auth (the health check then uses
+   * `clientCert`/`clientKey`).
+   */
+  tls?: { cert: string; key: string; ca: string; clientCertAuth?: boolean; clientCert?: string; clientKey?: string };
 }
 
 export interface EtcdServer {
-  /** `http://127.0.0.1:<clientPort>`, what `--etcd` and etcd3's `hosts` take. */
+  /** `http://127.0.0.1:<clientPort>` (`https://` with `tls`), what `--etcd` and etcd3's `hosts` take. */
   readonly endpoint: string;
   readonly clientPort: number;
   readonly peerPort: number;
@@ -66,7 +73,7 @@ export async function startEtcd(options: StartEtcdOptions = {}): Promise<EtcdSer
   let destroyed = false;
 
   const args = (): string[] => {
-    const client = `http://127.0.0.1:${clientPort}`;
+    const client = `${options.tls === undefined ? "http" : "https"}://127.0.0.1:${clientPort}`;
     const peer = `http://127.0.0.1:${peerPort}`;
     return [
       "--name", name,
@@ -80,6 +87,10 @@ export async function startEtcd(options: StartEtcdOptions = {}): Promise<EtcdSer
       "--initial-cluster-token", token,
       "--heartbeat-interval", "50",
       "--election-timeout", "300",
+      ...(options.tls === undefined ? [] : [
+        "--cert-file", options.tls.cert, "--key-file", options.tls.key, "--trusted-ca-file", options.tls.ca,
+        ...(options.tls.clientCertAuth === true ? ["--client-cert-auth"] : []),
+      ]),
       ...(options.extraArgs ?? []),
     ];
   };
@@ -99,7 +110,7 @@ export async function startEtcd(options: StartEtcdOptions = {}): Promise<EtcdSer
           `etcd exited during start (${exit.error?.message ?? exit.signal ?? `exit ${exit.code}`})${inUse ? " [address in use]" : ""}; log ${logFile}:\n${tail}`,
         );
       }
-      if (await healthy(clientPort)) return;
+      if (await healthy(clientPort, options.tls)) return;
       if (Date.now() >= deadline) {
         await c.terminate("SIGKILL", 1000);
         throw new MgwError("MGW_ERR_SANDBOX_TIMEOUT", `etcd did not become healthy within ${startTimeoutMs} ms; log ${logFile}:\n${tailFile(logFile, 20)}`);
@@ -132,7 +143,7 @@ export async function startEtcd(options: StartEtcdOptions = {}): Promise<EtcdSer
   };
 
   const server: EtcdServer = {
-    endpoint: `http://127.0.0.1:${clientPort}`,
+    endpoint: `${options.tls === undefined ? "http" : "https"}://127.0.0.1:${clientPort}`,
     clientPort,
     peerPort,
     name,
@@ -176,9 +187,10 @@ export async function startEtcd(options: StartEtcdOptions = {}): Promise<EtcdSer
 }
 
 /** GET /health on a fresh connection (no keep-alive socket left behind for jest to wait on). */
-function healthy(port: number): Promise<boolean> {
+function healthy(port: number, tls?: StartEtcdOptions["tls"]): Promise<boolean> {
   return new Promise((resolve) => {
-    const req = http.get({ host: "127.0.0.1", port, path: "/health", agent: false, timeout: 1000 }, (res) => {
+    const o = { host: "127.0.0.1", port, path: "/health", agent: false, timeout: 1000 };
+    const onResponse = (res: http.IncomingMessage): void => {
       let body = "";
       res.setEncoding("utf8");
       res.on("data", (d: string) => (body += d));
@@ -191,7 +203,14 @@ function healthy(port: number): Promise<boolean> {
         }
       });
       res.on("error", () => resolve(false));
-    });
+    };
+    const req = tls === undefined
+      ? http.get(o, onResponse)
+      : https.get({
+        ...o,
+        ca: fs.readFileSync(tls.ca),
+        ...(tls.clientCert === undefined ? {} : { cert: fs.readFileSync(tls.clientCert), key: fs.readFileSync(tls.clientKey ?? "") }),
+      }, onResponse);
     req.on("timeout", () => req.destroy());
     req.on("error", () => resolve(false));
   });

@@ -7,6 +7,7 @@
  * that data plane's share (the `dataPlanes` count says how many contributed).
  */
 import { Etcd3 } from "etcd3";
+import { etcdSecurityOptions } from "../store/etcd-security";
 import type { DigestStats, DigestsAnswer, MergedDigest, PublishedDigests } from "@mysqlgw/proto";
 import { MgwError } from "../errors";
 
@@ -116,6 +117,7 @@ export interface DigestSource {
 export function createEtcdDigestSource(options: { endpoints: string[]; prefix: string; timeoutMs: number }): DigestSource {
   const client = new Etcd3({
     hosts: options.endpoints,
+    ...etcdSecurityOptions(), // --etcd-ca/--etcd-cert/--etcd-key
     dialTimeout: options.timeoutMs,
     defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + options.timeoutMs }),
   });

@@ -1,6 +1,7 @@
 import { fromJsonString, toJsonString } from "@bufbuild/protobuf";
 import { noop } from "cockatiel";
 import { Etcd3, type Campaign, type Election, type Lease, type Watcher } from "etcd3";
+import { etcdSecurityOptions } from "../store/etcd-security";
 import { Backend_Role, BackendHealth_State, BackendHealthSchema, ClusterEpochSchema, ConfigVersionSchema, etcdKeys, type Cluster, type ClusterEpoch, type ConfigVersion, type EtcdKeys } from "@mysqlgw/proto";
 import { isMgwError } from "../errors";
 import { applyProbe, buildHealth, DEFAULT_REFRESH_MS, healthFingerprint, newTracker, probeSettings, roleDisagreement, shouldWrite, type BackendTracker, type ProbeObservation, type ProbeSettings } from "./health";
@@ -59,6 +60,7 @@ const CAMPAIGN_RETRY_MAX_MS = 5000;
 export function createMonitorEtcdClient(endpoints: string[], callTimeoutMs = DEFAULT_CALL_TIMEOUT_MS): Etcd3 {
   return new Etcd3({
     hosts: endpoints,
+    ...etcdSecurityOptions(), // --etcd-ca/--etcd-cert/--etcd-key
     dialTimeout: callTimeoutMs,
     faultHandling: { host: () => noop, global: noop },
     // Unary calls get a deadline; streams (watch, lease keepalive) must not.

@@ -1,6 +1,7 @@
 import { create, fromJsonString, toJsonString } from "@bufbuild/protobuf";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
 import { Etcd3 } from "etcd3";
+import { etcdSecurityOptions } from "./etcd-security";
 import { noop } from "cockatiel";
 import { AuditRecordSchema, etcdKeys, type AuditRecord } from "@mysqlgw/proto";
 import { MgwError } from "../errors";
@@ -32,6 +33,7 @@ export function createEtcdAuditLog(options: EtcdAuditLogOptions): AuditLog {
   const description = `etcd at ${options.endpoints.join(",")}`;
   const client = new Etcd3({
     hosts: options.endpoints,
+    ...etcdSecurityOptions(), // --etcd-ca/--etcd-cert/--etcd-key
     dialTimeout: timeoutMs,
     faultHandling: { host: () => noop, global: noop },
     defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + timeoutMs }),

@@ -1,6 +1,7 @@
 import { create, fromJsonString, toJsonString } from "@bufbuild/protobuf";
 import { timestampMs, timestampNow } from "@bufbuild/protobuf/wkt";
 import { ClientClosedError, Etcd3, EtcdError, GRPCCancelledError, GRPCDeadlineExceededError, GRPCGenericError, GRPCUnavailableError } from "etcd3";
+import { etcdSecurityOptions } from "./etcd-security";
 import { isBrokenCircuitError, noop } from "cockatiel";
 import { BackendHealthSchema, ConfigVersionSchema, DataPlaneSchema, etcdKeys, FailoverRecordSchema, type BackendHealth, type FailoverRecord, type ConfigVersion, type DataPlane, type EtcdKeys, type Policy } from "@mysqlgw/proto";
 import { MgwError } from "../errors";
@@ -33,6 +34,7 @@ export function createEtcdConfigStore(options: EtcdConfigStoreOptions): ConfigSt
   const description = `etcd at ${endpoints.join(",")}`;
   const client = new Etcd3({
     hosts: endpoints,
+    ...etcdSecurityOptions(), // --etcd-ca/--etcd-cert/--etcd-key
     dialTimeout: timeoutMs,
     // No retries and no circuit breaker: every call fails within its deadline,
     // and a caller that wants to retry does so knowingly.

@@ -6,6 +6,7 @@
  * supervisor. A failed write is logged once and retried at the next tick.
  */
 import { Etcd3, type Lease } from "etcd3";
+import { etcdSecurityOptions } from "../config/etcd-security";
 import type { Logger } from "pino";
 import { LATENCY_BUCKET_BASE_MS, LATENCY_BUCKET_FACTOR, mergeDigestStats, type DigestStats } from "../observe/digest-table";
 import type { WorkerFigures } from "../observe/worker-observation";
@@ -69,6 +70,7 @@ export function createDigestPublisher(options: DigestPublisherOptions): DigestPu
   const { timeoutMs, logger: log } = options;
   const client = new Etcd3({
     hosts: options.endpoints,
+    ...etcdSecurityOptions(), // --etcd-ca/--etcd-cert/--etcd-key
     dialTimeout: timeoutMs,
     defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + timeoutMs }),
   });

@@ -2,6 +2,7 @@ import * as net from "node:net";
 import { create, fromJsonString, toJsonString } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Etcd3, type IKeyValue, type Lease, type Watcher } from "etcd3";
+import { etcdSecurityOptions } from "./etcd-security";
 import type { Logger } from "pino";
 import { BackendHealth_State, BackendHealthSchema, BackendViewSchema, type ConfigVersion, type EtcdKeys } from "@mysqlgw/proto";
 import { PacketFramer } from "../protocol/framer";
@@ -93,6 +94,7 @@ export function createBackendViewReporter(options: BackendViewReporterOptions): 
   const check = options.check ?? checkReachable;
   const client = new Etcd3({
     hosts: options.endpoints,
+    ...etcdSecurityOptions(), // --etcd-ca/--etcd-cert/--etcd-key
     dialTimeout: timeoutMs,
     defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + timeoutMs }),
   });

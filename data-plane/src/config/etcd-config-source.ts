@@ -1,4 +1,5 @@
 import { Etcd3, type IKeyValue, type Lease, type Watcher } from "etcd3";
+import { etcdSecurityOptions } from "./etcd-security";
 import type { Logger } from "pino";
 import type { EtcdKeys } from "@mysqlgw/proto";
 import { decodeConfig, type ConfigDoc } from "./config-codec";
@@ -97,6 +98,7 @@ export function createEtcdConfigSource(options: EtcdConfigSourceOptions): EtcdCo
 
   const client = new Etcd3({
     hosts: options.endpoints,
+    ...etcdSecurityOptions(), // --etcd-ca/--etcd-cert/--etcd-key
     dialTimeout: timeoutMs,
     // Unary calls get a deadline; streams (watch, lease keepalive) must not.
     defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + timeoutMs }),

@@ -1,4 +1,5 @@
 import { Etcd3, type IKeyValue, type Watcher } from "etcd3";
+import { etcdSecurityOptions } from "./etcd-security";
 import type { Logger } from "pino";
 import type { EtcdKeys } from "@mysqlgw/proto";
 import { probeAnyEtcd } from "./etcd-probe";
@@ -138,6 +139,7 @@ export function createEtcdHealthSource(options: EtcdHealthSourceOptions): EtcdHe
 
   const client = new Etcd3({
     hosts: options.endpoints,
+    ...etcdSecurityOptions(), // --etcd-ca/--etcd-cert/--etcd-key
     dialTimeout: timeoutMs,
     defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + timeoutMs }),
     grpcOptions: {

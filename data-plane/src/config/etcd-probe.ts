@@ -1,5 +1,6 @@
 import * as http from "node:http";
 import * as https from "node:https";
+import { etcdHttpsOptions } from "./etcd-security";
 
 /**
  * Asks one etcd endpoint's `GET /health` (served on the client URL by etcd
@@ -30,7 +31,8 @@ export function probeEtcd(endpoint: string, timeoutMs: number): Promise<string |
       req.destroy();
       resolve(reason);
     };
-    const req = mod.get(url, { agent: false, headers: { connection: "close" } }, (res) => {
+    const tls = url.protocol === "https:" ? etcdHttpsOptions() : {}; // --etcd-ca/--etcd-cert/--etcd-key
+    const req = mod.get(url, { agent: false, headers: { connection: "close" }, ...tls }, (res) => {
       let body = "";
       res.setEncoding("utf8");
       res.on("data", (c: string) => {

@@ -20,6 +20,7 @@ describe("parseFlags", () => {
       handshakeTimeoutMs: 10000,
       backendConnectTimeoutMs: 5000,
       etcdTimeoutMs: 3000,
+      etcdTls: {},
       maxPacketSize: 64 * 1024 * 1024,
       logLevel: "info",
       tlsCertFile: "",
@@ -78,6 +79,15 @@ describe("parseFlags", () => {
     expect(flags(["--bind-address", "127.0.0.2"])).toMatchObject({ bindAddress: "127.0.0.2" });
     expect(flags([], { MYSQLGW_BIND_ADDRESS: "::1" }).bindAddress).toBe("::1");
     expect(() => flags(["--bind-address", "localhost"])).toThrow(/--bind-address \(or MYSQLGW_BIND_ADDRESS\) must be an IPv4 or IPv6 address/);
+  });
+
+  it("takes --etcd-ca/--etcd-cert/--etcd-key (paths, resolved) for https:// endpoints only", () => {
+    expect(flags(["--etcd", "https://127.0.0.1:2379", "--etcd-ca", "ca.pem", "--etcd-cert", "c.pem", "--etcd-key", "k.pem"]).etcdTls)
+      .toEqual({ ca: path.resolve("ca.pem"), cert: path.resolve("c.pem"), key: path.resolve("k.pem") });
+    expect(flags(["--etcd", "https://127.0.0.1:2379"], { MYSQLGW_ETCD_CA: "ca.pem" }).etcdTls).toEqual({ ca: path.resolve("ca.pem") });
+    expect(() => flags(["--etcd-ca", "ca.pem"])).toThrow(/--etcd-ca needs https:\/\/ --etcd endpoints/);
+    expect(() => flags(["--etcd", "https://e:2379", "--etcd-ca", "ca.pem", "--etcd-cert", "c.pem"])).toThrow(/--etcd-cert and --etcd-key go together/);
+    expect(() => flags(["--etcd", "https://e:2379", "--etcd-cert", "c.pem", "--etcd-key", "k.pem"])).toThrow(/--etcd-cert needs --etcd-ca/);
   });
 
   it("takes --plugin as a path (resolved) and --plugin-budget in ms", () => {

@@ -22,6 +22,8 @@ export interface DataPlaneFlags {
   backendConnectTimeoutMs: number;
   /** Bound on each etcd call, and on waiting for etcd at startup before serving from disk. */
   etcdTimeoutMs: number;
+  /** TLS toward etcd (config/etcd-security.ts): PEM files, absent when not given; needs https:// endpoints. */
+  etcdTls: { ca?: string; cert?: string; key?: string };
   /** Largest client packet payload accepted. */
   maxPacketSize: number;
   logLevel: string;
@@ -60,6 +62,9 @@ export const USAGE = `Usage: mysqlgw-data-plane [options]
   --backend-connect-timeout MS  backend connect+auth deadline [MYSQLGW_BACKEND_CONNECT_TIMEOUT] (default 5000)
   --etcd-timeout MS             per etcd call, and wait at startup before serving the disk copy
                                 [MYSQLGW_ETCD_TIMEOUT] (default 3000)
+  --etcd-ca FILE                PEM CA of etcd's certificate, for https:// --etcd [MYSQLGW_ETCD_CA]
+  --etcd-cert FILE              PEM client certificate for etcd's --client-cert-auth [MYSQLGW_ETCD_CERT]
+  --etcd-key FILE               PEM key of --etcd-cert [MYSQLGW_ETCD_KEY]
   --max-packet-size BYTES       largest client packet accepted [MYSQLGW_MAX_PACKET_SIZE] (default 67108864)
   --log-level LEVEL             pino level [MYSQLGW_LOG_LEVEL] (default info)
   --tls-cert FILE               PEM certificate (chain) offered to clients; enables TLS [MYSQLGW_TLS_CERT]
@@ -116,6 +121,9 @@ export function parseFlags(
         "handshake-timeout": { type: "string" },
         "backend-connect-timeout": { type: "string" },
         "etcd-timeout": { type: "string" },
+        "etcd-ca": { type: "string" },
+        "etcd-cert": { type: "string" },
+        "etcd-key": { type: "string" },
         "max-packet-size": { type: "string" },
         "log-level": { type: "string" },
         "tls-cert": { type: "string" },
@@ -202,6 +210,11 @@ export function parseFlags(
     throw flagError(`--bind-address (or MYSQLGW_BIND_ADDRESS) must be an IPv4 or IPv6 address such as 127.0.0.2, got "${bindAddress}"`);
   }
 
+  const etcdTls = { ca: file("etcd-ca", "MYSQLGW_ETCD_CA") || undefined, cert: file("etcd-cert", "MYSQLGW_ETCD_CERT") || undefined, key: file("etcd-key", "MYSQLGW_ETCD_KEY") || undefined };
+  if ((etcdTls.cert === undefined) !== (etcdTls.key === undefined)) throw flagError("--etcd-cert and --etcd-key go together: give both");
+  if (etcdTls.cert !== undefined && etcdTls.ca === undefined) throw flagError("--etcd-cert needs --etcd-ca (the CA that signed etcd's certificate)");
+  if (etcdTls.ca !== undefined && etcdEndpoints.some((e) => !e.startsWith("https://"))) throw flagError("--etcd-ca needs https:// --etcd endpoints");
+
   return {
     help: false,
     flags: {
@@ -214,6 +227,7 @@ export function parseFlags(
       handshakeTimeoutMs: int("handshake-timeout", "MYSQLGW_HANDSHAKE_TIMEOUT", 10000, 1),
       backendConnectTimeoutMs: int("backend-connect-timeout", "MYSQLGW_BACKEND_CONNECT_TIMEOUT", 5000, 1),
       etcdTimeoutMs: int("etcd-timeout", "MYSQLGW_ETCD_TIMEOUT", 3000, 1),
+      etcdTls,
       maxPacketSize: int("max-packet-size", "MYSQLGW_MAX_PACKET_SIZE", 64 * 1024 * 1024, 1024),
       logLevel,
       tlsCertFile: file("tls-cert", "MYSQLGW_TLS_CERT"),

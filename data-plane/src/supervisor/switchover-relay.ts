@@ -2,6 +2,7 @@ import cluster from "node:cluster";
 import { create, fromJsonString, toJsonString } from "@bufbuild/protobuf";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
 import { Etcd3, type Lease } from "etcd3";
+import { etcdSecurityOptions } from "../config/etcd-security";
 import type { Logger } from "pino";
 import { SwitchoverAckSchema, SwitchoverHoldSchema, type EtcdKeys } from "@mysqlgw/proto";
 import { createEtcdHealthSource, parseEpochKey, type EtcdHealthSource } from "../config/etcd-health-source";
@@ -55,6 +56,7 @@ export function createSwitchoverRelay(options: SwitchoverRelayOptions): Switchov
   const written = new Map<string, { text: string; at: number }>();
   const client = new Etcd3({
     hosts: options.endpoints,
+    ...etcdSecurityOptions(), // --etcd-ca/--etcd-cert/--etcd-key
     dialTimeout: options.timeoutMs,
     defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + options.timeoutMs }),
   });
