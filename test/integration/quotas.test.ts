@@ -97,6 +97,8 @@ function policy(extra: unknown[], burstyQps = BURSTY_QPS): unknown {
     clusters: [{ name: "main", backends: [{ name: "db", address: db.address }] }],
     listeners: [{ name: "rw", bindAddress: "127.0.0.1", port, cluster: "main" }],
     users: ["app", "bursty", "steady", "rej", "slow"].map(user),
+    // no action: it only names the statements it matches, for the quota below
+    rules: [{ name: "reports", match: { pattern: "reports_marker" } }],
     quotas: [
       { name: "app-rate", users: ["app"], queriesPerSecond: FLEET_QPS, onExceed: "ON_EXCEED_QUEUE", maxWait: "10s" },
       { name: "bursty-rate", users: ["bursty"], queriesPerSecond: burstyQps, burst: burstyQps === BURSTY_QPS ? 3 : 0, maxWait: "10s" },
@@ -104,6 +106,7 @@ function policy(extra: unknown[], burstyQps = BURSTY_QPS): unknown {
       { name: "steady-rate", users: ["steady"], queriesPerSecond: 100_000 },
       { name: "rej-rate", users: ["rej"], queriesPerSecond: 3, onExceed: "ON_EXCEED_REJECT" },
       { name: "slow-slots", users: ["slow"], maxConcurrent: 2, maxWait: "20s" },
+      { name: "reports-rate", rules: ["reports"], queriesPerSecond: 3, onExceed: "ON_EXCEED_REJECT" },
       ...extra,
     ],
   };
@@ -331,3 +334,17 @@ test("(f) a quota added, then removed, applies to sessions already open from the
   const [[row]] = (await c.query("SELECT 7 AS v")) as unknown as [[{ v: string }]];
   expect(Number(row.v)).toBe(7);
 }, 60_000);
+
+test("(g) a rule-matched quota counts only the statements its query rule matched", async () => {
+  const c = await client(HOSTS[0], "steady");
+  const outcomes: string[] = [];
+  for (let i = 0; i < 10; i++) {
+    await c.query("SELECT 'reports_marker' AS r").then(() => outcomes.push("ok"), (e: { errno?: number; message?: string }) => outcomes.push(`${e.errno} ${/quota [a-z-]+/.exec(e.message ?? "")?.[0]}`));
+    // statements the rule does not match are not counted
+    const [[row]] = (await c.query("SELECT 1 AS one")) as unknown as [[{ one: string }]];
+    expect(Number(row.one)).toBe(1);
+  }
+  console.log(`quotas (g): reports-rate 3 qps REJECT on statements of rule "reports", 10 of them back to back on one data plane (a plain SELECT between each): ${outcomes.filter((o) => o === "ok").length} admitted`);
+  expect(outcomes.filter((o) => o !== "ok").length).toBeGreaterThanOrEqual(7);
+  for (const o of outcomes) if (o !== "ok") expect(o).toBe("1226 quota reports-rate");
+}, 30_000);
