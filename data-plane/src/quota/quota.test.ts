@@ -1,4 +1,6 @@
 import { create } from "@bufbuild/protobuf";
+import { Registry } from "prom-client";
+import { registerQuotaMetrics } from "../metrics/quota-metrics";
 import { Quota_OnExceed, QuotaSchema, type Quota } from "@mysqlgw/proto";
 import { ConcurrencyGate } from "./concurrency-gate";
 import { Limiter, Waited } from "./limiter";
@@ -344,5 +346,27 @@ describe("QuotaRegistry and SessionQuotas", () => {
     expect(s.active).toBe(false);
     expect(s.admit(null)).toBeNull();
     clock.advance(10_000);
+  });
+});
+
+describe("quota metrics", () => {
+  it("counts outcomes per quota and reports queue length, share and fleet size", async () => {
+    const registry = new Registry();
+    const clock = new FakeClock();
+    const reg = new QuotaRegistry(clock);
+    registerQuotaMetrics(registry, reg);
+    reg.compile([quota({ name: "q", queriesPerSecond: 30, burst: 3 })]);
+    reg.setFleet(3, 0);
+    const s = reg.session("rw", "main", "app");
+    expect(s.admit(null)).toBeNull(); // the one token of this worker's bucket
+    const waiting = s.admit(null);
+    const text = await registry.metrics();
+    expect(text).toContain('mysqlgw_quota_statements_total{quota="q",outcome="admitted"} 1');
+    expect(text).toContain('mysqlgw_quota_queued_statements{quota="q"} 1');
+    expect(text).toContain('mysqlgw_quota_share_queries_per_second{quota="q"} 10');
+    expect(text).toContain("mysqlgw_quota_data_planes 3");
+    clock.advance(100);
+    expect(await waiting).toBeNull();
+    expect(await registry.metrics()).toContain('mysqlgw_quota_statements_total{quota="q",outcome="queued"} 1');
   });
 });
