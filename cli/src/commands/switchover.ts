@@ -1,6 +1,6 @@
 import { timestampMs, type Timestamp } from "@bufbuild/protobuf/wkt";
 import { createClient, type Client } from "@connectrpc/connect";
-import { createConnectTransport } from "@connectrpc/connect-node";
+import { apiTransport } from "../client";
 import { FailoverRecord_Outcome, ReplicationService, type FailoverRecord, type SwitchoverResponse } from "@mysqlgw/proto";
 import type { Command } from "commander";
 import { CliError } from "../cli-error";
@@ -96,7 +96,7 @@ export async function switchoverCommand(ctx: CommandContext, client: Replication
 export function registerSwitchoverCommand(
   program: Command,
   context: () => CommandContext,
-  client: (api: string) => ReplicationClient = (api) => createClient(ReplicationService, createConnectTransport({ httpVersion: "1.1", baseUrl: api })),
+  client: (api: string) => ReplicationClient = (api) => createClient(ReplicationService, apiTransport(api)), // with --token and the TLS files
 ): void {
   program
     .command("switchover")
