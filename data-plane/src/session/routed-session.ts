@@ -1252,7 +1252,19 @@ export class RoutedSession {
   /** The drain window is over: the transaction is rolled back (now if idle, else after its command) and `err` answers the next command. */
   endForSwitchover(err: ErrPacket): void {
     this.switchoverEnd = err;
-    if (!this.busy && this.heldPrimary !== null) this.dropConn(this.heldPrimary);
+    if (!this.busy) {
+      if (this.heldPrimary !== null) this.dropConn(this.heldPrimary);
+      return;
+    }
+    // its row locks must not outlive the command under way on the old primary (they would stall its replication)
+    const started = Date.now();
+    const t = setInterval(() => {
+      if (this.closed || this.heldPrimary === null || Date.now() - started > 600_000) clearInterval(t);
+      else if (!this.busy) {
+        clearInterval(t);
+        this.dropConn(this.heldPrimary);
+      }
+    }, 20);
   }
 
   private endedBySwitchover(err: ErrPacket): void {

@@ -181,7 +181,11 @@ export function createSwitchoverRelay(options: SwitchoverRelayOptions): Switchov
     if (typeof m !== "object" || m === null) return;
     const r = m as Record<string, unknown>;
     if (r.t === "mgw:switchover-sync") {
-      for (const [c, h] of holds) worker.send({ t: "mgw:switchover", cluster: c, hold: h.json });
+      try {
+        for (const [c, h] of holds) worker.send({ t: "mgw:switchover", cluster: c, hold: h.json });
+      } catch {
+        // going away
+      }
       return;
     }
     if (r.t !== "mgw:switchover-report" || typeof r.cluster !== "string" || typeof r.epoch !== "string") return;
