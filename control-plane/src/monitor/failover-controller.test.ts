@@ -27,6 +27,7 @@ function fakeEtcd(store: Map<string, string>): Etcd3 {
         keys: async () => range(p).map(([k]) => k),
       }),
     }),
+    get: (k: string) => ({ string: async () => store.get(k) ?? null }),
     put: (k: string) => ({ value: (v: string) => ({ k, v }) }),
     if: () => ({ then: (op: { k: string; v: string }) => ({ commit: async () => (store.set(op.k, op.v), { succeeded: true }) }) }),
   } as unknown as Etcd3;
@@ -181,6 +182,22 @@ test("not confirmed by the data plane: nothing is run; no data plane at all: not
   await settle();
   expect(none.ran).toEqual([]);
   expect(none.logs[0]).toMatch(/no live data plane reports on it/);
+});
+
+test("a planned switchover's hold exists: no failover (said once); the epoch a switchover wrote names the primary the controller watches", async () => {
+  const s = setup(replicaAnswers());
+  s.store.set(keys.switchoverHold("shop"), "{}");
+  s.ctl.onProbed(s.db[0]!);
+  s.ctl.onProbed(s.db[0]!);
+  await settle();
+  expect(s.ran).toEqual([]);
+  expect(s.logs.filter((l) => l.includes("a planned switchover of shop is running; not failing over"))).toHaveLength(1);
+  // the switchover made db2 the primary: db1 down no longer matters, db2 down does
+  s.store.delete(keys.switchoverHold("shop"));
+  s.ctl.epochChanged(create(ClusterEpochSchema, { cluster: "shop", epoch: 1n, primary: "db2" }));
+  s.ctl.onProbed(s.db[0]!);
+  await settle();
+  expect(s.ran).toEqual([]);
 });
 
 test("cooldown: a second failure of the (new) primary within it is only logged, once; after it, a new failover with its own detection time", async () => {
