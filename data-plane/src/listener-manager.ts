@@ -22,6 +22,7 @@ import { ConnectionLimits, SessionSlots, type AccessCounters } from "./session/a
 import { buildErr } from "./protocol/packets/err";
 import { metrics, type BackendState, type PoolStats } from "./metrics";
 import { setSwitchoverSessions } from "./session/switchover-hold";
+import { quotas } from "./quota";
 
 /** Defaults of every DataPlaneOptions field. */
 export const DEFAULT_DATA_PLANE_OPTIONS: Required<Omit<DataPlaneOptions, "remoteKill">> = {
@@ -216,6 +217,7 @@ class ListenerManagerImpl implements ListenerManager, SessionHost {
 
     for (const [entry, snap] of keep) entry.snapshot = snap;
     setTracingView(compiled.tracing, compiled.clusters);
+    quotas.activate(compiled.quotas);
     for (const e of toClose) {
       if (this.entries.get(e.snapshot.name) === e) this.entries.delete(e.snapshot.name);
       this.logger.info({ listener: e.snapshot.name, port: e.snapshot.port }, "listener closed");

@@ -7,6 +7,6 @@ import { QuotaRegistry } from "./quota-registry";
 export const quotas = new QuotaRegistry();
 registerQuotaMetrics(metrics.registry, quotas);
 
-export { QuotaRegistry, ListenerQuotas, NO_QUOTAS, type CompiledQuotas } from "./quota-registry";
+export { QuotaRegistry, ListenerQuotas, NO_QUOTAS, compileQuotas, type CompiledQuotas } from "./quota-registry";
 export { SessionQuotas } from "./session-quotas";
 export { realClock, type QuotaClock } from "./clock";

@@ -7,29 +7,48 @@ import { fleetWorkers, SOLO, type FleetPosition } from "./share";
 
 /** The quotas of one config version that can apply on one listener (its name and cluster matched). */
 export class ListenerQuotas {
-  constructor(private readonly entries: readonly { readonly quota: QuotaState; readonly users: ReadonlySet<string> | null; readonly rules: ReadonlySet<string> | null }[]) {}
+  constructor(private readonly specs: readonly QuotaSpec[]) {}
 
   /** Some quota counts statements of `user` here: its sessions must run on the routed engine. */
   covers(user: string): boolean {
-    return this.entries.some((e) => e.users === null || e.users.has(user));
-  }
-
-  /** The quotas counting statements of `user` here, in policy order. */
-  entriesFor(user: string): SessionQuota[] {
-    const mine: SessionQuota[] = [];
-    for (const e of this.entries) if (e.users === null || e.users.has(user)) mine.push({ quota: e.quota, rules: e.rules });
-    return mine;
+    return this.specs.some((s) => s.users === null || s.users.has(user));
   }
 }
 
-/** The quotas of one config version. */
+/**
+ * The quotas of one config version, compiled (pure: nothing in force yet).
+ * QuotaRegistry.activate() puts them in force once the version is served.
+ */
 export interface CompiledQuotas {
-  readonly states: readonly QuotaState[];
+  /** Unique by name, in policy order. */
+  readonly specs: readonly QuotaSpec[];
   /** The quotas that can count statements on a listener of `cluster`; null: none. */
   forListener(listener: string, cluster: string): ListenerQuotas | null;
 }
 
-export const NO_QUOTAS: CompiledQuotas = { states: [], forListener: () => null };
+const matchesListener = (s: QuotaSpec, listener: string, cluster: string): boolean =>
+  (s.listeners === null || s.listeners.has(listener)) && (s.clusters === null || s.clusters.has(cluster));
+
+export const NO_QUOTAS: CompiledQuotas = { specs: [], forListener: () => null };
+
+/** Compiles a config version's Policy.quotas (duplicate names: the first wins; validation refuses them). */
+export function compileQuotas(quotas: readonly Quota[]): CompiledQuotas {
+  if (quotas.length === 0) return NO_QUOTAS;
+  const specs: QuotaSpec[] = [];
+  const names = new Set<string>();
+  for (const q of quotas) {
+    if (names.has(q.name)) continue;
+    names.add(q.name);
+    specs.push(compileQuotaSpec(q));
+  }
+  return {
+    specs,
+    forListener(listener: string, cluster: string): ListenerQuotas | null {
+      const mine = specs.filter((s) => matchesListener(s, listener, cluster));
+      return mine.length === 0 ? null : new ListenerQuotas(mine);
+    },
+  };
+}
 
 const NO_SINK: QuotaSink = { outcome: () => undefined };
 
@@ -40,19 +59,21 @@ const NO_SINK: QuotaSink = { outcome: () => undefined };
  * worker's place in the fleet, from which every quota's share is computed.
  * One per worker process (quota/index.ts); tests make their own.
  *
- * The quotas in force are those of the version compiled last; sessions pick
- * them up at their next statement (SessionQuotas).
+ * The quotas in force are those of the version activated last (when the
+ * worker serves it: a version the worker fails to apply changes nothing);
+ * sessions pick them up at their next statement (SessionQuotas).
  */
 export class QuotaRegistry implements QuotaSource {
   private readonly states = new Map<string, QuotaState>();
-  private current: CompiledQuotas = NO_QUOTAS;
-  /** Bumped by each compile(). */
-  generation = 0;
-  /** Quotas in force (of the version compiled last). */
-  count = 0;
+  /** In force: each spec with its state, in policy order. */
+  private active: readonly { readonly spec: QuotaSpec; readonly state: QuotaState }[] = [];
   private fleet: FleetPosition = SOLO;
   private sink: QuotaSink;
   private log: Logger | null = null;
+  /** Bumped by each activate(). */
+  generation = 0;
+  /** Quotas in force. */
+  count = 0;
 
   constructor(
     private readonly clock: QuotaClock = realClock,
@@ -79,10 +100,15 @@ export class QuotaRegistry implements QuotaSource {
   }
 
   entriesFor(listener: string, cluster: string, user: string): readonly SessionQuota[] {
-    return this.current.forListener(listener, cluster)?.entriesFor(user) ?? [];
+    const out: SessionQuota[] = [];
+    for (const a of this.active) {
+      const s = a.spec;
+      if (matchesListener(s, listener, cluster) && (s.users === null || s.users.has(user))) out.push({ quota: a.state, rules: s.rules });
+    }
+    return out;
   }
 
-  /** Every live quota (for figures). */
+  /** Every quota in force (for figures). */
   all(): Iterable<QuotaState> {
     return this.states.values();
   }
@@ -102,55 +128,41 @@ export class QuotaRegistry implements QuotaSource {
     this.warnSmallConcurrency();
   }
 
-  /** A config version's quotas, now in force; states of names no longer defined are retired (their waiters admitted). */
+  /** Compiles a version's quotas without putting them in force (compileQuotas). */
   compile(quotas: readonly Quota[]): CompiledQuotas {
-    const c = this.build(quotas);
-    this.current = c;
-    this.count = c.states.length;
-    this.generation++;
-    return c;
+    return compileQuotas(quotas);
   }
 
-  private build(quotas: readonly Quota[]): CompiledQuotas {
-    if (quotas.length === 0 && this.states.size === 0) return NO_QUOTAS;
-    const list: QuotaState[] = [];
-    const specs: QuotaSpec[] = [];
-    const names = new Set<string>();
-    for (const q of quotas) {
-      if (names.has(q.name)) continue; // validation refuses duplicates; first wins
-      names.add(q.name);
-      const spec = compileQuotaSpec(q);
-      let st = this.states.get(q.name);
+  /**
+   * Puts a compiled version's quotas in force: states kept by name (new
+   * figures applied in place), created for new names, retired for names no
+   * longer defined (their waiting statements go ahead). Returns the states in
+   * policy order.
+   */
+  activate(c: CompiledQuotas): readonly QuotaState[] {
+    const active: { spec: QuotaSpec; state: QuotaState }[] = [];
+    for (const spec of c.specs) {
+      let st = this.states.get(spec.name);
       if (st !== undefined && st.spec.perUser === spec.perUser) st.reconfigure(spec, this.fleet);
       else {
         st?.retire();
         st = new QuotaState(spec, this.fleet, this.clock, { outcome: (n, o) => this.sink.outcome(n, o) });
-        this.states.set(q.name, st);
+        this.states.set(spec.name, st);
       }
-      list.push(st);
-      specs.push(spec);
+      active.push({ spec, state: st });
     }
+    const names = new Set(c.specs.map((s) => s.name));
     for (const [name, st] of this.states) {
       if (!names.has(name)) {
         st.retire();
         this.states.delete(name);
       }
     }
+    this.active = active;
+    this.count = active.length;
+    this.generation++;
     this.warnSmallConcurrency();
-    if (list.length === 0) return NO_QUOTAS;
-    return {
-      states: list,
-      forListener(listener: string, cluster: string): ListenerQuotas | null {
-        const entries = [];
-        for (let i = 0; i < list.length; i++) {
-          const s = specs[i];
-          if (s.listeners !== null && !s.listeners.has(listener)) continue;
-          if (s.clusters !== null && !s.clusters.has(cluster)) continue;
-          entries.push({ quota: list[i], users: s.users, rules: s.rules });
-        }
-        return entries.length === 0 ? null : new ListenerQuotas(entries);
-      },
-    };
+    return active.map((a) => a.state);
   }
 
   private reshare(): void {

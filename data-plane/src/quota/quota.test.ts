@@ -58,6 +58,8 @@ async function flush(): Promise<void> {
 }
 
 const quota = (q: Partial<Quota> & { name: string }): Quota => create(QuotaSchema, q);
+/** Compiles and puts in force, as the listener manager does once a version is served. */
+const use = (reg: QuotaRegistry, qs: Quota[]) => reg.activate(reg.compile(qs));
 
 describe("TokenBucket", () => {
   it("starts full, admits its capacity at once, then one token per 1/rate", () => {
@@ -241,6 +243,9 @@ describe("QuotaRegistry and SessionQuotas", () => {
     const none = reg.session("rw", "main", "app");
     expect(none.active).toBe(false);
     const c = reg.compile([quota({ name: "a", users: ["app"], listeners: ["rw"], queriesPerSecond: 1 }), quota({ name: "b", clusters: ["other"], queriesPerSecond: 1 })]);
+    // compiled, not yet in force (a version this worker failed to apply changes nothing)
+    expect(none.active).toBe(false);
+    reg.activate(c);
     expect(c.forListener("ro", "main")).toBeNull();
     const lq = c.forListener("rw", "main")!;
     expect(lq.covers("app")).toBe(true);
@@ -252,13 +257,14 @@ describe("QuotaRegistry and SessionQuotas", () => {
     expect(none.active).toBe(true);
     expect(none.size).toBe(1);
     expect(reg.compile([]).forListener("rw", "main")).toBeNull();
+    use(reg, []);
     expect(none.active).toBe(false);
     expect(none.size).toBe(0);
   });
 
   it("REJECT: ERR 1226 / 42000 naming the quota and its figure; counted", () => {
     const { reg, counts } = setup();
-    reg.compile([quota({ name: "app-rate", queriesPerSecond: 2, onExceed: Quota_OnExceed.REJECT })]);
+    use(reg, [quota({ name: "app-rate", queriesPerSecond: 2, onExceed: Quota_OnExceed.REJECT })]);
     const s = reg.session("rw", "main", "app");
     expect(s.admit(null)).toBeNull();
     expect(s.admit(null)).toBeNull();
@@ -271,7 +277,7 @@ describe("QuotaRegistry and SessionQuotas", () => {
 
   it("every matching quota must admit; a refusal gives back the others' tokens and slots", () => {
     const { reg } = setup();
-    const c = reg.compile([
+    const states = use(reg, [
       quota({ name: "slots", maxConcurrent: 1 }),
       quota({ name: "rate", queriesPerSecond: 1, onExceed: Quota_OnExceed.REJECT }),
     ]);
@@ -281,14 +287,14 @@ describe("QuotaRegistry and SessionQuotas", () => {
     const e = s.admit(null); // the slot was free, the rate refuses: the slot is given back
     expect(isErr(e) && e.message).toContain("'quota rate: 1 queries per second'");
     const other = reg.session("rw", "main", "bob");
-    const limiter = c.states[0].limiterFor("bob");
+    const limiter = states[0].limiterFor("bob");
     expect(limiter.gate?.inUse).toBe(0);
     expect(isErr(other.admit(null))).toBe(true); // still no token, but not for want of a slot
   });
 
   it("QUEUE: a waiting statement is admitted when a slot frees; timeout gives ERR naming maxWait", async () => {
     const { reg, clock, counts } = setup();
-    reg.compile([quota({ name: "conc", maxConcurrent: 1, maxWait: { seconds: 1n, nanos: 0 } })]);
+    use(reg, [quota({ name: "conc", maxConcurrent: 1, maxWait: { seconds: 1n, nanos: 0 } })]);
     const [a, b, d] = [1, 2, 3].map(() => reg.session("rw", "main", "app"));
     expect(a.admit(null)).toBeNull();
     const pb = b.admit(null) as Promise<ErrPacket | null>;
@@ -304,7 +310,7 @@ describe("QuotaRegistry and SessionQuotas", () => {
 
   it("rule-matched quotas count only statements of that rule; per_user gives each user a bucket", () => {
     const { reg } = setup();
-    reg.compile([quota({ name: "r", rules: ["reports"], queriesPerSecond: 1, onExceed: Quota_OnExceed.REJECT }), quota({ name: "u", perUser: true, queriesPerSecond: 1, burst: 1, onExceed: Quota_OnExceed.REJECT, users: ["x", "y"] })]);
+    use(reg, [quota({ name: "r", rules: ["reports"], queriesPerSecond: 1, onExceed: Quota_OnExceed.REJECT }), quota({ name: "u", perUser: true, queriesPerSecond: 1, burst: 1, onExceed: Quota_OnExceed.REJECT, users: ["x", "y"] })]);
     const z = reg.session("rw", "main", "z");
     expect(z.admit(null)).toBeNull();
     expect(z.admit("other")).toBeNull();
@@ -322,14 +328,14 @@ describe("QuotaRegistry and SessionQuotas", () => {
 
   it("keeps a quota's state across versions by name, re-shares on fleet changes, retires removed ones", async () => {
     const { reg, clock } = setup();
-    const v1 = reg.compile([quota({ name: "q", queriesPerSecond: 300 })]);
-    const st = v1.states[0];
+    const [st] = use(reg, [quota({ name: "q", queriesPerSecond: 300 })]);
     expect(st.currentShare.ratePerSecond).toBe(300);
     reg.setWorker(1, 2);
     reg.setFleet(3, 2);
     expect(st.currentShare.ratePerSecond).toBe(50);
     const v2 = reg.compile([quota({ name: "q", queriesPerSecond: 600, maxConcurrent: 7 })]);
-    expect(v2.states[0]).toBe(st);
+    expect(st.currentShare.ratePerSecond).toBe(50); // compiled only: nothing changes yet
+    expect(reg.activate(v2)[0]).toBe(st);
     expect(st.currentShare).toEqual({ ratePerSecond: 100, burst: 100, concurrency: 1 }); // 7 slots over 6 workers: worker 5 gets one
     reg.setFleet(2, 0);
     expect(st.currentShare.ratePerSecond).toBe(150);
@@ -339,7 +345,7 @@ describe("QuotaRegistry and SessionQuotas", () => {
     for (let i = 0; i < 200 && s.admit(null) === null; i++) s.release();
     const waiting = s.admit(null);
     expect(waiting).toBeInstanceOf(Promise);
-    reg.compile([]);
+    use(reg, []);
     expect(await waiting).toBeNull();
     s.release();
     expect([...reg.all()]).toEqual([]);
@@ -355,7 +361,7 @@ describe("quota metrics", () => {
     const clock = new FakeClock();
     const reg = new QuotaRegistry(clock);
     registerQuotaMetrics(registry, reg);
-    reg.compile([quota({ name: "q", queriesPerSecond: 30, burst: 3 })]);
+    use(reg, [quota({ name: "q", queriesPerSecond: 30, burst: 3 })]);
     reg.setFleet(3, 0);
     const s = reg.session("rw", "main", "app");
     expect(s.admit(null)).toBeNull(); // the one token of this worker's bucket

@@ -11,7 +11,7 @@ import { compileProxyProtocol, type ProxyProtocolSettings } from "./proxy-intake
 import { NO_GATEWAY, compileCidrAccess, durationMs, type CidrAccess, type GatewaySnapshot } from "./access";
 import { ClusterState, backendRoleOf, type BackendRole, type ClusterStateOptions } from "../routing/backend-state";
 import { compileTracing, type TracingSettings } from "../observe/tracing-settings";
-import { quotas as workerQuotas, type ListenerQuotas } from "../quota";
+import { compileQuotas, type CompiledQuotas, type ListenerQuotas } from "../quota";
 
 /**
  * Immutable per-config-version views that sessions keep for their whole life:
@@ -225,6 +225,8 @@ export interface CompiledConfig {
   readonly tracing: TracingSettings;
   /** Every cluster of the version by name. */
   readonly clusters: ReadonlyMap<string, ClusterSnapshot>;
+  /** Policy.quotas, put in force (quotas.activate) once the version is served. */
+  readonly quotas: CompiledQuotas;
 }
 
 /** Builds per-listener snapshots of `config`, reusing `runtimes` by cluster name; `bindAddress` (--bind-address) replaces every listener's. */
@@ -270,7 +272,7 @@ export function compileConfig(config: ConfigVersion, runtimes: Map<string, Clust
   const g = policy?.gateway;
   const gateway: GatewaySnapshot = g === undefined ? NO_GATEWAY : { access: compileCidrAccess(g.allowCidrs, g.denyCidrs), maxConnections: g.maxConnections };
   const rules = compileRules(policy?.rules ?? []);
-  const quotas = workerQuotas.compile(policy?.quotas ?? []);
+  const quotas = compileQuotas(policy?.quotas ?? []);
   const listeners = (policy?.listeners ?? []).map(
     (l): ListenerSnapshot => ({
       configVersion: config.version,
@@ -298,7 +300,7 @@ export function compileConfig(config: ConfigVersion, runtimes: Map<string, Clust
       quotas: quotas.forListener(l.name, l.cluster),
     }),
   );
-  return { version: config.version, listeners, invalidUsers, tracing: compileTracing(g?.tracing), clusters };
+  return { version: config.version, listeners, invalidUsers, tracing: compileTracing(g?.tracing), clusters, quotas };
 }
 
 /** Gateway.firewall as sessions use it. */
