@@ -121,10 +121,7 @@ class ListenerManagerImpl implements ListenerManager, SessionHost {
     // the admin port's `backends` table (observe/worker-observation.ts)
     setBackendViewsProvider(() => [...this.runtimes].map(([cluster, rt]) => ({ cluster, backends: rt.state.snapshot(Date.now()) })));
     // a planned switchover counts and ends the routed sessions' open transactions (session/switchover-hold.ts)
-    const sessions = this.sessions;
-    setSwitchoverSessions(function* () {
-      for (const s of sessions) yield s.routedSession();
-    });
+    setSwitchoverSessions(() => this.sessions, (cluster) => this.runtimes.get(cluster)?.state ?? null);
     metrics.setPoolStatsProvider(() => {
       const out: PoolStats[] = [];
       this.pools.forEach((_key, pool) => out.push({ ...pool.identity, ...pool.stats() }));

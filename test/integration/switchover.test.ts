@@ -35,6 +35,8 @@ let cluster: ReplicatedCluster;
 let cp: ControlPlane;
 let dp: DataPlane;
 let port: number;
+/** A READ_WRITE listener without multiplexing: pass-through sessions. */
+let rwPort: number;
 let etcd: EtcdServer;
 
 beforeAll(async () => {
@@ -51,6 +53,7 @@ beforeAll(async () => {
   etcd = e;
   cp = await startControlPlane({ etcd, env: { MONITOR_PW: MONITOR_PASSWORD }, args: ["--failover"] });
   port = await freePort();
+  rwPort = await freePort();
   const { version } = await applyPolicy(cp, {
     clusters: [
       {
@@ -59,7 +62,10 @@ beforeAll(async () => {
         health: { interval: "0.2s", timeout: "1s", failureThreshold: 2, credentials: { user: MONITOR_USER, secretRef: "env:MONITOR_PW" } },
       },
     ],
-    listeners: [{ name: "split", bindAddress: "127.0.0.1", port, cluster: "shop", role: "LISTENER_ROLE_SPLIT" }],
+    listeners: [
+      { name: "split", bindAddress: "127.0.0.1", port, cluster: "shop", role: "LISTENER_ROLE_SPLIT" },
+      { name: "rw", bindAddress: "127.0.0.1", port: rwPort, cluster: "shop", role: "LISTENER_ROLE_READ_WRITE" },
+    ],
     users: [{ name: "app", passwordHash: nativePasswordHash(PW), backendCredentials: { user: cluster.app.user, secretRef: "env:APP_PW" } }],
   });
   dp = await startDataPlane({ etcd, workers: 1, env: { APP_PW: cluster.app.password }, waitForConfig: version });
@@ -224,6 +230,11 @@ test("refused with a clear reason, nothing changed: an unknown target, the prima
 }, 90_000);
 
 test("switchover under a steady write load: zero client errors, every acknowledged row on the new primary, the old primary replicating from it", async () => {
+  // a pass-through session (READ_WRITE listener, no multiplexing) on db1: it cannot be held, it is closed after the release
+  const pt = await connect({ port: rwPort, user: "app", password: PW });
+  pt.on("error", () => undefined);
+  expect((await pt.query<mysql.RowDataPacket[]>("SELECT @@server_id AS id"))[0][0]!.id).toBe("1");
+  const dpMark = dp.mark();
   const writers = startWriters(WRITERS);
   const t0 = Date.now();
   let cliAt = 0;
@@ -306,6 +317,14 @@ test("switchover under a steady write load: zero client errors, every acknowledg
   const list = await runCli(cp.url, ["failovers", "--cluster", "shop"]);
   expect(list.code).toBe(0);
   expect(list.stdout).toMatch(/^shop +1 +\S+ +db1 +db2 +PROMOTED +SWITCHOVER /m);
+  // the pass-through session on db1 was closed (its client reconnects, to db2)
+  await dp.waitForLog((x) => typeof x.msg === "string" && x.msg.startsWith("switchover of shop: closed 1 pass-through session(s) of READ_WRITE listeners on db1"), 5000, dpMark);
+  expect(await pt.query("SELECT 1").then(() => "answered", () => "closed")).toBe("closed");
+  pt.destroy();
+  const again = await connect({ port: rwPort, user: "app", password: PW });
+  expect((await again.query<mysql.RowDataPacket[]>("SELECT @@server_id AS id"))[0][0]!.id).toBe("2");
+  await again.query("INSERT INTO sw.t (w, kind, at) VALUES (100, 'p', 0)");
+  await again.end();
 }, 180_000);
 
 test("a data plane that never answers the hold: aborted before anything changed, the old primary stays writable, writes go on without an error", async () => {

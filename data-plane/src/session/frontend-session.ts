@@ -2,6 +2,7 @@ import { Buffer } from "node:buffer";
 import { randomFillSync } from "node:crypto";
 import type * as net from "node:net";
 import type { Logger } from "pino";
+import { ListenerRole } from "@mysqlgw/proto";
 import {
   AccessDeniedError,
   BackendLostError,
@@ -264,6 +265,20 @@ export class FrontendSession {
 
   killTarget(): KillTarget | null {
     return this.state === State.Forwarding && this.commands !== null ? this.commands.killTarget() : null;
+  }
+
+  /** A pass-through session of a READ_WRITE listener: its cluster and backend (a planned switchover closes it off the old primary); null otherwise. */
+  writableBackend(): { cluster: string; backend: string } | null {
+    if (this.state !== State.Forwarding || this.commands === null || this.listener.role !== ListenerRole.READ_WRITE) return null;
+    return { cluster: this.listener.clusterName, backend: this.commands.killTarget().backend.name };
+  }
+
+  /** Closes the session, as wait_timeout does (no packet), if it is between commands; true when it did. */
+  closeIfIdle(reason: string): boolean {
+    if (this.state !== State.Forwarding || this.idleProbe() < 0) return false;
+    this.endReason = reason;
+    this.close();
+    return true;
   }
 
   /** Sends the greeting and starts the handshake clock. */

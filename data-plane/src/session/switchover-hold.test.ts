@@ -4,7 +4,7 @@ import pino from "pino";
 import { BackendHealth_Role, BackendHealth_State, BackendHealthSchema, LoadBalancing, SwitchoverHold_Phase, SwitchoverHoldSchema } from "@mysqlgw/proto";
 import { ClusterState } from "../routing/backend-state";
 import { toSqlError, type SqlError } from "../errors";
-import { createSwitchoverHolds, setSwitchoverSessions, switchoverHolds, type HoldableSession, type HoldReport } from "./switchover-hold";
+import { createSwitchoverHolds, setSwitchoverSessions, switchoverHolds, type HoldableFrontend, type HoldableSession, type HoldReport } from "./switchover-hold";
 
 const log = pino({ level: "silent" });
 
@@ -37,6 +37,24 @@ function holdJson(phase: SwitchoverHold_Phase, o: { holdMs?: number; drainMs?: n
   );
 }
 
+/** A pass-through session of a READ_WRITE listener on `backend`. */
+class FakePassThrough implements HoldableFrontend {
+  busy = false;
+  closed = false;
+  constructor(readonly backend: string) {}
+  routedSession(): HoldableSession | null {
+    return null;
+  }
+  writableBackend(): { cluster: string; backend: string } | null {
+    return this.closed ? null : { cluster: "shop", backend: this.backend };
+  }
+  closeIfIdle(): boolean {
+    if (this.busy) return false;
+    this.closed = true;
+    return true;
+  }
+}
+
 class FakeSession implements HoldableSession {
   open = true;
   ended: SqlError | null = null;
@@ -53,12 +71,19 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 describe("switchover holds in a worker", () => {
   let reports: HoldReport[];
   let sessions: FakeSession[];
+  let passThrough: FakePassThrough[];
+  let state: ClusterState | null;
   let receiver: ReturnType<typeof createSwitchoverHolds>;
 
   beforeEach(() => {
     reports = [];
     sessions = [];
-    setSwitchoverSessions(() => sessions);
+    passThrough = [];
+    state = null;
+    setSwitchoverSessions(
+      () => [...sessions.map((s): HoldableFrontend => ({ routedSession: () => s, writableBackend: () => null, closeIfIdle: () => false })), ...passThrough],
+      () => state,
+    );
     receiver = createSwitchoverHolds({ logger: log, report: (r) => reports.push(r) });
   });
   afterEach(() => receiver.stop());
@@ -111,5 +136,28 @@ describe("switchover holds in a worker", () => {
     expect(done.ended).toBeNull();
     expect(stuck.ended).toMatchObject({ errno: 1927, sqlState: "70100" });
     expect(stuck.ended?.message).toContain("Connection was killed: mysqlgw ended this transaction for a planned switchover of cluster 'shop'");
+  });
+
+  it("closes pass-through sessions of READ_WRITE listeners on the old primary once the new primary routes, each between commands", async () => {
+    state = clusterState("db1");
+    const idle = new FakePassThrough("db1");
+    const busy = new FakePassThrough("db1");
+    const elsewhere = new FakePassThrough("db2");
+    busy.busy = true;
+    passThrough.push(idle, busy, elsewhere);
+    receiver.apply("shop", holdJson(SwitchoverHold_Phase.HOLD));
+    receiver.apply("shop", holdJson(SwitchoverHold_Phase.RELEASE));
+    await sleep(30);
+    expect(idle.closed).toBe(false); // this worker still routes to db1
+    setPrimary(state, "db2");
+    await sleep(30);
+    expect([idle.closed, busy.closed, elsewhere.closed]).toEqual([true, false, false]);
+    // the hold's key goes; the busy one is closed once its command is over, then the hold is forgotten
+    receiver.apply("shop", null);
+    expect(switchoverHolds.size).toBe(1);
+    busy.busy = false;
+    await sleep(30);
+    expect(busy.closed).toBe(true);
+    expect(switchoverHolds.size).toBe(0);
   });
 });

@@ -23,13 +23,26 @@ import { BackendRole, type ClusterState } from "../routing/backend-state";
  *   shows the new primary as PRIMARY (the monitor's health or the epoch) and
  *   the old one not; PHASE_ABORT or the key deleted during PHASE_HOLD: they go
  *   on at once (to whichever primary the state names); hold_until passed:
- *   they fail with ERR 1205 (not run; retry).
+ *   they fail with ERR 1205 (not run; retry);
+ * - once released and routing to the new primary: pass-through sessions of
+ *   READ_WRITE listeners still on the old primary (read_only now) are closed
+ *   between commands, so that their clients reconnect to the new primary.
  *
  * The worker reports per cluster (open transactions, held statements,
  * transactions ended) to the supervisor, which writes one SwitchoverAck per
  * data plane. Single-threaded; nothing here runs unless a hold exists:
  * routed sessions check `switchoverHolds.size` first.
  */
+
+/** A client session as the switchover sees it (implemented by FrontendSession). */
+export interface HoldableFrontend {
+  /** Its routed command phase; null for a pass-through session (or before the login finished). */
+  routedSession(): HoldableSession | null;
+  /** A pass-through session of a READ_WRITE listener: its cluster and backend; null otherwise. */
+  writableBackend(): { cluster: string; backend: string } | null;
+  /** Closes it if it is between commands (as wait_timeout: no packet); true when it did. */
+  closeIfIdle(reason: string): boolean;
+}
 
 /** What a routed session exposes to the switchover (implemented by RoutedSession). */
 export interface HoldableSession {
@@ -62,6 +75,10 @@ export class ClusterHold {
   deleted = false;
   /** Sessions whose transaction was ended at drain_until. */
   ended = 0;
+  /** Pass-through sessions on the old primary closed after the release; still open (busy) at the last scan. */
+  passThroughClosed = 0;
+  passThroughLeft = 0;
+  passThroughLogged = false;
   drained = false;
   private readonly waiters = new Set<{ resolve(): void; reject(err: Error): void; state: ClusterState }>();
   private timer: NodeJS.Timeout | null = null;
@@ -128,6 +145,9 @@ export class ClusterHold {
       this.startedAt = Date.now();
       this.ended = 0;
       this.drained = false;
+      this.passThroughClosed = 0;
+      this.passThroughLeft = 0;
+      this.passThroughLogged = false;
     }
     this.epoch = h.epoch;
     this.oldPrimary = h.oldPrimary;
@@ -143,12 +163,17 @@ export class ClusterHold {
 /** Holds by cluster name, in this worker. Routed sessions look here only when it is not empty. */
 export const switchoverHolds = new Map<string, ClusterHold>();
 
-let sessionsProvider: () => Iterable<HoldableSession | null> = () => [];
+let sessionsProvider: () => Iterable<HoldableFrontend> = () => [];
+let stateProvider: (cluster: string) => ClusterState | null = () => null;
 
-/** The ListenerManager's open routed sessions (called once per worker). */
-export function setSwitchoverSessions(provider: () => Iterable<HoldableSession | null>): void {
-  sessionsProvider = provider;
+/** The ListenerManager's open client sessions and its clusters' routing state (called once per worker). */
+export function setSwitchoverSessions(sessions: () => Iterable<HoldableFrontend>, state: (cluster: string) => ClusterState | null): void {
+  sessionsProvider = sessions;
+  stateProvider = state;
 }
+
+/** A released hold is kept (deleted) at most this long past hold_until for pass-through sessions still busy on the old primary. */
+const PASS_THROUGH_GRACE_MS = 30_000;
 
 /** Between two counts of open transactions while a hold is in PHASE_HOLD. */
 const SCAN_MS = 10;
@@ -181,7 +206,8 @@ export function createSwitchoverHolds(options: SwitchoverHoldsOptions): Switchov
     for (const h of switchoverHolds.values()) {
       if (h.deleted) {
         h.check(now);
-        if (h.heldStatements === 0 || now >= h.holdUntil) {
+        if (h.phase === SwitchoverHold_Phase.RELEASE) closePassThrough(h);
+        if ((h.heldStatements === 0 && h.passThroughLeft === 0) || now >= h.holdUntil + PASS_THROUGH_GRACE_MS) {
           h.releaseAll();
           switchoverHolds.delete(h.cluster);
         }
@@ -191,7 +217,8 @@ export function createSwitchoverHolds(options: SwitchoverHoldsOptions): Switchov
       if (h.phase === SwitchoverHold_Phase.HOLD) {
         const endNow = !h.drained && now >= h.drainUntil;
         const err = endNow ? toSqlError(new SwitchoverTransactionEndedError(h.cluster, Math.max(0, h.drainUntil - h.startedAt))) : null;
-        for (const s of sessionsProvider()) {
+        for (const f of sessionsProvider()) {
+          const s = f.routedSession();
           if (s === null || !s.switchoverOpen(h.cluster, h.oldPrimary)) continue;
           if (err !== null) {
             s.endForSwitchover(err);
@@ -204,11 +231,35 @@ export function createSwitchoverHolds(options: SwitchoverHoldsOptions): Switchov
         } else if (open === 0) h.drained = true;
       }
       h.check(now);
+      if (h.phase === SwitchoverHold_Phase.RELEASE) closePassThrough(h);
       send({ cluster: h.cluster, epoch: String(h.epoch), open, held: h.heldStatements, ended: h.ended }, now);
     }
     if (switchoverHolds.size === 0 && timer !== null) {
       clearInterval(timer);
       timer = null;
+    }
+  }
+
+  /**
+   * Once this worker routes to the new primary: pass-through sessions of
+   * READ_WRITE listeners still on the old primary (read_only now: every write
+   * of theirs would fail with 1290) are closed between commands, so that
+   * their clients reconnect — to the new primary.
+   */
+  function closePassThrough(h: ClusterHold): void {
+    const state = stateProvider(h.cluster);
+    if (state === null || !h.passes(state)) return;
+    let left = 0;
+    for (const f of sessionsProvider()) {
+      const w = f.writableBackend();
+      if (w === null || w.cluster !== h.cluster || w.backend !== h.oldPrimary) continue;
+      if (f.closeIfIdle("planned switchover")) h.passThroughClosed++;
+      else left++;
+    }
+    h.passThroughLeft = left;
+    if (left === 0 && h.passThroughClosed > 0 && !h.passThroughLogged) {
+      h.passThroughLogged = true;
+      log.info({ cluster: h.cluster, closed: h.passThroughClosed }, `switchover of ${h.cluster}: closed ${h.passThroughClosed} pass-through session(s) of READ_WRITE listeners on ${h.oldPrimary} (read_only now); their clients reconnect to ${h.newPrimary}`);
     }
   }
 
@@ -228,7 +279,7 @@ export function createSwitchoverHolds(options: SwitchoverHoldsOptions): Switchov
         h.deleted = true;
         lastSent.delete(cluster);
         h.check();
-        if (h.heldStatements === 0 || h.phase !== SwitchoverHold_Phase.RELEASE) {
+        if ((h.heldStatements === 0 && h.passThroughLeft === 0) || h.phase !== SwitchoverHold_Phase.RELEASE) {
           h.releaseAll();
           switchoverHolds.delete(cluster);
         }
