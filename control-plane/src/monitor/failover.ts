@@ -594,12 +594,14 @@ export const runSql: SqlRunner = async (t, statements, params) => {
   }
 };
 
-function splitAddress(address: string): [string, number] {
+/** host:port → [host, port] (IPv6 in brackets; no port: 3306). */
+export function splitAddress(address: string): [string, number] {
   const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d+)$/.exec(address);
   return [m?.[1] ?? m?.[2] ?? address, m !== null ? Number(m[3]) : 3306];
 }
 
-function sameAddress(a: string, b: string): boolean {
+/** Same host and port, "localhost"/"::1" counting as 127.0.0.1. */
+export function sameAddress(a: string, b: string): boolean {
   const [ha, pa] = splitAddress(a);
   const [hb, pb] = splitAddress(b);
   const local = (h: string): string => (h === "localhost" || h === "::1" ? "127.0.0.1" : h);

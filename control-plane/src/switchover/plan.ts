@@ -1,5 +1,5 @@
 import { BackendHealth_Role, BackendHealth_State, type BackendHealth, type Cluster, type ClusterEpoch } from "@mysqlgw/proto";
-import { chooseCandidate } from "../monitor/failover";
+import { chooseCandidate, sameAddress, splitAddress } from "../monitor/failover";
 
 /**
  * The pure half of a planned switchover (switchover.ts runs it): from what
@@ -43,19 +43,7 @@ export interface SwitchoverPlan {
 
 export type PlanResult = { ok: true; plan: SwitchoverPlan } | { ok: false; reason: string };
 
-/** host:port → [host, port] (IPv6 in brackets). */
-export function splitAddress(address: string): [string, number] {
-  const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d+)$/.exec(address);
-  return [m?.[1] ?? m?.[2] ?? address, m !== null ? Number(m[3]) : 3306];
-}
-
-/** Same host and port, "localhost"/"::1" counting as 127.0.0.1. */
-export function sameAddress(a: string, b: string): boolean {
-  const [ha, pa] = splitAddress(a);
-  const [hb, pb] = splitAddress(b);
-  const local = (h: string): string => (h === "localhost" || h === "::1" ? "127.0.0.1" : h);
-  return pa === pb && local(ha) === local(hb);
-}
+export { sameAddress, splitAddress };
 
 /**
  * Decides the switchover of `cluster` to `to` ("" = the best replica) from
