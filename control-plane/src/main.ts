@@ -284,8 +284,8 @@ async function main(): Promise<void> {
       .then(() => store.close())
       .then(() => electionClient.close())
       .then(() => digests?.close())
-      .then(() => auditLog.close())
       .then(() => replication?.close())
+      .then(() => auditLog.close())
       .then(() => process.exit(0));
   };
   process.on("SIGTERM", () => stop("SIGTERM"));
