@@ -95,6 +95,7 @@ export function classify(bytes: Uint8Array, start = 0, end = bytes.length, out: 
   out.hint = RouteHint.None;
   out.traceparentStart = -1;
   out.traceparentEnd = -1;
+  out.skeleton = -1;
   const lx = lexer;
   lx.reset(bytes, start, end, out);
   let flags = 0;
@@ -115,9 +116,26 @@ export function classify(bytes: Uint8Array, start = 0, end = bytes.length, out: 
   let setStatement = false; // MariaDB SET STATEMENT … FOR <statement>
   let showCount = false; // SHOW COUNT(*) …: WARNINGS/ERRORS may follow the parenthesis
   const limit = end - start + 2;
+  // the skeleton: two 32-bit multiplicative hashes over every token's kind and, but for literals, its bytes
+  let h1 = 0x811c9dc5;
+  let h2 = 0x3c6ef372;
+  let ended = false;
+  const buf = lx.buf;
   for (let guard = 0; guard < limit; guard++) {
     const t = lx.next();
-    if (t === Token.End) break;
+    if (t === Token.End) {
+      ended = true;
+      break;
+    }
+    h1 = Math.imul(h1 ^ (t + 0x100), 0x01000193);
+    h2 = Math.imul(h2 ^ (t + 0x100), 0x5bd1e995);
+    if (t < Token.String || t > Token.Placeholder) {
+      for (let i = lx.start; i < lx.stop; i++) {
+        const b = buf[i];
+        h1 = Math.imul(h1 ^ b, 0x01000193);
+        h2 = Math.imul(h2 ^ b, 0x5bd1e995);
+      }
+    }
     const kw = t === Token.Word ? lx.kw : Kw.None;
     const isPunct = t === Token.Punct;
     const ch = lx.ch;
@@ -332,6 +350,7 @@ export function classify(bytes: Uint8Array, start = 0, end = bytes.length, out: 
   }
   if (pendingVar) flags |= F.ReadsUserVariable;
   out.flags = flags;
+  out.skeleton = ended ? (h1 >>> 0) * 0x200000 + ((h2 >>> 11) & 0x1fffff) : -1;
   lx.release();
   return out;
 }

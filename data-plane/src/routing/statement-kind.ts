@@ -82,8 +82,15 @@ export interface Classification {
   /** A sqlcommenter `traceparent='…'` value: [start, end) of the text between the quotes, or -1. */
   traceparentStart: number;
   traceparentEnd: number;
+  /**
+   * A 53-bit hash of the statement's token stream with literal values left
+   * out (their kind kept): statements with the same skeleton have the same
+   * digest, so a digest can be looked up by it instead of computed again
+   * (observe/digest-cache.ts). -1 when the text was not read to its end.
+   */
+  skeleton: number;
 }
 
 export function createClassification(): Classification {
-  return { kind: StatementKind.Other, flags: 0, autocommit: -1, hint: RouteHint.None, traceparentStart: -1, traceparentEnd: -1 };
+  return { kind: StatementKind.Other, flags: 0, autocommit: -1, hint: RouteHint.None, traceparentStart: -1, traceparentEnd: -1, skeleton: -1 };
 }

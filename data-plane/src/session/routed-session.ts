@@ -23,7 +23,8 @@ import { statementKindName } from "../routing/names";
 import type { TableExtractor } from "../routing/tables";
 import { metrics } from "../metrics";
 import { observers, type SessionInfo } from "../observe/observer";
-import { digest as digestOf, digestHash } from "../routing/digest";
+import { digestHash } from "../routing/digest";
+import { digestBySkeleton } from "../routing/digest-cache";
 import type { PhaseHooks, QueryDecision } from "../plugins/phase-hooks";
 import { buildTextResultSet } from "../protocol/packets/result-set";
 import { buildInitDb, buildQuery } from "../protocol/packets/commands";
@@ -119,6 +120,8 @@ interface ClientStatement {
   readonly packet: Buffer; // the COM_STMT_PREPARE payload (re-sent to prepare elsewhere)
   readonly kind: K;
   readonly flags: number;
+  /** Classification.skeleton of its text (the digest is looked up by it). */
+  readonly skeleton: number;
   readonly numParams: number;
   /** Parameter types last sent by the client (2 bytes each), for backends that have not seen them. */
   paramTypes: Buffer | null;
@@ -451,6 +454,7 @@ export class RoutedSession {
     const started = performance.now();
     const large = packet.length > 4 + MAX_PACKET_PAYLOAD - 1 && (packet[0] & packet[1] & packet[2]) === 0xff;
     let c = classify(packet, 5, large ? 4 + MAX_PACKET_PAYLOAD : packet.length, this.cls);
+    let skeleton = large ? -1 : c.skeleton; // the digest's key (digest-cache.ts)
     const listener = this.login.listener;
     if (this.login.user.checked || listener.firewall !== null) {
       const refused = this.checkStatement(c.kind, c.flags, packet, 5, packet.length);
@@ -481,6 +485,7 @@ export class RoutedSession {
       if (typeof dec?.rewrite === "string") {
         packet = framePayload(buildQuery(dec.rewrite), packet[3]);
         c = classify(packet, 5, packet.length, this.cls);
+        skeleton = c.skeleton;
       }
       if (dec?.route === "primary") hookRoute = RouteTarget.Primary;
       else if (dec?.route === "replica") hookRoute = RouteTarget.Replica;
@@ -502,6 +507,7 @@ export class RoutedSession {
       if (rule !== null && rule.rewrite !== null) {
         const text = rule.rewrite(packet.toString("utf8", 5));
         packet = framePayload(buildQuery(text), packet[3]);
+        skeleton = -1;
       }
     }
     if (this.quotas.active) {
@@ -608,7 +614,7 @@ export class RoutedSession {
       }
       const ms = performance.now() - started;
       metrics.statementFinished(listener.name, statementKindName(kind), this.tracker.error ? "error" : "ok", ms / 1000);
-      if (this.observed !== null) this.endObservation(Command.Query, statementKindName(kind), packet, 5, conn);
+      if (this.observed !== null) this.endObservation(Command.Query, statementKindName(kind), packet, 5, conn, skeleton);
       if (hooks !== null && hooks.has("readQueryResult")) {
         hooks.notify("readQueryResult", {
           connectionId: this.host.connectionId, listener: listener.name, user: this.login.user.name, schema: this.schema, sql: packet.toString("utf8", 5), kind: statementKindName(kind),
@@ -740,7 +746,7 @@ export class RoutedSession {
   }
 
   /** One StatementRecord for the observers, once the response went out. */
-  private endObservation(command: number, kind: string, textPacket: Buffer, textStart: number, conn: PooledConnection): void {
+  private endObservation(command: number, kind: string, textPacket: Buffer, textStart: number, conn: PooledConnection, skeleton: number): void {
     const session = this.observed;
     if (session === null || !observers.active) return;
     const o = this.obs;
@@ -755,7 +761,7 @@ export class RoutedSession {
       sql: observers.wantsSql ? textPacket.toString("utf8", textStart) : "",
       digest: () => {
         if (digestCache === null) {
-          const d = digestOf(textPacket, textStart, textPacket.length);
+          const d = digestBySkeleton(skeleton, textPacket, textStart, textPacket.length);
           digestCache = { text: d.text, hash: d.hash };
         }
         return digestCache;
@@ -862,7 +868,7 @@ export class RoutedSession {
       }
     }
     const sql = packet.toString("utf8", 5);
-    const stmt: ClientStatement = { sql, packet: Buffer.from(packet), kind: c.kind, flags: c.flags, numParams: 0, paramTypes: null, boundTo: null };
+    const stmt: ClientStatement = { sql, packet: Buffer.from(packet), kind: c.kind, flags: c.flags, skeleton: c.skeleton, numParams: 0, paramTypes: null, boundTo: null };
     const target = this.statementTarget(stmt);
     const conn = await this.ensureState(await this.connFor(target));
     this.lastPrepared = 0;
@@ -938,7 +944,7 @@ export class RoutedSession {
     const cursor = cmd === Command.StmtExecute && packet.length > 9 && (packet[9] & CURSOR_TYPE_READ_ONLY) !== 0;
     if (this.observed !== null) this.beginObservation(this.commandStartedAt, this.commandStartedAt, "prepared", null, null);
     await this.run(conn, out, ResponseShape.ResultSets, () => {
-      if (this.observed !== null) this.endObservation(cmd, statementKindName(stmt.kind), stmt.packet, 5, conn);
+      if (this.observed !== null) this.endObservation(cmd, statementKindName(stmt.kind), stmt.packet, 5, conn, stmt.skeleton);
       if (cursor && (this.tracker.statusFlags & ServerStatus.CursorExists) !== 0 && !this.tracker.error) {
         stmt.boundTo = conn;
         this.pin("cursor");
