@@ -602,7 +602,7 @@ export class RoutedSession {
     // read-your-writes: the GTID of a write is read on its connection before the next command
     const captureGtid = this.ryw !== ReadYourWrites.NONE && this.currentTarget === RouteTarget.Primary && writes(kind);
     if (captureGtid) this.holdFinish = true;
-    await this.run(conn, packet, ResponseShape.ResultSets, () => {
+    const done = (): void => {
       if ((flags & F.UsesUserVariableAssignment) !== 0 && !this.tracker.error) route.userVariablesSet = true;
       if ((flags & F.TemporaryTable) !== 0 && !this.tracker.error) route.temporaryTables = true;
       after?.();
@@ -621,7 +621,9 @@ export class RoutedSession {
           durationMs: ms, ok: !this.tracker.error, errno: this.tracker.errno, target: this.currentTarget === RouteTarget.Replica ? "replica" : "primary",
         });
       }
-    });
+    };
+    if (!captureGtid) return this.launch(conn, packet, ResponseShape.ResultSets, done); // nothing follows the response: no promise to wait on
+    await this.run(conn, packet, ResponseShape.ResultSets, done);
     if (captureGtid) {
       const failed = this.tracker.error;
       try {
@@ -1575,19 +1577,26 @@ export class RoutedSession {
 
   /** Sends `packet` on `conn` and streams the response to the client; `after` runs once it is complete. */
   private run(conn: PooledConnection, packet: Buffer, shape: ResponseShape, after: (() => void) | null): Promise<void> {
-    const c = conn;
     return new Promise<void>((resolve) => {
-      this.current = c;
-      this.sink = Sink.Client;
-      this.onDone = () => {
-        this.lastConn = c;
+      this.launch(conn, packet, shape, () => {
         after?.();
-        this.lastConn = null;
-        this.afterCommand(c);
         resolve();
-      };
-      this.send(c, packet, shape);
+      });
     });
+  }
+
+  /** As run(), for a caller that has nothing to do after the response: `after` runs once it is complete, then the connection is kept, held or released. */
+  private launch(conn: PooledConnection, packet: Buffer, shape: ResponseShape, after: (() => void) | null): void {
+    const c = conn;
+    this.current = c;
+    this.sink = Sink.Client;
+    this.onDone = () => {
+      this.lastConn = c;
+      after?.();
+      this.lastConn = null;
+      this.afterCommand(c);
+    };
+    this.send(c, packet, shape);
   }
 
   /** Sends `packet` on `conn` and collects the whole response (a prepare's), without the client seeing it. */
