@@ -339,8 +339,15 @@ export class RoutedSession {
     this.commandCount++;
     if (this.observed !== null) this.commandStartedAt = performance.now();
     this.lastCommandAt = Date.now();
-    this.command(packet).catch((err: unknown) => this.commandFailed(err));
+    try {
+      const p = this.command(packet);
+      if (p !== undefined) p.catch(this.onCommandRejected);
+    } catch (err) {
+      this.commandFailed(err);
+    }
   }
+
+  private readonly onCommandRejected = (err: unknown): void => this.commandFailed(err);
 
   /** A command failed before or while it ran: the client gets an ERR (or the connection closes if a response was under way). */
   private commandFailed(err: unknown): void {
@@ -379,7 +386,8 @@ export class RoutedSession {
     return s;
   }
 
-  private async command(packet: Buffer): Promise<void> {
+  /** Runs one command; a promise when it has to wait (a rejection is a failed command), else void. */
+  private command(packet: Buffer): Promise<void> | void {
     const cmd = packet.length > 4 ? packet[4] : -1;
     this.wroteToClient = false;
     switch (cmd) {
