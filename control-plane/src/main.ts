@@ -21,7 +21,7 @@ import { isRole, type Role } from "./api/access";
 import { DEFAULT_AUDIT_RETENTION } from "./api/audit";
 import { createAuthenticator, parseTokensFile, type TokensConfig } from "./api/tokens";
 import { createEtcdAuditLog } from "./store/etcd-audit-log";
-import { setEtcdTls } from "./store/etcd-security";
+import { setEtcdTls } from "@mysqlgw/proto";
 
 const USAGE = `usage: mysqlgw-control-plane [options]
 
@@ -145,7 +145,7 @@ async function main(): Promise<void> {
   if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) usageError("--etcd-timeout-ms must be a positive integer");
   if (values["etcd-ca"] !== undefined && endpoints.some((e) => !e.startsWith("https://"))) usageError("--etcd-ca needs https:// --etcd endpoints");
   try {
-    // every etcd client this process makes (store/etcd-security.ts)
+    // every etcd client this process makes (@mysqlgw/proto etcd-security.ts)
     setEtcdTls({ ca: values["etcd-ca"], cert: values["etcd-cert"], key: values["etcd-key"] });
   } catch (err) {
     usageError((err as Error).message);

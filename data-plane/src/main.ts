@@ -5,7 +5,7 @@
 import { parseFlags, USAGE } from "./config/flags";
 import { createLogger, exitWithError, isClusterWorker, runSupervisor, runWorker } from "./supervisor/run";
 import { createListenerManager } from "./listener-manager";
-import { setEtcdTls } from "./config/etcd-security";
+import { setEtcdTls } from "@mysqlgw/proto";
 
 function main(): void {
   let parsed;
@@ -23,7 +23,7 @@ function main(): void {
     return;
   }
   try {
-    setEtcdTls(parsed.flags.etcdTls); // every etcd client the supervisor makes (config/etcd-security.ts)
+    setEtcdTls(parsed.flags.etcdTls); // every etcd client the supervisor makes (proto/src/etcd-security.ts)
   } catch (err) {
     exitWithError(createLogger("info", { role: "supervisor" }), (err as Error).message);
   }

@@ -9,3 +9,5 @@ export { descriptorSetPath } from "./descriptor";
 export { etcdKeys, DEFAULT_ETCD_PREFIX } from "./etcd-keys";
 export type { EtcdKeys } from "./etcd-keys";
 export type { DigestStats, DigestsAnswer, MergedDigest, PublishedDigests } from "./digests";
+export { setEtcdTls, etcdSecurityOptions, etcdHttpsOptions } from "./etcd-security";
+export type { EtcdTlsFiles } from "./etcd-security";

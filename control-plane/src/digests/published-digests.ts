@@ -7,7 +7,7 @@
  * that data plane's share (the `dataPlanes` count says how many contributed).
  */
 import { Etcd3 } from "etcd3";
-import { etcdSecurityOptions } from "../store/etcd-security";
+import { etcdSecurityOptions } from "@mysqlgw/proto";
 import type { DigestStats, DigestsAnswer, MergedDigest, PublishedDigests } from "@mysqlgw/proto";
 import { MgwError } from "../errors";
 

@@ -1,7 +1,7 @@
 import { fromJsonString, toJsonString } from "@bufbuild/protobuf";
 import { noop } from "cockatiel";
 import { Etcd3, type Campaign, type Election, type Lease, type Watcher } from "etcd3";
-import { etcdSecurityOptions } from "../store/etcd-security";
+import { etcdSecurityOptions } from "@mysqlgw/proto";
 import { Backend_Role, BackendHealth_State, BackendHealthSchema, ClusterEpochSchema, ConfigVersionSchema, etcdKeys, type Cluster, type ClusterEpoch, type ConfigVersion, type EtcdKeys } from "@mysqlgw/proto";
 import { isMgwError } from "../errors";
 import { applyProbe, buildHealth, DEFAULT_REFRESH_MS, healthFingerprint, newTracker, probeSettings, roleDisagreement, shouldWrite, type BackendTracker, type ProbeObservation, type ProbeSettings } from "./health";

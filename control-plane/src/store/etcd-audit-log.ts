@@ -1,7 +1,7 @@
 import { create, fromJsonString, toJsonString } from "@bufbuild/protobuf";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
 import { Etcd3 } from "etcd3";
-import { etcdSecurityOptions } from "./etcd-security";
+import { etcdSecurityOptions } from "@mysqlgw/proto";
 import { noop } from "cockatiel";
 import { AuditRecordSchema, etcdKeys, type AuditRecord } from "@mysqlgw/proto";
 import { MgwError } from "../errors";

@@ -1,7 +1,7 @@
 import { create, fromJsonString, toJsonString } from "@bufbuild/protobuf";
 import { timestampMs, timestampNow } from "@bufbuild/protobuf/wkt";
 import { ClientClosedError, Etcd3, EtcdError, GRPCCancelledError, GRPCDeadlineExceededError, GRPCGenericError, GRPCUnavailableError } from "etcd3";
-import { etcdSecurityOptions } from "./etcd-security";
+import { etcdSecurityOptions } from "@mysqlgw/proto";
 import { isBrokenCircuitError, noop } from "cockatiel";
 import { BackendHealthSchema, ConfigVersionSchema, DataPlaneSchema, etcdKeys, FailoverRecordSchema, type BackendHealth, type FailoverRecord, type ConfigVersion, type DataPlane, type EtcdKeys, type Policy } from "@mysqlgw/proto";
 import { MgwError } from "../errors";

@@ -6,7 +6,7 @@
  * supervisor. A failed write is logged once and retried at the next tick.
  */
 import { Etcd3, type Lease } from "etcd3";
-import { etcdSecurityOptions } from "../config/etcd-security";
+import { etcdSecurityOptions } from "@mysqlgw/proto";
 import type { Logger } from "pino";
 import { LATENCY_BUCKET_BASE_MS, LATENCY_BUCKET_FACTOR, mergeDigestStats, type DigestStats } from "../observe/digest-table";
 import type { WorkerFigures } from "../observe/worker-observation";

@@ -2,7 +2,7 @@ import * as net from "node:net";
 import { create, fromJsonString, toJsonString } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Etcd3, type IKeyValue, type Lease, type Watcher } from "etcd3";
-import { etcdSecurityOptions } from "./etcd-security";
+import { etcdSecurityOptions } from "@mysqlgw/proto";
 import type { Logger } from "pino";
 import { BackendHealth_State, BackendHealthSchema, BackendViewSchema, type ConfigVersion, type EtcdKeys } from "@mysqlgw/proto";
 import { PacketFramer } from "../protocol/framer";

@@ -1,5 +1,5 @@
 import { Etcd3, type IKeyValue, type Lease, type Watcher } from "etcd3";
-import { etcdSecurityOptions } from "./etcd-security";
+import { etcdSecurityOptions } from "@mysqlgw/proto";
 import type { Logger } from "pino";
 import type { EtcdKeys } from "@mysqlgw/proto";
 import { decodeConfig, type ConfigDoc } from "./config-codec";

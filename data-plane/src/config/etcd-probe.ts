@@ -1,6 +1,6 @@
 import * as http from "node:http";
 import * as https from "node:https";
-import { etcdHttpsOptions } from "./etcd-security";
+import { etcdHttpsOptions } from "@mysqlgw/proto";
 
 /**
  * Asks one etcd endpoint's `GET /health` (served on the client URL by etcd

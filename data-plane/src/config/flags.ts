@@ -22,7 +22,7 @@ export interface DataPlaneFlags {
   backendConnectTimeoutMs: number;
   /** Bound on each etcd call, and on waiting for etcd at startup before serving from disk. */
   etcdTimeoutMs: number;
-  /** TLS toward etcd (config/etcd-security.ts): PEM files, absent when not given; needs https:// endpoints. */
+  /** TLS toward etcd (proto/src/etcd-security.ts): PEM files, absent when not given; needs https:// endpoints. */
   etcdTls: { ca?: string; cert?: string; key?: string };
   /** Largest client packet payload accepted. */
   maxPacketSize: number;

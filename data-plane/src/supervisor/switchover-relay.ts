@@ -2,7 +2,7 @@ import cluster from "node:cluster";
 import { create, fromJsonString, toJsonString } from "@bufbuild/protobuf";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
 import { Etcd3, type Lease } from "etcd3";
-import { etcdSecurityOptions } from "../config/etcd-security";
+import { etcdSecurityOptions } from "@mysqlgw/proto";
 import type { Logger } from "pino";
 import { SwitchoverAckSchema, SwitchoverHoldSchema, type EtcdKeys } from "@mysqlgw/proto";
 import { createEtcdHealthSource, parseEpochKey, type EtcdHealthSource } from "../config/etcd-health-source";
