@@ -1,4 +1,5 @@
 import { create } from "@bufbuild/protobuf";
+import { handlerGuard } from "./handler-guard";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import { AdminService, PolicySchema, type ApplyPolicyRequest, type Policy } from "@mysqlgw/proto";
 import { isMgwError, MgwError, type PolicyViolationInit } from "../errors";
@@ -6,8 +7,6 @@ import { diffPolicies } from "../model/diff";
 import { normalizePolicy } from "../model/normalize";
 import { validatePolicy } from "../model/validate";
 import type { ConfigStore } from "../store/config-store";
-import { toConnectError } from "./connect-errors";
-import { codeToString } from "@connectrpc/connect/protocol-connect";
 import { applyFailureResult, type ControlPlaneMetrics } from "../metrics";
 import { appliedByOf } from "./principal";
 
@@ -51,21 +50,7 @@ export function createAdminService(options: AdminServiceOptions): AdminServiceIm
   }
 
   const metrics = options.metrics;
-  function guard<A extends unknown[], R>(method: string, fn: (...args: A) => Promise<R>): (...args: A) => Promise<R> {
-    return async (...args: A) => {
-      const started = performance.now();
-      try {
-        const r = await fn(...args);
-        metrics?.apiRequest(method, "ok", (performance.now() - started) / 1000);
-        return r;
-      } catch (err) {
-        const ce = toConnectError(err);
-        if (!isMgwError(err)) log?.error({ err, method }, "unexpected error in handler");
-        metrics?.apiRequest(method, codeToString(ce.code), (performance.now() - started) / 1000);
-        throw ce;
-      }
-    };
-  }
+  const guard = handlerGuard({ metrics, logger: log });
 
   /** apply(), counted by result. */
   async function countedApply(req: ApplyPolicyRequest, ctx?: HandlerContext) {

@@ -1,6 +1,6 @@
 import { create } from "@bufbuild/protobuf";
+import { handlerGuard } from "./handler-guard";
 import { Code, ConnectError, createHandlerContext, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
-import { codeToString } from "@connectrpc/connect/protocol-connect";
 import {
   AdminService,
   ApplyPolicyRequestSchema,
@@ -12,11 +12,10 @@ import {
   type ResourceChange,
   type VersionSummary,
 } from "@mysqlgw/proto";
-import { isMgwError, MgwError } from "../errors";
+import { MgwError } from "../errors";
 import { diffPolicies } from "../model/diff";
 import type { ControlPlaneMetrics } from "../metrics";
 import type { AdminServiceImpl, ServiceLogger } from "./admin-service";
-import { toConnectError } from "./connect-errors";
 
 /** Versions ListVersions returns when the request says 0. */
 export const DEFAULT_HISTORY_LIMIT = 20;
@@ -51,21 +50,7 @@ export type HistoryServiceImpl = ServiceImpl<typeof HistoryService>;
 export function createHistoryService(options: HistoryServiceOptions): HistoryServiceImpl {
   const { versions, admin, logger: log, metrics } = options;
 
-  function guard<A extends unknown[], R>(method: string, fn: (...args: A) => Promise<R>): (...args: A) => Promise<R> {
-    return async (...args: A) => {
-      const started = performance.now();
-      try {
-        const r = await fn(...args);
-        metrics?.apiRequest(method, "ok", (performance.now() - started) / 1000);
-        return r;
-      } catch (err) {
-        const ce = toConnectError(err);
-        if (!isMgwError(err) && !(err instanceof ConnectError)) log?.error({ err, method }, "unexpected error in handler");
-        metrics?.apiRequest(method, codeToString(ce.code), (performance.now() - started) / 1000);
-        throw ce;
-      }
-    };
-  }
+  const guard = handlerGuard({ metrics, logger: log });
 
   return {
     listVersions: guard("ListVersions", async (req) => {

@@ -1,7 +1,7 @@
 import { clone, create } from "@bufbuild/protobuf";
+import { handlerGuard } from "../api/handler-guard";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
-import { codeToString } from "@connectrpc/connect/protocol-connect";
 import {
   ApplyPolicyRequestSchema,
   BackendHealth_Role,
@@ -107,21 +107,7 @@ export function createReplicationService(options: ReplicationServiceOptions): Re
   const replWaitMs = options.settings?.replicationWaitMs ?? DEFAULT_REPLICATION_WAIT_MS;
   const connector = options.connect ?? connectBackend;
 
-  function guard<A extends unknown[], R>(method: string, fn: (...args: A) => Promise<R>): (...args: A) => Promise<R> {
-    return async (...args: A) => {
-      const started = performance.now();
-      try {
-        const r = await fn(...args);
-        metrics?.apiRequest(method, "ok", (performance.now() - started) / 1000);
-        return r;
-      } catch (err) {
-        const ce = toConnectError(err);
-        if (!isMgwError(err) && !(err instanceof ConnectError)) log?.error({ err, method }, "unexpected error in handler");
-        metrics?.apiRequest(method, codeToString(ce.code), (performance.now() - started) / 1000);
-        throw ce;
-      }
-    };
-  }
+  const guard = handlerGuard({ metrics, logger: log });
 
   /**
    * Runs one operation: the record, the lock (not for a dry run), the
