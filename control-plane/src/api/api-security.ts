@@ -2,7 +2,7 @@ import type * as tls from "node:tls";
 import { fromJson, toJson, type DescMethod, type JsonValue } from "@bufbuild/protobuf";
 import { Code, ConnectError, createContextKey, createContextValues, type ContextValues, type Interceptor } from "@connectrpc/connect";
 import { codeToHttpStatus, codeToString } from "@connectrpc/connect/protocol-connect";
-import type { ConnectNodeAdapterOptions } from "@connectrpc/connect-node";
+import type { NodeHandler, Req, Res } from "./rest-json";
 import { AdminService, AuditService, HistoryService, ReplicationService } from "@mysqlgw/proto";
 import { Counter, type Registry } from "prom-client";
 import { MgwError } from "../errors";
@@ -13,9 +13,6 @@ import { CALL_IDENTITY, callIdentityStorage, type CallIdentity, type Principal }
 import { errorBody } from "./rest";
 import type { Authenticator } from "./tokens";
 
-type NodeHandler = NonNullable<ConnectNodeAdapterOptions["fallback"]>;
-type Req = Parameters<NodeHandler>[0];
-type Res = Parameters<NodeHandler>[1];
 
 export interface ApiSecurityLogger {
   warn(obj: object, msg: string): void;

@@ -1,16 +1,13 @@
 import { create, toJson } from "@bufbuild/protobuf";
 import { Code, ConnectError, createHandlerContext } from "@connectrpc/connect";
 import { codeToHttpStatus } from "@connectrpc/connect/protocol-connect";
-import type { ConnectNodeAdapterOptions } from "@connectrpc/connect-node";
+import type { NodeHandler, Req, Res } from "./rest-json";
 import { AuditService, ListAuditRecordsRequestSchema, ListAuditRecordsResponseSchema } from "@mysqlgw/proto";
 import { MgwError } from "../errors";
 import type { AuditServiceImpl } from "./audit-service";
 import { toConnectError } from "./connect-errors";
 import { errorBody } from "./rest";
 
-type NodeHandler = NonNullable<ConnectNodeAdapterOptions["fallback"]>;
-type Req = Parameters<NodeHandler>[0];
-type Res = Parameters<NodeHandler>[1];
 
 export const AUDIT_REST_ROUTES = ["GET /v1/audit[?limit=N&before=S]"] as const;
 

@@ -1,14 +1,11 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { codeToHttpStatus } from "@connectrpc/connect/protocol-connect";
-import type { ConnectNodeAdapterOptions } from "@connectrpc/connect-node";
+import type { Req, Res } from "./rest-json";
 import { MgwError } from "../errors";
 import { DEFAULT_DIGESTS_LIMIT, MAX_DIGESTS_LIMIT, type DigestSource } from "../digests/published-digests";
 import { toConnectError } from "./connect-errors";
 import { errorBody } from "./rest";
 
-type NodeHandler = NonNullable<ConnectNodeAdapterOptions["fallback"]>;
-type Req = Parameters<NodeHandler>[0];
-type Res = Parameters<NodeHandler>[1];
 
 export const DIGESTS_REST_ROUTES = ["GET /v1/digests[?limit=N&user=U&schema=S]"] as const;
 

@@ -1,16 +1,13 @@
-import { create, fromJson, toJson, type DescMessage, type JsonValue, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
+import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, createHandlerContext, type HandlerContext } from "@connectrpc/connect";
 import { codeToHttpStatus } from "@connectrpc/connect/protocol-connect";
-import type { ConnectNodeAdapterOptions } from "@connectrpc/connect-node";
 import { HistoryService, ListVersionsRequestSchema, ListVersionsResponseSchema, RollbackPolicyRequestSchema, RollbackPolicyResponseSchema } from "@mysqlgw/proto";
 import { MgwError } from "../errors";
 import type { HistoryServiceImpl } from "./history-service";
 import { toConnectError } from "./connect-errors";
 import { errorBody } from "./rest";
 
-type NodeHandler = NonNullable<ConnectNodeAdapterOptions["fallback"]>;
-type Req = Parameters<NodeHandler>[0];
-type Res = Parameters<NodeHandler>[1];
+import { readJsonMessage, sendJson, sendMessage, type Req, type Res } from "./rest-json";
 
 /** REST routes of the HistoryService (the AdminService's are in rest.ts). */
 export const HISTORY_REST_ROUTES = ["GET /v1/versions[?limit=N&before=V]", "POST /v1/policy:rollback"] as const;
@@ -43,7 +40,7 @@ export function createHistoryRestHandler(service: HistoryServiceImpl, next: (req
       return sendMessage(res, ListVersionsResponseSchema, await service.listVersions(r, ctx("listVersions")));
     }
     allow("POST");
-    const body = await readJson(req, RollbackPolicyRequestSchema);
+    const body = await readJsonMessage(req, RollbackPolicyRequestSchema, MAX_BODY_BYTES, "send only the RollbackPolicyRequest fields");
     return sendMessage(res, RollbackPolicyResponseSchema, await service.rollbackPolicy(body, ctx("rollbackPolicy")));
   }
 
@@ -61,39 +58,8 @@ export function createHistoryRestHandler(service: HistoryServiceImpl, next: (req
       }
       const status = (err as { httpStatus?: number }).httpStatus;
       const ce = toConnectError(err);
-      send(res, status ?? codeToHttpStatus(ce.code), errorBody(ce));
+      sendJson(res, status ?? codeToHttpStatus(ce.code), errorBody(ce));
     });
   };
 }
 
-async function readJson<D extends DescMessage>(req: Req, schema: D): Promise<MessageShape<D>> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > MAX_BODY_BYTES) throw new ConnectError(`request body is over ${MAX_BODY_BYTES} bytes; send only the ${schema.typeName} fields`, Code.ResourceExhausted);
-    chunks.push(chunk);
-  }
-  const text = Buffer.concat(chunks).toString("utf8");
-  let json: JsonValue;
-  try {
-    json = text.trim() === "" ? {} : (JSON.parse(text) as JsonValue);
-  } catch (err) {
-    throw new MgwError("MGW_ERR_API_BAD_REQUEST", `request body is not JSON (${(err as Error).message}); send the ${schema.typeName} message as JSON, e.g. {"version": "3"}`);
-  }
-  try {
-    return fromJson(schema, json, { ignoreUnknownFields: false });
-  } catch (err) {
-    throw new MgwError("MGW_ERR_API_BAD_REQUEST", `request body is not a valid ${schema.typeName}: ${(err as Error).message}; see docs/api.md for the JSON shape`);
-  }
-}
-
-function sendMessage<D extends DescMessage>(res: Res, schema: D, value: MessageInitShape<D>): void {
-  send(res, 200, toJson(schema, create(schema, value), { alwaysEmitImplicit: true }));
-}
-
-function send(res: Res, status: number, body: JsonValue): void {
-  const text = JSON.stringify(body, null, 2) + "\n";
-  res.writeHead(status, { "content-type": "application/json; charset=utf-8", "content-length": Buffer.byteLength(text) });
-  res.end(text);
-}

@@ -1,5 +1,5 @@
 import { readFile } from "node:fs/promises";
-import { create, fromJson, toBinary, toJson, type DescMessage, type JsonValue, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
+import { create, toBinary, toJson, type JsonValue } from "@bufbuild/protobuf";
 import { Code, ConnectError, createHandlerContext, type HandlerContext } from "@connectrpc/connect";
 import { codeToHttpStatus, codeToString } from "@connectrpc/connect/protocol-connect";
 import {
@@ -24,12 +24,9 @@ import { MgwError } from "../errors";
 import type { AdminServiceImpl } from "./admin-service";
 import { toConnectError } from "./connect-errors";
 
-import type { ConnectNodeAdapterOptions } from "@connectrpc/connect-node";
+import { readJsonMessage, sendJson, sendMessage, type Req, type Res } from "./rest-json";
 
-/** The request/response types connect-node hands to its fallback (http1 or http2 compat). */
-type NodeHandler = NonNullable<ConnectNodeAdapterOptions["fallback"]>;
-type Req = Parameters<NodeHandler>[0];
-type Res = Parameters<NodeHandler>[1];
+const TOO_LARGE = "split the policy or raise --max-body-bytes";
 
 export interface RestHandlerOptions {
   /** Largest request body accepted, in bytes. Default 4 MiB. */
@@ -84,13 +81,13 @@ export function createRestHandler(service: AdminServiceImpl, options: RestHandle
     switch (path) {
       case "/v1/policy:apply": {
         allow("POST");
-        const body = await readJson(req, maxBody, ApplyPolicyRequestSchema);
+        const body = await readJsonMessage(req, ApplyPolicyRequestSchema, maxBody, TOO_LARGE);
         const out = await service.applyPolicy(body, ctx("applyPolicy"));
         return sendMessage(res, ApplyPolicyResponseSchema, out);
       }
       case "/v1/policy:diff": {
         allow("POST");
-        const body = await readJson(req, maxBody, DiffPolicyRequestSchema);
+        const body = await readJsonMessage(req, DiffPolicyRequestSchema, maxBody, TOO_LARGE);
         return sendMessage(res, DiffPolicyResponseSchema, await service.diffPolicy(body, ctx("diffPolicy")));
       }
       case "/v1/policy": {
@@ -147,41 +144,6 @@ export function createRestHandler(service: AdminServiceImpl, options: RestHandle
   };
 }
 
-async function readJson<D extends DescMessage>(req: Req, maxBody: number, schema: D): Promise<MessageShape<D>> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > maxBody) {
-      throw new ConnectError(`request body is over ${maxBody} bytes; split the policy or raise --max-body-bytes`, Code.ResourceExhausted);
-    }
-    chunks.push(chunk);
-  }
-  const text = Buffer.concat(chunks).toString("utf8");
-  let json: JsonValue;
-  try {
-    json = text.trim() === "" ? {} : (JSON.parse(text) as JsonValue);
-  } catch (err) {
-    throw new MgwError("MGW_ERR_API_BAD_REQUEST", `request body is not JSON (${(err as Error).message}); send the ${schema.typeName} message as JSON`);
-  }
-  try {
-    return fromJson(schema, json, { ignoreUnknownFields: false });
-  } catch (err) {
-    throw new MgwError("MGW_ERR_API_BAD_REQUEST", `request body is not a valid ${schema.typeName}: ${(err as Error).message}; see docs/api.md for the JSON shape`);
-  }
-}
-
-function sendMessage<D extends DescMessage>(res: Res, schema: D, value: MessageInitShape<D>, status = 200): void {
-  const msg = create(schema, value);
-  send(res, status, toJson(schema, msg, { alwaysEmitImplicit: true }));
-}
-
-function send(res: Res, status: number, body: JsonValue): void {
-  const text = JSON.stringify(body, null, 2) + "\n";
-  res.writeHead(status, { "content-type": "application/json; charset=utf-8", "content-length": Buffer.byteLength(text) });
-  res.end(text);
-}
-
 /** The Connect error JSON shape, with a readable "debug" copy of our detail. */
 export function errorBody(err: ConnectError): JsonValue {
   const details = err.findDetails(PolicyViolationsSchema).map((v) => ({
@@ -206,5 +168,5 @@ function sendError(res: Res, err: ConnectError): void {
     res.destroy?.();
     return;
   }
-  send(res, METHOD_NOT_ALLOWED in err ? 405 : codeToHttpStatus(err.code), errorBody(err));
+  sendJson(res, METHOD_NOT_ALLOWED in err ? 405 : codeToHttpStatus(err.code), errorBody(err));
 }

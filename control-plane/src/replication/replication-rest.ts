@@ -1,7 +1,6 @@
-import { create, fromJson, toBinary, toJson, type DescMessage, type JsonObject, type JsonValue, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
+import { create, toBinary, toJson, type DescMessage, type JsonObject, type JsonValue, type MessageShape } from "@bufbuild/protobuf";
 import { Code, ConnectError, createHandlerContext, type ConnectRouter, type HandlerContext } from "@connectrpc/connect";
 import { codeToHttpStatus } from "@connectrpc/connect/protocol-connect";
-import type { ConnectNodeAdapterOptions } from "@connectrpc/connect-node";
 import {
   AttachReplicaRequestSchema,
   AttachReplicaResponseSchema,
@@ -29,9 +28,7 @@ import { toConnectError } from "../api/connect-errors";
 import { errorBody } from "../api/rest";
 import type { ReplicationServiceImpl } from "./replication-service";
 
-type NodeHandler = NonNullable<ConnectNodeAdapterOptions["fallback"]>;
-type Req = Parameters<NodeHandler>[0];
-type Res = Parameters<NodeHandler>[1];
+import { readJsonMessage, sendJson, sendMessage, type Req, type Res } from "../api/rest-json";
 
 /** REST routes of the ReplicationService (as in its proto comments). */
 export const REPLICATION_REST_ROUTES = [
@@ -141,7 +138,7 @@ export function createReplicationRestHandler(service: ReplicationServiceImpl, ne
       }
       const status = (err as { httpStatus?: number }).httpStatus;
       const ce = toConnectError(err);
-      send(res, status ?? codeToHttpStatus(ce.code), restErrorBody(ce));
+      sendJson(res, status ?? codeToHttpStatus(ce.code), restErrorBody(ce));
     });
   };
 }
@@ -168,26 +165,7 @@ function headersOf(req: Req): Headers {
 
 /** The request message from the body, the path's names filled in (a body that names others is refused). */
 async function readJson<D extends DescMessage>(req: Req, schema: D, ids: Record<string, string>): Promise<MessageShape<D>> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > MAX_BODY_BYTES) throw new ConnectError(`request body is over ${MAX_BODY_BYTES} bytes; send only the ${schema.typeName} fields`, Code.ResourceExhausted);
-    chunks.push(chunk);
-  }
-  const text = Buffer.concat(chunks).toString("utf8");
-  let json: JsonValue;
-  try {
-    json = text.trim() === "" ? {} : (JSON.parse(text) as JsonValue);
-  } catch (err) {
-    throw new MgwError("MGW_ERR_API_BAD_REQUEST", `request body is not JSON (${(err as Error).message}); send the ${schema.typeName} message as JSON, e.g. {"dryRun": true}`);
-  }
-  let msg: MessageShape<D>;
-  try {
-    msg = fromJson(schema, json, { ignoreUnknownFields: false });
-  } catch (err) {
-    throw new MgwError("MGW_ERR_API_BAD_REQUEST", `request body is not a valid ${schema.typeName}: ${(err as Error).message}; see docs/api.md for the JSON shape`);
-  }
+  const msg = await readJsonMessage(req, schema, MAX_BODY_BYTES, `send only the ${schema.typeName} fields`);
   const fields = msg as unknown as Record<string, unknown>;
   for (const [k, v] of Object.entries(ids)) {
     const inBody = fields[k];
@@ -197,16 +175,6 @@ async function readJson<D extends DescMessage>(req: Req, schema: D, ids: Record<
     fields[k] = v;
   }
   return msg;
-}
-
-function sendMessage<D extends DescMessage>(res: Res, schema: D, value: MessageInitShape<D>): void {
-  send(res, 200, toJson(schema, create(schema, value), { alwaysEmitImplicit: true }));
-}
-
-function send(res: Res, status: number, body: JsonValue): void {
-  const text = JSON.stringify(body, null, 2) + "\n";
-  res.writeHead(status, { "content-type": "application/json; charset=utf-8", "content-length": Buffer.byteLength(text) });
-  res.end(text);
 }
 
 /** Serves `impl` on a Connect router (gRPC, Connect, gRPC-Web); nothing when absent. */
