@@ -97,6 +97,10 @@ beforeAll(async () => {
       { name: "sha2", cachingSha2PasswordHash: sha2Hash(), backendCredentials },
       { name: "sha2py", cachingSha2PasswordHash: sha2Hash(), backendCredentials },
       { name: "sha2cli", cachingSha2PasswordHash: sha2Hash(), backendCredentials },
+      // each used by one test only, so that its first login finds the fast-path cache empty
+      { name: "sha2tls", cachingSha2PasswordHash: sha2Hash(), backendCredentials },
+      { name: "sha2pyrsa", cachingSha2PasswordHash: sha2Hash(), backendCredentials },
+      { name: "sha2clirsa", cachingSha2PasswordHash: sha2Hash(), backendCredentials },
       { name: "both", passwordHash: nativePasswordHash(PW), cachingSha2PasswordHash: sha2Hash(), backendCredentials },
       { name: "secure", passwordHash: nativePasswordHash(PW), cachingSha2PasswordHash: sha2Hash(), requireTls: true, backendCredentials },
     ],
@@ -156,10 +160,19 @@ describe("caching_sha2_password with mysql2", () => {
     expect(second).toEqual([3]); // fast_auth_success
   });
 
-  it("full path over TLS sends the clear password (no RSA)", async () => {
+  it("full path over TLS sends the clear password (no RSA), then the fast path", async () => {
+    // a caching_sha2-only user never seen by this worker: switched from mysql_native_password, full path
+    const first: number[] = [];
+    expect(await selectUser({ user: "sha2tls", ssl: true, seen: first })).toMatch(/^app@/);
+    expect(first).toEqual([4]); // perform full authentication, and no public key: the password went in clear over TLS
+    const second: number[] = [];
+    expect(await selectUser({ user: "sha2tls", ssl: true, seen: second })).toMatch(/^app@/);
+    expect(second).toEqual([3]);
+  });
+
+  it("a user with both verifiers keeps mysql2's mysql_native_password (no switch, no caching_sha2 round)", async () => {
     const seen: number[] = [];
     expect(await selectUser({ user: "both", ssl: true, seen, password: PW })).toMatch(/^app@/);
-    // mysql2 starts with mysql_native_password and "both" has that verifier: no switch, no caching_sha2 round
     expect(seen).toEqual([]);
   });
 
@@ -193,22 +206,31 @@ try:
     c = pymysql.connect(host="127.0.0.1", port=port, user=user, password=pw, ssl={"ca": ca} if ca else None, connect_timeout=5)
     cur = c.cursor()
     cur.execute("SELECT CURRENT_USER()")
-    print(json.dumps({"ok": cur.fetchone()[0], "tls": c._secure}))
+    print(json.dumps({"ok": cur.fetchone()[0], "tls": c._secure, "rsaKey": bool(c.server_public_key)}))
     c.close()
 except pymysql.err.MySQLError as e:
     print(json.dumps({"errno": e.args[0], "msg": str(e.args[1])}))
 `;
-  async function py(user: string, pw: string, tls: boolean): Promise<{ ok?: string; tls?: boolean; errno?: number; msg?: string }> {
+  async function py(user: string, pw: string, tls: boolean): Promise<{ ok?: string; tls?: boolean; rsaKey?: boolean; errno?: number; msg?: string }> {
     const r = await runProcess("/usr/bin/python3", ["-c", script, String(plainPort), user, pw, tls ? `${dir}/ca.pem` : ""], { timeoutMs: 20_000 });
     expect(r.stderr).toBe("");
     return JSON.parse(r.stdout) as { ok?: string; errno?: number };
   }
 
   it("authenticates with caching_sha2_password over TLS and with the RSA key, and is refused with a wrong password", async () => {
-    expect(await py("sha2py", PW, true)).toEqual({ ok: expect.stringMatching(/^app@/), tls: true });
-    expect(await py("sha2py", PW, false)).toEqual({ ok: expect.stringMatching(/^app@/), tls: false });
+    // first login over TLS: full path, clear password, no key asked for
+    expect(await py("sha2py", PW, true)).toEqual({ ok: expect.stringMatching(/^app@/), tls: true, rsaKey: false });
+    // without TLS: the RSA full path although the user is cached — PyMySQL 1.0 computes its fast-path scramble
+    // after an auth switch over the nonce with its trailing NUL, which never matches (MySQL 8 then does the same)
+    expect(await py("sha2py", PW, false)).toEqual({ ok: expect.stringMatching(/^app@/), tls: false, rsaKey: true });
     expect(await py("sha2py", "wrong", false)).toMatchObject({ errno: 1045, msg: expect.stringContaining("Access denied for user 'sha2py'") });
     expect(await py("sha2py", "wrong", true)).toMatchObject({ errno: 1045 });
+  });
+
+  it("full path without TLS: PyMySQL asks for the public key and sends the RSA-encrypted password", async () => {
+    // sha2pyrsa is not in the cache: PyMySQL gets "perform full authentication", requests our key (0x02), encrypts
+    expect(await py("sha2pyrsa", PW, false)).toEqual({ ok: expect.stringMatching(/^app@/), tls: false, rsaKey: true });
+    expect(await py("sha2pyrsa", "wrong", false)).toMatchObject({ errno: 1045, msg: expect.stringContaining("Access denied for user 'sha2pyrsa'") });
   });
 });
 
@@ -230,9 +252,14 @@ describe("the mariadb CLI", () => {
   });
 
   it("gets the server's public key without TLS (libmariadb's caching_sha2_password asks for it)", async () => {
-    const r = await cli("sha2cli", ["--skip-ssl", "--default-auth=caching_sha2_password"]);
-    expect(r.stderr).toBe("");
-    expect(r.stdout).toMatch(/app@/);
+    // sha2clirsa's first login on this worker: the cache is empty, so only the RSA full path can succeed
+    const wrong = await runMariadbCli({ port: plainPort, user: "sha2clirsa", password: "wrong", sql: "SELECT 1", args: ["--skip-ssl"] });
+    expect(wrong.stderr).toMatch(/ERROR 1045 \(28000\): Access denied for user 'sha2clirsa'/);
+    for (const args of [["--skip-ssl"], ["--skip-ssl", "--default-auth=caching_sha2_password"]]) {
+      const r = await cli("sha2clirsa", args);
+      expect(r.stderr).toBe("");
+      expect(r.stdout).toMatch(/app@/);
+    }
   });
 
   it("switches a client that starts with caching_sha2_password to mysql_native_password for a native-only user", async () => {
