@@ -4,9 +4,11 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { fixtureListenerFromEnv as fixtureListener } from "../helpers/gateway-fixture";
+import { packet, rawLogin } from "../helpers/raw-mysql";
 
 /** Run through a routed listener (commands-split.test.ts sets MYSQLGW_FIXTURE_LISTENER). */
 const ROUTED = (process.env.MYSQLGW_FIXTURE_LISTENER ?? "").includes("SPLIT");
+import { spawn } from "node:child_process";
 import { Readable } from "node:stream";
 import * as mariadb from "mariadb";
 import type { Connection } from "mysql2/promise";
@@ -22,6 +24,7 @@ import {
   startEtcd,
   startMariaDB,
   tempDir,
+  waitFor,
   type MariaDBServer,
 } from "../helpers";
 
@@ -170,6 +173,58 @@ describe("KILL with the connection id of our handshake", () => {
     expect(r.stderr).toBe("");
     expect(r.out).toEqual({ kill: true, errno: 0, bad: false, badErrno: 1094 });
     await expect(target.query("SELECT 1")).rejects.toBeTruthy();
+  }, 30_000);
+
+  test("Ctrl-C in the mariadb CLI interrupts its running query (its own KILL QUERY with the handshake's id)", async () => {
+    const bin = process.env.MYSQLGW_MARIADB_CLI ?? "mariadb";
+    const child = spawn(bin, ["--no-defaults", "--protocol=TCP", "-h127.0.0.1", `-P${port}`, "-ushop", `-p${USERS.shop.password}`, "-e", "SELECT SLEEP(30) AS ctrl_c_marker"], { stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    child.stdout.setEncoding("utf8").on("data", (d: string) => (out += d));
+    child.stderr.setEncoding("utf8").on("data", (d: string) => (out += d));
+    const exited = new Promise<number | null>((resolve) => child.once("close", resolve));
+    try {
+      const running = "SELECT ID FROM information_schema.PROCESSLIST WHERE INFO LIKE '%AS ctrl_c_marker' AND INFO NOT LIKE '%PROCESSLIST%'";
+      await waitFor(async () => (await db.query(running)).length === 1, { timeoutMs: 5000, what: "the CLI's SLEEP on the server" });
+      const t0 = Date.now();
+      child.kill("SIGINT");
+      const code = await Promise.race([exited, new Promise<"timeout">((r) => setTimeout(() => r("timeout"), 10_000))]);
+      expect(code).not.toBe("timeout");
+      expect(out).toMatch(/ERROR 1317 \(70100\).*Query execution was interrupted/);
+      expect(Date.now() - t0).toBeLessThan(5000);
+      expect(await db.query(running)).toEqual([]);
+    } finally {
+      if (child.exitCode === null) child.kill("SIGKILL");
+    }
+  }, 30_000);
+
+  test("COM_PROCESS_KILL from a connection on another worker closes the target (raw client)", async () => {
+    const victim = await gw("shop");
+    const sleeping = victim.query("SELECT SLEEP(30)").then(() => "completed", () => "failed");
+    await new Promise((r) => setTimeout(r, 300));
+    // a raw session on the other worker (bounded: 24 tries)
+    let killer: Awaited<ReturnType<typeof rawLogin>> | null = null;
+    for (let i = 0; i < 24 && killer === null; i++) {
+      const k = await rawLogin({ port, user: "shop", password: USERS.shop.password, database: "shop" });
+      if (workerOf(k.connectionId) !== workerOf(victim.threadId)) killer = k;
+      else k.s.destroy();
+    }
+    expect(killer).not.toBeNull();
+    try {
+      const id = Buffer.alloc(4);
+      id.writeUInt32LE(victim.threadId, 0);
+      killer!.s.write(packet(0, Buffer.concat([Buffer.from([0x0c]), id])));
+      const reply = await killer!.r.next();
+      expect(reply.payload[0]).toBe(0x00); // OK
+      expect(await sleeping).toBe("failed");
+      await expect(victim.query("SELECT 1")).rejects.toBeTruthy();
+      // an unknown id: 1094, as MariaDB says it
+      id.writeUInt32LE(((workerOf(victim.threadId) << 24) | 0xfffff2) >>> 0, 0);
+      killer!.s.write(packet(0, Buffer.concat([Buffer.from([0x0c]), id])));
+      const err = (await killer!.r.next()).payload;
+      expect([err[0], err.readUInt16LE(1)]).toEqual([0xff, 1094]);
+    } finally {
+      killer!.s.destroy();
+    }
   }, 30_000);
 
   test("statements that only look like KILL pass through untouched", async () => {
