@@ -101,6 +101,7 @@ beforeAll(async () => {
       { name: "sha2tls", cachingSha2PasswordHash: sha2Hash(), backendCredentials },
       { name: "sha2pyrsa", cachingSha2PasswordHash: sha2Hash(), backendCredentials },
       { name: "sha2clirsa", cachingSha2PasswordHash: sha2Hash(), backendCredentials },
+      { name: "sha2chg", cachingSha2PasswordHash: sha2Hash(), backendCredentials },
       { name: "both", passwordHash: nativePasswordHash(PW), cachingSha2PasswordHash: sha2Hash(), backendCredentials },
       { name: "secure", passwordHash: nativePasswordHash(PW), cachingSha2PasswordHash: sha2Hash(), requireTls: true, backendCredentials },
     ],
@@ -190,6 +191,28 @@ describe("caching_sha2_password with mysql2", () => {
     const seen: number[] = [];
     expect(await selectUser({ user: "sha2", seen })).toMatch(/^app@/);
     expect(seen).toEqual([3]);
+  });
+
+  it("COM_CHANGE_USER to a caching_sha2-only user: auth switch, RSA full path, then the fast path; refusals are 1045/28000", async () => {
+    const c = await connect({ port: plainPort, user: "native", password: PW });
+    try {
+      const seen: number[] = [];
+      // mysql2 answers the switch with its caching_sha2 plugin, configured at connect time
+      (c as unknown as { connection: { config: { authPlugins: unknown } } }).connection.config.authPlugins = recordingSha2(seen);
+      await expect(c.changeUser({ user: "sha2chg", password: "wrong" })).rejects.toMatchObject({ errno: 1045, sqlState: "28000" });
+      seen.length = 0;
+      await c.changeUser({ user: "sha2chg", password: PW });
+      expect(seen).toEqual([4, 2]);
+      seen.length = 0;
+      await c.changeUser({ user: "sha2chg", password: PW });
+      expect(seen).toEqual([3]);
+      const [rows] = await c.query("SELECT CURRENT_USER() AS u");
+      expect((rows as { u: string }[])[0]!.u).toMatch(/^app@/);
+      // a require_tls user cannot be taken on over a plain connection
+      await expect(c.changeUser({ user: "secure", password: PW })).rejects.toMatchObject({ errno: 1045, sqlState: "28000" });
+    } finally {
+      c.destroy();
+    }
   });
 
   it("require_tls refuses a plain connection with Access denied, accepts TLS", async () => {
