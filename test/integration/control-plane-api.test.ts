@@ -1,10 +1,14 @@
 // Issue 2, point 3: the control plane's API against a real etcd — gRPC through
 // a @grpc/grpc-js client built from the published descriptor set (what grpcurl
 // -protoset does; proto field names, as on the wire), REST for curl, versioned history, and etcd outages.
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { fromJsonString } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
+import { ConfigVersionSchema } from "@mysqlgw/proto";
 import { Etcd3 } from "etcd3";
-import { startControlPlane, startEtcd, waitFor, type ControlPlane, type EtcdServer } from "../helpers";
+import { runProcess, startControlPlane, startEtcd, waitFor, type ControlPlane, type EtcdServer } from "../helpers";
 
 let etcd: EtcdServer;
 let cp: ControlPlane;
@@ -94,4 +98,62 @@ test("etcd down: health says NOT_SERVING and why, apply fails with UNAVAILABLE; 
   await waitFor(async () => (await call<{ status: string }>("GetHealth", {})).status === "SERVING", { timeoutMs: 15_000, what: "health to recover" });
   const again = await call<{ version: string; changed: boolean }>("ApplyPolicy", { policy: POLICY });
   expect(again).toMatchObject({ version: "3", changed: true });
+});
+
+test("one etcd transaction per version: the version record and the current pointer share a revision, and hold the proto3 JSON of ConfigVersion", async () => {
+  const applied = await call<{ version: string; changed: boolean }>("ApplyPolicy", { policy: { ...POLICY, listeners: [{ name: "orders-rw", port: 6035, cluster: "orders" }] } });
+  expect(applied).toMatchObject({ version: "4", changed: true });
+  const etcdClient = new Etcd3({ hosts: etcd.endpoint });
+  try {
+    const [record, current] = await Promise.all([
+      etcdClient.get("/mysqlgw/v1/config/versions/00000000000000000004").exec(),
+      etcdClient.get("/mysqlgw/v1/config/current").exec(),
+    ]);
+    expect(record.kvs).toHaveLength(1);
+    expect(current.kvs[0]!.mod_revision).toBe(record.kvs[0]!.mod_revision);
+    expect(current.kvs[0]!.value.toString()).toBe(record.kvs[0]!.value.toString());
+    // The one schema: etcd's value is the JSON mapping of mysqlgw.config.v1.ConfigVersion (unknown fields would throw).
+    const stored = fromJsonString(ConfigVersionSchema, record.kvs[0]!.value.toString());
+    expect(stored.version).toBe(4n);
+    expect(stored.policy!.listeners.map((l) => [l.name, l.port, l.cluster])).toEqual([["orders-rw", 6035, "orders"]]);
+    expect(stored.policy!.clusters[0]!.backends.map((b) => [b.name, b.address])).toEqual([["db1", "127.0.0.1:3306"]]);
+  } finally {
+    etcdClient.close();
+  }
+});
+
+test("gRPC: DiffPolicy writes nothing, ListDataPlanes answers with the current version, the descriptor set served is the one committed", async () => {
+  const diff = await call<{ base_version: string; changes: { action: string; kind: string; name: string }[] }>("DiffPolicy", { policy: { ...POLICY, listeners: [] } });
+  expect(diff.base_version).toBe("4");
+  expect(diff.changes).toEqual([expect.objectContaining({ action: "ACTION_DELETE", kind: "Listener", name: "orders-rw" })]);
+  expect((await call<{ config: { version: string } }>("GetPolicy", {})).config.version).toBe("4");
+  const listed = await call<{ current_version: string; data_planes: unknown[] }>("ListDataPlanes", {});
+  expect(listed).toMatchObject({ current_version: "4", data_planes: [] });
+  const served = Buffer.from(await (await fetch(`${cp.url}/v1/descriptor`)).arrayBuffer());
+  expect(served.equals(fs.readFileSync(path.join(__dirname, "../../proto/descriptor/mysqlgw.binpb")))).toBe(true);
+});
+
+test("REST with curl: apply (dry run and real), diff, get, dataplanes, health; an invalid policy is HTTP 400 naming the field", async () => {
+  const curl = (args: string[]) => runProcess("curl", ["-sS", "--max-time", "10", "-H", "content-type: application/json", ...args], { timeoutMs: 15_000 });
+  const body = (extra: Record<string, unknown>) => JSON.stringify({ policy: { ...POLICY, listeners: [{ name: "orders-rw", port: 6036, cluster: "orders" }] }, ...extra });
+  let r = await curl(["-X", "POST", "-d", body({}), `${cp.url}/v1/policy:diff`]);
+  expect(r.code).toBe(0);
+  expect(JSON.parse(r.stdout)).toMatchObject({ baseVersion: "4", changes: [{ action: "ACTION_UPDATE", kind: "Listener", name: "orders-rw", fields: ["port"] }] });
+  r = await curl(["-X", "POST", "-d", body({ dryRun: true }), `${cp.url}/v1/policy:apply`]);
+  expect(JSON.parse(r.stdout)).toMatchObject({ version: "4" });
+  r = await curl(["-X", "POST", "-d", body({ appliedBy: "curl" }), `${cp.url}/v1/policy:apply`]);
+  expect(JSON.parse(r.stdout)).toMatchObject({ version: "5", changed: true });
+  r = await curl([`${cp.url}/v1/policy?version=5`]);
+  expect(JSON.parse(r.stdout)).toMatchObject({ config: { version: "5", appliedBy: "curl", policy: { listeners: [{ name: "orders-rw", port: 6036 }] } } });
+  r = await curl([`${cp.url}/v1/dataplanes`]);
+  expect(JSON.parse(r.stdout)).toMatchObject({ currentVersion: "5" });
+  r = await curl([`${cp.url}/v1/health`]);
+  expect(JSON.parse(r.stdout)).toMatchObject({ status: "SERVING", currentVersion: "5" });
+  const bad = JSON.stringify({ policy: { ...POLICY, listeners: [{ name: "orders-rw", port: 70000, cluster: "orders" }] } });
+  r = await curl(["-X", "POST", "-d", bad, "-w", "\n%{http_code}", `${cp.url}/v1/policy:apply`]);
+  const [answer, status] = [r.stdout.slice(0, r.stdout.lastIndexOf("\n")), r.stdout.slice(r.stdout.lastIndexOf("\n") + 1)];
+  expect(status).toBe("400");
+  expect(answer).toMatch(/port/);
+  expect(answer).toMatch(/65535/);
+  expect((await call<{ config: { version: string } }>("GetPolicy", {})).config.version).toBe("5");
 });
