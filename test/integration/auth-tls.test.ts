@@ -5,6 +5,7 @@
 // through a real data plane in front of a real MariaDB started with TLS.
 import * as fs from "node:fs";
 import * as path from "node:path";
+import * as mariadb from "mariadb";
 import type { ConnectionOptions } from "mysql2";
 import {
   applyPolicy,
@@ -102,6 +103,10 @@ beforeAll(async () => {
       { name: "sha2pyrsa", cachingSha2PasswordHash: sha2Hash(), backendCredentials },
       { name: "sha2clirsa", cachingSha2PasswordHash: sha2Hash(), backendCredentials },
       { name: "sha2chg", cachingSha2PasswordHash: sha2Hash(), backendCredentials },
+      { name: "sha2mdbtls", cachingSha2PasswordHash: sha2Hash(), backendCredentials },
+      { name: "sha2mdbrsa", cachingSha2PasswordHash: sha2Hash(), backendCredentials },
+      { name: "sha2phptls", cachingSha2PasswordHash: sha2Hash(), backendCredentials },
+      { name: "sha2phprsa", cachingSha2PasswordHash: sha2Hash(), backendCredentials },
       { name: "both", passwordHash: nativePasswordHash(PW), cachingSha2PasswordHash: sha2Hash(), backendCredentials },
       { name: "secure", passwordHash: nativePasswordHash(PW), cachingSha2PasswordHash: sha2Hash(), requireTls: true, backendCredentials },
     ],
@@ -254,6 +259,84 @@ except pymysql.err.MySQLError as e:
     // sha2pyrsa is not in the cache: PyMySQL gets "perform full authentication", requests our key (0x02), encrypts
     expect(await py("sha2pyrsa", PW, false)).toEqual({ ok: expect.stringMatching(/^app@/), tls: false, rsaKey: true });
     expect(await py("sha2pyrsa", "wrong", false)).toMatchObject({ errno: 1045, msg: expect.stringContaining("Access denied for user 'sha2pyrsa'") });
+  });
+});
+
+describe("the mariadb npm connector", () => {
+  async function mdb(user: string, password: string, opts: { tls?: boolean; retrieveKey?: boolean }): Promise<{ u?: string; errno?: number; sqlState?: string }> {
+    try {
+      const c = await mariadb.createConnection({
+        host: "127.0.0.1", port: plainPort, user, password, connectTimeout: 5000,
+        ssl: opts.tls ? { ca: fs.readFileSync(`${dir}/ca.pem`, "utf8") } : undefined,
+        allowPublicKeyRetrieval: opts.retrieveKey === true,
+      });
+      try {
+        const [row] = (await c.query("SELECT CURRENT_USER() AS u")) as { u: string }[];
+        return { u: row!.u };
+      } finally {
+        await c.end();
+      }
+    } catch (e) {
+      const x = e as { errno?: number; sqlState?: string };
+      return { errno: x.errno, sqlState: x.sqlState };
+    }
+  }
+
+  it("caching_sha2_password: full path over TLS, then the fast path without TLS", async () => {
+    expect(await mdb("sha2mdbtls", PW, { tls: true })).toMatchObject({ u: expect.stringMatching(/^app@/) });
+    // cached now: no key needed (allowPublicKeyRetrieval off would make the full path fail)
+    expect(await mdb("sha2mdbtls", PW, {})).toMatchObject({ u: expect.stringMatching(/^app@/) });
+  });
+
+  it("caching_sha2_password: full path without TLS through the RSA key (allowPublicKeyRetrieval), refused without it", async () => {
+    // the connector's own refusal: it will not send the password without TLS unless allowed to fetch the key
+    expect(await mdb("sha2mdbrsa", PW, {})).toMatchObject({ errno: expect.any(Number) });
+    expect(await mdb("sha2mdbrsa", "wrong", { retrieveKey: true })).toEqual({ errno: 1045, sqlState: "28000" });
+    expect(await mdb("sha2mdbrsa", PW, { retrieveKey: true })).toMatchObject({ u: expect.stringMatching(/^app@/) });
+  });
+
+  it("a require_tls user: 1045/28000 without TLS, accepted with it", async () => {
+    expect(await mdb("secure", PW, {})).toEqual({ errno: 1045, sqlState: "28000" });
+    expect(await mdb("secure", PW, { tls: true })).toMatchObject({ u: expect.stringMatching(/^app@/) });
+  });
+});
+
+describe("PHP (mysqlnd): mysqli and PDO", () => {
+  async function php(code: string): Promise<Record<string, unknown>> {
+    const file = path.join(dir, `t${Math.random().toString(36).slice(2)}.php`);
+    fs.writeFileSync(file, `<?php\nmysqli_report(MYSQLI_REPORT_OFF);\n$out = [];\n${code}\necho json_encode($out);\n`);
+    const r = await runProcess("php", [file], { timeoutMs: 20_000 });
+    expect(r.stderr).toBe("");
+    return JSON.parse(r.stdout) as Record<string, unknown>;
+  }
+  const mysqli = (key: string, user: string, pw: string, tls: boolean) => `
+    $m = mysqli_init();
+    ${tls ? `$m->ssl_set(null, null, "${dir}/ca.pem", null, null);` : ""}
+    if (@$m->real_connect("127.0.0.1", "${user}", "${pw}", "", ${plainPort}, null, ${tls ? "MYSQLI_CLIENT_SSL" : "0"})) {
+      $out["${key}"] = $m->query("SELECT CURRENT_USER()")->fetch_row()[0];
+      $m->close();
+    } else { $out["${key}"] = mysqli_connect_errno(); }`;
+
+  it("mysqli: caching_sha2 full path over TLS, then without TLS; a fresh user without TLS (RSA key); wrong password 1045", async () => {
+    const out = await php([
+      mysqli("tls", "sha2phptls", PW, true),
+      mysqli("plainAfter", "sha2phptls", PW, false),
+      mysqli("rsa", "sha2phprsa", PW, false),
+      mysqli("wrong", "sha2phprsa", "wrong", false),
+      mysqli("secure", "secure", PW, false),
+      mysqli("secureTls", "secure", PW, true),
+    ].join("\n"));
+    expect(out).toEqual({ tls: "app@%", plainAfter: "app@%", rsa: "app@%", wrong: 1045, secure: 1045, secureTls: "app@%" });
+  });
+
+  it("PDO (ATTR_EMULATE_PREPARES=false) over TLS with a caching_sha2-only user", async () => {
+    const out = await php(`
+      $p = new PDO("mysql:host=127.0.0.1;port=${plainPort}", "sha2phptls", "${PW}", [PDO::MYSQL_ATTR_SSL_CA => "${dir}/ca.pem", PDO::ATTR_EMULATE_PREPARES => false, PDO::ATTR_ERRMODE => PDO::ERRMODE_EXCEPTION]);
+      $s = $p->prepare("SELECT CURRENT_USER() AS u, ? + 1 AS n"); $s->execute([41]);
+      $out["row"] = $s->fetch(PDO::FETCH_ASSOC);
+      try { new PDO("mysql:host=127.0.0.1;port=${plainPort}", "sha2phptls", "wrong", [PDO::MYSQL_ATTR_SSL_CA => "${dir}/ca.pem"]); } catch (PDOException $e) { $out["wrong"] = $e->errorInfo[1] ?? $e->getCode(); }
+    `);
+    expect(out).toEqual({ row: { u: "app@%", n: 42 }, wrong: 1045 });
   });
 });
 
