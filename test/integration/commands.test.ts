@@ -420,4 +420,37 @@ describe("LOAD DATA LOCAL INFILE follows the user's allow_load_data_local", () =
     const [[one]] = (await c.query("SELECT 1 AS one")) as unknown as [[{ one: number }]];
     expect(one.one).toBe(1);
   });
+
+  test("the mariadb CLI (--local-infile) and PHP mysqli (MYSQLI_OPT_LOCAL_INFILE): loaded when allowed, 4166 when not", async () => {
+    const file = path.join(tempDir("infile"), "numbers.txt");
+    fs.writeFileSync(file, "10\n20\n30\n");
+    const load = `LOAD DATA LOCAL INFILE '${file}' INTO TABLE loaded`;
+    await db.query("DELETE FROM shop.loaded");
+    const cli = (user: UserName) =>
+      runMariadbCli({ port, user, password: USERS[user].password, database: "shop", sql: `${load}; SELECT SUM(n) FROM loaded`, args: ["--local-infile=1", "--skip-column-names"] });
+    const ok = await cli("shop");
+    expect({ code: ok.code, stderr: ok.stderr, out: ok.stdout.trim() }).toEqual({ code: 0, stderr: "", out: "60" });
+    const refused = await cli("noload");
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/ERROR 4166 \(HY000\) at line 1: The used command is not allowed because the MariaDB server or client has disabled the local infile capability/);
+
+    const script = path.join(tempDir("php"), "infile.php");
+    fs.writeFileSync(script, `<?php
+      mysqli_report(MYSQLI_REPORT_OFF);
+      $out = [];
+      foreach (["shop" => "${USERS.shop.password}", "noload" => "${USERS.noload.password}"] as $u => $pw) {
+        $m = mysqli_init();
+        $m->options(MYSQLI_OPT_LOCAL_INFILE, true);
+        $m->real_connect("127.0.0.1", $u, $pw, "shop", ${port});
+        $ok = $m->query("${load}");
+        $out[$u] = $ok ? $m->affected_rows : $m->errno;
+        $out[$u . "After"] = (int)$m->query("SELECT COUNT(*) FROM loaded")->fetch_row()[0];
+        $m->close();
+      }
+      echo json_encode($out);
+    `);
+    const r = await runProcess("php", ["-d", "mysqli.allow_local_infile=1", script], { timeoutMs: 20_000 });
+    expect(r.stderr).toBe("");
+    expect(JSON.parse(r.stdout)).toEqual({ shop: 3, shopAfter: 6, noload: 4166, noloadAfter: 6 });
+  }, 30_000);
 });
