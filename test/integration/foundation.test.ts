@@ -294,7 +294,9 @@ describe("b) config changes reach the data plane without a restart", () => {
     // The data plane reports the version it serves, and the CLI shows it.
     const status = await runCli(cp.url, ["status"]);
     expect(status.code).toBe(0);
-    expect(status.stdout).toContain(String(v));
+    expect(status.stdout).toContain(`current config version ${v}`);
+    // the data plane's row: id, pid, workers, the version it serves / the current one, its listeners, the source
+    expect(status.stdout).toMatch(new RegExp(`^\\S+\\s+${dp.pid}\\s+1\\s+${v}/${v}\\s+(orders-2,orders-rw|orders-rw,orders-2)\\s+etcd\\s`, "m"));
     const listed = (await (await fetch(`${cp.url}/v1/dataplanes`)).json()) as { dataPlanes: { configVersion: string; listeners: string[] }[]; currentVersion: string };
     expect(listed.currentVersion).toBe(String(v));
     expect(listed.dataPlanes).toHaveLength(1);

@@ -87,7 +87,9 @@ test("the generated-code check passes on fresh code and fails, naming the stale 
   expect(r.stderr).toContain("proto/gen/mysqlgw/config/v1/orphan_pb.ts");
 }, 180_000);
 
-test("TypeScript 5.9, strict in every workspace", () => {
+test("npm workspaces, TypeScript 5.9, strict in every workspace", () => {
+  const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, "package.json"), "utf8")) as { workspaces: string[] };
+  expect(pkg.workspaces).toEqual(expect.arrayContaining(["proto", "control-plane", "data-plane", "cli", "test"]));
   expect(ts.version).toMatch(/^5\.9\./);
   for (const ws of ["proto", "data-plane", "control-plane", "cli", "sandbox", "test"]) {
     const file = path.join(ROOT, ws, "tsconfig.json");
