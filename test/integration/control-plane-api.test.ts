@@ -3,7 +3,9 @@
 // -protoset does; proto field names, as on the wire), REST for curl, versioned history, and etcd outages.
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { fromJsonString } from "@bufbuild/protobuf";
+import { fromBinary, fromJsonString } from "@bufbuild/protobuf";
+import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
+import { BinaryReader, BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 import { ConfigVersionSchema } from "@mysqlgw/proto";
@@ -156,4 +158,47 @@ test("REST with curl: apply (dry run and real), diff, get, dataplanes, health; a
   expect(answer).toMatch(/port/);
   expect(answer).toMatch(/65535/);
   expect((await call<{ config: { version: string } }>("GetPolicy", {})).config.version).toBe("5");
+});
+
+test("gRPC server reflection on the real binary (what `grpcurl list` / `describe` use), from a plain @grpc/grpc-js client", async () => {
+  // grpc.reflection.v1.ServerReflection/ServerReflectionInfo, encoded by hand: no generated code and no descriptor set on this side.
+  const reflect = (requests: Uint8Array[]): Promise<Uint8Array[]> =>
+    new Promise((resolve, reject) => {
+      const raw = new grpc.Client(cp.address, grpc.credentials.createInsecure());
+      const out: Uint8Array[] = [];
+      const stream = raw.makeBidiStreamRequest("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo", (b: Uint8Array) => Buffer.from(b), (b: Buffer) => new Uint8Array(b));
+      stream.on("data", (m: Uint8Array) => out.push(m));
+      stream.on("error", (e: Error) => {
+        raw.close();
+        reject(e);
+      });
+      stream.on("end", () => {
+        raw.close();
+        resolve(out);
+      });
+      for (const r of requests) stream.write(r);
+      stream.end();
+    });
+  /** The length-delimited fields of a message, by field number. */
+  const fields = (bytes: Uint8Array): Map<number, Uint8Array[]> => {
+    const r = new BinaryReader(bytes);
+    const m = new Map<number, Uint8Array[]>();
+    while (r.pos < r.len) {
+      const [no, type] = r.tag();
+      if (type === WireType.LengthDelimited) m.set(no, [...(m.get(no) ?? []), r.bytes()]);
+      else r.skip(type);
+    }
+    return m;
+  };
+  const listServices = new BinaryWriter().tag(7, WireType.LengthDelimited).string("").finish(); // list_services = 7
+  const fileContaining = new BinaryWriter().tag(4, WireType.LengthDelimited).string("mysqlgw.admin.v1.AdminService").finish(); // file_containing_symbol = 4
+  const [list, file] = await reflect([listServices, fileContaining]);
+  // list_services_response = 6 { repeated ServiceResponse service = 1 { string name = 1 } }
+  const services = fields(fields(list!).get(6)![0]!).get(1)!.map((s) => new TextDecoder().decode(fields(s).get(1)![0]));
+  expect(services).toEqual(expect.arrayContaining(["mysqlgw.admin.v1.AdminService", "grpc.reflection.v1.ServerReflection"]));
+  // file_descriptor_response = 4 { repeated bytes file_descriptor_proto = 1 }
+  const files = fields(fields(file!).get(4)![0]!).get(1)!.map((b) => fromBinary(FileDescriptorProtoSchema, b));
+  const admin = files.find((f) => f.name === "mysqlgw/admin/v1/admin_service.proto")!;
+  expect(admin.service[0]!.method.map((m) => m.name)).toEqual(expect.arrayContaining(["ApplyPolicy", "GetPolicy", "DiffPolicy", "ListDataPlanes", "GetHealth"]));
+  expect(files.map((f) => f.name)).toContain("mysqlgw/config/v1/config.proto");
 });
