@@ -14,6 +14,23 @@ import {
   type MariaDBServer,
 } from "../helpers";
 import type * as mysql from "mysql2/promise";
+import { fixtureListenerFromEnv as fixtureListener } from "../helpers/gateway-fixture";
+
+/**
+ * Through SPLIT listeners (backend-lost-split.test.ts): the routed engine runs a
+ * statement on a pooled connection; when that connection is lost mid-statement
+ * outside a transaction the client gets ERR 1105 (the statement may or may not
+ * have run) and keeps its session, as issue 3 allows ("an error or a closed
+ * connection"); with a transaction or session state on it, the session closes.
+ */
+const ROUTED = (process.env.MYSQLGW_FIXTURE_LISTENER ?? "").includes("SPLIT");
+const ROUTED_LOST = {
+  code: "ER_UNKNOWN_ERROR",
+  errno: 1105,
+  sqlState: "HY000",
+  fatal: undefined,
+  message: "Lost connection to the backend during the query; mysqlgw closed this session's connection to it (the statement may or may not have run; check before retrying)",
+};
 
 const PASSWORD = "backend-lost-pw";
 let db1: MariaDBServer;
@@ -33,8 +50,8 @@ beforeAll(async () => {
       { name: "two", backends: [{ name: "db2", address: db2.address }] },
     ],
     listeners: [
-      { name: "one", bindAddress: "127.0.0.1", port: port1, cluster: "one" },
-      { name: "two", bindAddress: "127.0.0.1", port: port2, cluster: "two" },
+      { name: "one", bindAddress: "127.0.0.1", port: port1, cluster: "one", ...fixtureListener() },
+      { name: "two", bindAddress: "127.0.0.1", port: port2, cluster: "two", ...fixtureListener() },
     ],
     users: [{ name: "app", passwordHash: nativePasswordHash(PASSWORD), backendCredentials: { user: "app", secretRef: "env:MGW_LOST_PW" } }],
   }, "test");
@@ -69,7 +86,7 @@ function keepBusy(conn: mysql.Connection): { stop(): Promise<{ ok: number; error
 async function errorWhenKilled(conn: mysql.Connection, server: MariaDBServer, marker: string): Promise<Record<string, unknown>> {
   const pending = conn.query(`SELECT SLEEP(30) AS ${marker}`).then(
     () => ({ outcome: "completed" }),
-    (e: { code?: string; errno?: number; sqlState?: string; fatal?: boolean }) => ({ code: e.code, errno: e.errno, sqlState: e.sqlState, fatal: e.fatal }),
+    (e: { code?: string; errno?: number; sqlState?: string; fatal?: boolean; message: string }) => ({ code: e.code, errno: e.errno, sqlState: e.sqlState, fatal: e.fatal, message: e.message }),
   );
   const id = await waitFor(
     async () => {
@@ -93,6 +110,7 @@ test("KILL of a backend thread mid-query: that client gets what it gets direct; 
   victim.on("error", () => undefined);
   const busy = keepBusy(bystander);
   const gwErr = await errorWhenKilled(victim, db1, "gw_victim");
+  const victimNext = await victim.query("SELECT 'next' AS s").then(([rows]) => (rows as { s: string }[])[0].s, () => "failed");
   await sleep(300);
   const { ok, error } = await busy.stop();
   victim.destroy();
@@ -100,7 +118,14 @@ test("KILL of a backend thread mid-query: that client gets what it gets direct; 
   expect(directErr).not.toEqual({ outcome: "completed" });
   // MariaDB 10.11 closes a killed connection (mysql2: PROTOCOL_CONNECTION_LOST); either way, fatal
   expect(directErr).toMatchObject({ fatal: true });
-  expect(gwErr).toEqual(directErr);
+  if (ROUTED) {
+    expect(gwErr).toEqual(ROUTED_LOST);
+    // the session goes on, on another pooled connection
+    expect(victimNext).toBe("next");
+  } else {
+    expect(gwErr).toEqual(directErr);
+    expect(victimNext).toBe("failed");
+  }
   expect(error).toBeNull();
   expect(ok).toBeGreaterThan(5);
   const [[r]] = (await bystander.query("SELECT 'still here' AS s")) as unknown as [[{ s: string }]];
@@ -115,7 +140,7 @@ test("the backend server dies (SIGKILL) mid-query: its client gets a lost connec
   const busy = keepBusy(bystander);
   const pending = victim.query("SELECT SLEEP(30)").then(
     () => null,
-    (e: { code?: string; fatal?: boolean }) => ({ code: e.code, fatal: e.fatal }),
+    (e: { code?: string; fatal?: boolean; message: string }) => (ROUTED ? { code: e.code, fatal: e.fatal, message: e.message } : { code: e.code, fatal: e.fatal }),
   );
   await sleep(300);
   const t0 = Date.now();
@@ -123,7 +148,8 @@ test("the backend server dies (SIGKILL) mid-query: its client gets a lost connec
   const err = await pending;
   expect(Date.now() - t0).toBeLessThan(5000);
   // as a client connected straight to a server that dies: the connection is gone (CR_SERVER_LOST)
-  expect(err).toEqual({ code: "PROTOCOL_CONNECTION_LOST", fatal: true });
+  if (ROUTED) expect(err).toEqual({ code: ROUTED_LOST.code, fatal: undefined, message: ROUTED_LOST.message });
+  else expect(err).toEqual({ code: "PROTOCOL_CONNECTION_LOST", fatal: true });
   victim.destroy();
   // a new client of the dead cluster is refused with an error, promptly
   await expect(connect({ port: port2, user: "app", password: PASSWORD })).rejects.toMatchObject({ sqlState: expect.any(String) });
@@ -138,4 +164,26 @@ test("the backend server dies (SIGKILL) mid-query: its client gets a lost connec
   const [[r]] = (await again.query("SELECT 41 + 1 AS v")) as unknown as [[{ v: number }]];
   expect(Number(r.v)).toBe(42);
   await again.end();
+});
+
+test("lost inside a transaction: the query fails and the connection is gone, direct and through the gateway", async () => {
+  await db1.query("CREATE DATABASE IF NOT EXISTS lost");
+  await db1.query("CREATE TABLE IF NOT EXISTS lost.t (id INT PRIMARY KEY)");
+  const outcome = async (port: number, marker: string): Promise<{ query: unknown; next: string }> => {
+    const c = await connect({ port, user: "app", password: PASSWORD });
+    c.on("error", () => undefined);
+    await c.query("BEGIN");
+    await c.query(`INSERT INTO lost.t VALUES (${port})`);
+    const query = await errorWhenKilled(c, db1, marker);
+    const next = await c.query("SELECT 1").then(() => "worked", () => "failed");
+    c.destroy();
+    return { query, next };
+  };
+  const direct = await outcome(db1.port, "tx_direct");
+  const gw = await outcome(port1, "tx_gw");
+  expect(direct).toMatchObject({ query: { fatal: true }, next: "failed" });
+  // routed too: the pooled connection held the transaction, so the session ends as a direct one does
+  expect(gw).toEqual(direct);
+  // the rolled-back inserts are not there
+  expect(await db1.query("SELECT id FROM lost.t")).toEqual([]);
 });

@@ -1717,6 +1717,8 @@ export class RoutedSession {
     this.tracker.abandon();
     this.endInflight(-1);
     this.onDone = null;
+    // the transaction or session state it held is gone with it (dropConn removes onHeldClose first): the session ends, as MySQL's would
+    if (conn === this.heldPrimary && (this.route.inTransaction || !this.route.autocommit || this.pins.size > 0)) this.heldLost = true;
     this.commandFailed(new BackendLostMidCommand());
   };
 
