@@ -113,6 +113,11 @@ test("after a full run, no secret is in etcd, the logs, the request log, the met
     client.close();
   }
   places["data plane log"] = dp.logs.map((r) => JSON.stringify(r)).join("\n");
+  // the data plane's disk copy of its last good config (read when etcd is unreachable at start)
+  const stateFiles = fs.readdirSync(dp.stateDir, { recursive: true, withFileTypes: true }).filter((e) => e.isFile());
+  expect(stateFiles.length).toBeGreaterThan(0);
+  places["data plane state dir"] = stateFiles.map((e) => fs.readFileSync(path.join(e.parentPath ?? e.path, e.name), "latin1")).join("\n");
+  expect(places["data plane state dir"]).toContain("env:APP_PW");
   places["control plane log"] = cp.logs.map((r) => JSON.stringify(r)).join("\n");
   places["request log"] = fs.readFileSync(path.join(dir, "requests.log"), "utf8");
   expect(places["request log"]).toContain('"user":"shop"');
