@@ -107,6 +107,9 @@ interface HealthRecord {
 }
 
 const ROLE_TEXT = ["UNKNOWN", "PRIMARY", "REPLICA"] as const;
+// @mysqlgw/proto's exports are CommonJS re-exports, read through a getter on every access: copied once for pick()
+const LB_LEAST_OUTSTANDING = LoadBalancing.LEAST_OUTSTANDING;
+const LB_POWER_OF_TWO_LATENCY = LoadBalancing.POWER_OF_TWO_LATENCY;
 /** Among several usable primaries: the monitor's before the epoch's before the policy's. */
 const SOURCE_RANK: Record<RoleSource, number> = { monitor: 3, epoch: 2, policy: 1, none: 0 };
 
@@ -525,8 +528,8 @@ export class ClusterState {
     }
     let chosen: BackendEntry | null;
     if (n <= 1) chosen = n === 1 ? c[0]! : null;
-    else if (this.lb === LoadBalancing.LEAST_OUTSTANDING) chosen = this.pickLeastOutstanding(n);
-    else if (this.lb === LoadBalancing.POWER_OF_TWO_LATENCY) chosen = this.pickTwoChoices(n, total, now);
+    else if (this.lb === LB_LEAST_OUTSTANDING) chosen = this.pickLeastOutstanding(n);
+    else if (this.lb === LB_POWER_OF_TWO_LATENCY) chosen = this.pickTwoChoices(n, total, now);
     else chosen = this.pickRoundRobin(n, total);
     if (chosen === null) return null;
     this.claim(chosen, now);

@@ -1,5 +1,6 @@
 import { Buffer } from "node:buffer";
 import type * as net from "node:net";
+import { performance } from "node:perf_hooks";
 import type { Logger } from "pino";
 import { MgwError, NoBackendAvailableError, ServerShutdownError, toSqlError } from "../errors";
 import { Capability, Command, MariaDbCapability, MAX_PACKET_PAYLOAD, ServerStatus } from "../protocol/constants";
@@ -144,6 +145,13 @@ const enum Sink {
   Collect,
 }
 
+// @mysqlgw/proto's exports are CommonJS re-exports, read through a getter on every access:
+// the values read per statement are copied once here.
+const RYW_UNSPECIFIED = ReadYourWrites.UNSPECIFIED;
+const RYW_NONE = ReadYourWrites.NONE;
+const RYW_SESSION = ReadYourWrites.SESSION;
+const RYW_GLOBAL = ReadYourWrites.GLOBAL;
+
 /** After this long without a command, a connection kept for the next statement goes back to the pool. */
 const STICKY_MS = 250;
 
@@ -181,7 +189,10 @@ export class RoutedSession {
   private sticky: PooledConnection | null = null;
   private stickyTarget: RouteTarget = RouteTarget.Primary;
   private stickyTimer: NodeJS.Timeout | null = null;
-  private lastCommandAt = 0;
+  /** When the command under way (or the last one) was read whole (performance.now() ms). */
+  private commandAt = 0;
+  /** When the last response was complete (performance.now() ms; set by complete()). */
+  private completedAt = 0;
 
   // ---- the command under way ----
   private busy = false;
@@ -337,8 +348,7 @@ export class RoutedSession {
     if (this.switchoverEnd !== null) return this.endedBySwitchover(this.switchoverEnd);
     this.busy = true;
     this.commandCount++;
-    if (this.observed !== null) this.commandStartedAt = performance.now();
-    this.lastCommandAt = Date.now();
+    this.commandAt = performance.now();
     try {
       const p = this.command(packet);
       if (p !== undefined) p.catch(this.onCommandRejected);
@@ -456,13 +466,35 @@ export class RoutedSession {
   }
 
   // ---- COM_QUERY ------------------------------------------------------------
+  //
+  // A statement goes through phases, each a method: read it (classify, checks),
+  // the plugin's readQuery hook, query rules, quotas, route (decideRoute, pins,
+  // cache, mirror), a backend connection, run. A phase that must wait (a hook,
+  // a quota's queue, a pool, a GTID read) is an async method that awaits, then
+  // calls the next phase; the common case — no hook, no quota waiting, a held
+  // or kept connection in step with the session — runs them all without a
+  // promise, and carries the statement in `this.q` instead of closures.
 
-  private async query(packetIn: Buffer): Promise<void> {
-    let packet = packetIn;
-    const started = performance.now();
-    const large = packet.length > 4 + MAX_PACKET_PAYLOAD - 1 && (packet[0] & packet[1] & packet[2]) === 0xff;
-    let c = classify(packet, 5, large ? 4 + MAX_PACKET_PAYLOAD : packet.length, this.cls);
-    let skeleton = large ? -1 : c.skeleton; // the digest's key (digest-cache.ts)
+  /** The COM_QUERY under way (a session runs one command at a time). */
+  private readonly q: QueryState = {
+    packet: Buffer.alloc(0), started: 0, large: false, skeleton: -1, kind: K.Other, flags: 0, hookRoute: null,
+    rule: null, target: RouteTarget.Primary, reason: "", after: null, cache: null, key: "", conn: null,
+  };
+
+  /** Phase 1: classify and check the statement; on to the readQuery hook, or to the rules. */
+  private query(packet: Buffer): Promise<void> | void {
+    const q = this.q;
+    q.started = this.commandAt;
+    q.large = packet.length > 4 + MAX_PACKET_PAYLOAD - 1 && (packet[0] & packet[1] & packet[2]) === 0xff;
+    const c = classify(packet, 5, q.large ? 4 + MAX_PACKET_PAYLOAD : packet.length, this.cls);
+    q.skeleton = q.large ? -1 : c.skeleton; // the digest's key (digest-cache.ts)
+    q.kind = c.kind;
+    q.flags = c.flags;
+    q.hookRoute = null;
+    q.rule = null;
+    q.after = null;
+    q.cache = null;
+    q.conn = null;
     const listener = this.login.listener;
     if (this.login.user.checked || listener.firewall !== null) {
       const refused = this.checkStatement(c.kind, c.flags, packet, 5, packet.length);
@@ -473,63 +505,93 @@ export class RoutedSession {
       }
     }
     const hooks = this.options.hooks;
-    let hookRoute: RouteTarget | null = null;
-    if (hooks !== null && hooks.has("readQuery") && !large) {
-      const ctx = { connectionId: this.host.connectionId, listener: listener.name, user: this.login.user.name, schema: this.schema, sql: packet.toString("utf8", 5), kind: statementKindName(c.kind) };
-      const dec = await hooks.call<QueryDecision>("readQuery", ctx);
-      if (dec?.error !== undefined || dec?.reply !== undefined) {
-        if (dec.error !== undefined) this.replyErr({ errno: dec.error.errno ?? 1105, sqlState: dec.error.sqlState ?? "HY000", message: dec.error.message }, 1);
-        else if (dec.reply !== undefined) this.host.client().write(buildTextResultSet(
-            dec.reply.columns,
-            dec.reply.rows,
-            (this.login.clientCapabilities & Capability.DeprecateEof) !== 0,
-            this.statusFlags(),
-            1,
-            (this.login.mariadbCapabilities & MariaDbCapability.ExtendedTypeInfo) !== 0,
-          ),);
-        hooks.notify("readQueryResult", { ...ctx, durationMs: performance.now() - started, ok: dec.error === undefined, errno: dec.error?.errno ?? 0, target: "local" });
-        return this.finish();
-      }
-      if (typeof dec?.rewrite === "string") {
-        packet = framePayload(buildQuery(dec.rewrite), packet[3]);
-        c = classify(packet, 5, packet.length, this.cls);
-        skeleton = c.skeleton;
-      }
-      if (dec?.route === "primary") hookRoute = RouteTarget.Primary;
-      else if (dec?.route === "replica") hookRoute = RouteTarget.Replica;
+    if (hooks !== null && hooks.has("readQuery") && !q.large) return this.queryHook(packet, hooks);
+    return this.queryRules(packet);
+  }
+
+  /** Phase 2: the plugin's readQuery may answer, refuse, rewrite or route the statement. */
+  private async queryHook(packetIn: Buffer, hooks: PhaseHooks): Promise<void> {
+    const q = this.q;
+    let packet = packetIn;
+    const listener = this.login.listener;
+    const ctx = { connectionId: this.host.connectionId, listener: listener.name, user: this.login.user.name, schema: this.schema, sql: packet.toString("utf8", 5), kind: statementKindName(q.kind) };
+    const dec = await hooks.call<QueryDecision>("readQuery", ctx);
+    if (dec?.error !== undefined || dec?.reply !== undefined) {
+      if (dec.error !== undefined) this.replyErr({ errno: dec.error.errno ?? 1105, sqlState: dec.error.sqlState ?? "HY000", message: dec.error.message }, 1);
+      else if (dec.reply !== undefined) this.host.client().write(buildTextResultSet(
+          dec.reply.columns,
+          dec.reply.rows,
+          (this.login.clientCapabilities & Capability.DeprecateEof) !== 0,
+          this.statusFlags(),
+          1,
+          (this.login.mariadbCapabilities & MariaDbCapability.ExtendedTypeInfo) !== 0,
+        ),);
+      hooks.notify("readQueryResult", { ...ctx, durationMs: performance.now() - q.started, ok: dec.error === undefined, errno: dec.error?.errno ?? 0, target: "local" });
+      return this.finish();
     }
-    let rule: RuleAction | null = null;
-    if (!listener.rules.empty && !large) {
-      rule = listener.rules.match(
+    if (typeof dec?.rewrite === "string") {
+      packet = framePayload(buildQuery(dec.rewrite), packet[3]);
+      const c = classify(packet, 5, packet.length, this.cls);
+      q.skeleton = c.skeleton;
+      q.kind = c.kind;
+      q.flags = c.flags;
+    }
+    if (dec?.route === "primary") q.hookRoute = RouteTarget.Primary;
+    else if (dec?.route === "replica") q.hookRoute = RouteTarget.Replica;
+    return this.queryRules(packet);
+  }
+
+  /** Phase 3: query rules (deny, rewrite; route, mirror and cache are applied later), then quotas. */
+  private queryRules(packetIn: Buffer): Promise<void> | void {
+    const q = this.q;
+    let packet = packetIn;
+    const listener = this.login.listener;
+    if (!listener.rules.empty && !q.large) {
+      const rule = listener.rules.match(
         createRuleContext(
-          { user: this.login.user.name, schema: this.schema, listener: listener.name, sql: packet.toString("utf8", 5), classification: c, bytes: packet, start: 5, end: packet.length },
+          { user: this.login.user.name, schema: this.schema, listener: listener.name, sql: packet.toString("utf8", 5), classification: this.cls, bytes: packet, start: 5, end: packet.length },
           listener.rules.needsTables ? this.options.tables : null,
         ),
       );
+      q.rule = rule;
       if (rule !== null && rule.deny !== null) {
         this.log.debug({ conn: this.host.connectionId, rule: rule.rule }, "statement denied by rule");
-        metrics.statementFinished(listener.name, statementKindName(c.kind), "error", 0);
+        metrics.statementFinished(listener.name, statementKindName(q.kind), "error", 0);
         this.replyErr(rule.deny, 1);
         return this.finish();
       }
       if (rule !== null && rule.rewrite !== null) {
         const text = rule.rewrite(packet.toString("utf8", 5));
         packet = framePayload(buildQuery(text), packet[3]);
-        skeleton = -1;
+        q.skeleton = -1;
       }
     }
     if (this.quotas.active) {
       // fleet-wide quotas: admitted now (no await), refused now, or waiting in a bounded queue
-      const q = this.quotas.admit(rule === null ? null : rule.rule);
-      if (q !== null && (await this.quotaRefused(q, listener.name, c.kind))) return this.finish();
+      const waiting = this.quotas.admit(q.rule === null ? null : q.rule.rule);
+      if (waiting !== null) return this.queryQuota(packet, waiting);
     }
-    let d: RouteDecision = decideRoute(this.mode, c, this.route, rule);
+    return this.queryRoute(packet);
+  }
+
+  /** Phase 3b: a statement a quota did not admit at once (refused, or queued). */
+  private async queryQuota(packet: Buffer, waiting: ErrPacket | Promise<ErrPacket | null>): Promise<void> {
+    if (await this.quotaRefused(waiting, this.login.listener.name, this.q.kind)) return this.finish();
+    return this.queryRoute(packet);
+  }
+
+  /** Phase 4: where the statement runs and what it leaves behind (pins, tracked settings, schema); cache and mirror. */
+  private queryRoute(packet: Buffer): Promise<void> | void {
+    const q = this.q;
+    const listener = this.login.listener;
+    const kind = q.kind;
+    const flags = q.flags;
+    const rule = q.rule;
+    const d: RouteDecision = decideRoute(this.mode, this.cls, this.route, rule);
     let target = d.target;
-    if (hookRoute !== null && !this.mustStayOnPrimary() && this.mode === ListenerMode.Split) target = hookRoute;
-    if (large || this.mustStayOnPrimary()) target = RouteTarget.Primary;
-    const kind = c.kind;
-    const flags = c.flags;
-    if (kind === K.Kill && !large) {
+    if (q.hookRoute !== null && !this.mustStayOnPrimary() && this.mode === ListenerMode.Split) target = q.hookRoute;
+    if (q.large || this.mustStayOnPrimary()) target = RouteTarget.Primary;
+    if (kind === K.Kill && !q.large) {
       const k = parseKillStatement(packet.toString("utf8", 5));
       if (k !== null) return this.kill(k.id, k.query);
     }
@@ -572,92 +634,124 @@ export class RoutedSession {
         };
       }
     }
-    if (d.target !== target) d = { ...d, target };
-    const route = this.route;
+    q.after = after;
+    q.target = target;
+    q.reason = d.reason;
     metrics.routed(listener.name, target === RouteTarget.Replica ? "replica" : "primary", d.reason);
-    let cache: ResultCache | null = null;
-    let key = "";
     if (rule !== null && !this.mustStayOnPrimary() && after === null) {
       if (rule.mirror !== null && Math.random() < rule.mirror.ratio) this.mirrorStatement(rule.mirror.cluster, packet);
       if (rule.cache !== null && kind === K.Select && (flags & UNCACHEABLE) === 0) {
-        cache = this.options.caches.cacheFor(rule);
+        const cache = this.options.caches.cacheFor(rule);
         if (cache !== null) {
-          key = cacheKey(this.login.user.name, this.schema, packet.toString("utf8", 5), this.login.clientCapabilities, this.cacheContext());
+          const key = cacheKey(this.login.user.name, this.schema, packet.toString("utf8", 5), this.login.clientCapabilities, this.cacheContext());
           const hit = cache.get(key, Date.now());
           if (hit !== null) {
             this.host.client().write(hit);
-            metrics.statementFinished(listener.name, statementKindName(kind), "ok", (performance.now() - started) / 1000);
+            metrics.statementFinished(listener.name, statementKindName(kind), "ok", (performance.now() - q.started) / 1000);
             return this.finish();
           }
+          q.cache = cache;
+          q.key = key;
           this.recorder = new ResponseRecorder(rule.cache.maxResultBytes);
         }
       }
     }
     if (d.cluster !== null && d.cluster !== this.login.cluster.name && !this.mustStayOnPrimary() && after === null) {
-      return this.runElsewhere(d.cluster, target, packet, kind, started);
+      return this.runElsewhere(d.cluster, target, packet, kind, q.started);
     }
+    // Phase 5: the connection. At hand (held, or kept and in step with the session): no promise
     const previous = (flags & (F.ReadsDiagnostics | F.UsesFoundRows | F.UsesLastInsertId)) !== 0;
     const routedAt = this.observed === null ? 0 : performance.now();
     const causal = target === RouteTarget.Replica && !previous && this.causalGtid() !== null;
-    // the common case at hand (a held or kept connection in step with the session): no promise
     const ready = causal || previous ? null : this.connNow(target);
-    const conn =
-      ready instanceof PooledConnection
-        ? ready
-        : await this.ensureState(ready !== null ? await this.acquireChosen(ready, this.login.cluster) : causal ? await this.connForCausalRead() : await this.connFor(target, previous));
-    if (this.observed !== null) this.beginObservation(started, routedAt, d.reason, rule?.rule ?? null, traceparentOf(packet, c));
-    route.lastTarget = this.currentTarget;
+    if (ready instanceof PooledConnection) {
+      if (this.observed !== null) this.beginObservation(q.started, routedAt, routedAt, d.reason, rule?.rule ?? null, traceparentOf(packet, this.cls));
+      return this.queryRun(packet, ready);
+    }
+    const traceparent = this.observed === null ? null : traceparentOf(packet, this.cls);
+    return this.queryConnect(packet, ready, causal, previous, routedAt, traceparent);
+  }
+
+  /** Phase 5b: a connection from the pool (or for a causal read), its schema and settings replayed. */
+  private async queryConnect(packet: Buffer, chosen: BackendChoice | null, causal: boolean, previous: boolean, routedAt: number, traceparent: string | null): Promise<void> {
+    const q = this.q;
+    const conn = await this.ensureState(
+      chosen !== null ? await this.acquireChosen(chosen, this.login.cluster) : causal ? await this.connForCausalRead() : await this.connFor(q.target, previous),
+    );
+    if (this.observed !== null) this.beginObservation(q.started, routedAt, performance.now(), q.reason, q.rule?.rule ?? null, traceparent);
+    return this.queryRun(packet, conn);
+  }
+
+  /** Phase 6: the statement runs on `conn`, its response streams to the client; onQueryDone once it is whole. */
+  private queryRun(packet: Buffer, conn: PooledConnection): Promise<void> | void {
+    const q = this.q;
+    q.packet = packet;
+    q.conn = conn;
+    this.route.lastTarget = this.currentTarget;
     // read-your-writes: the GTID of a write is read on its connection before the next command
-    const captureGtid = this.ryw !== ReadYourWrites.NONE && this.currentTarget === RouteTarget.Primary && writes(kind);
-    if (captureGtid) this.holdFinish = true;
-    const done = (): void => {
-      if ((flags & F.UsesUserVariableAssignment) !== 0 && !this.tracker.error) route.userVariablesSet = true;
-      if ((flags & F.TemporaryTable) !== 0 && !this.tracker.error) route.temporaryTables = true;
-      after?.();
-      if (cache !== null) {
-        const rec = this.recorder;
-        this.recorder = null;
-        const bytes = rec?.take() ?? null;
-        if (bytes !== null && !this.tracker.error && rule?.cache) cache.put(key, bytes, rule.cache.ttlMs, Date.now());
+    const captureGtid = this.ryw !== RYW_NONE && this.currentTarget === RouteTarget.Primary && writes(q.kind);
+    if (!captureGtid) return this.launch(conn, packet, ResponseShape.ResultSets, this.onQueryDone); // nothing follows the response: no promise to wait on
+    return this.queryRunCapturingGtid(packet, conn);
+  }
+
+  /** Phase 6b: a write on a read-your-writes listener; the next command waits until its GTID is read. */
+  private async queryRunCapturingGtid(packet: Buffer, conn: PooledConnection): Promise<void> {
+    this.holdFinish = true;
+    await this.run(conn, packet, ResponseShape.ResultSets, this.onQueryDone);
+    const failed = this.tracker.error;
+    try {
+      if (!failed && !this.route.inTransaction && (conn === this.sticky || conn === this.heldPrimary)) {
+        await this.readLastGtid(conn).catch((err: unknown) => this.log.debug({ conn: this.host.connectionId, err: String(err) }, "could not read @@last_gtid"));
       }
-      const ms = performance.now() - started;
-      metrics.statementFinished(listener.name, statementKindName(kind), this.tracker.error ? "error" : "ok", ms / 1000);
-      if (this.observed !== null) this.endObservation(Command.Query, statementKindName(kind), packet, 5, conn, skeleton);
-      if (hooks !== null && hooks.has("readQueryResult")) {
-        hooks.notify("readQueryResult", {
-          connectionId: this.host.connectionId, listener: listener.name, user: this.login.user.name, schema: this.schema, sql: packet.toString("utf8", 5), kind: statementKindName(kind),
-          durationMs: ms, ok: !this.tracker.error, errno: this.tracker.errno, target: this.currentTarget === RouteTarget.Replica ? "replica" : "primary",
-        });
-      }
-    };
-    if (!captureGtid) return this.launch(conn, packet, ResponseShape.ResultSets, done); // nothing follows the response: no promise to wait on
-    await this.run(conn, packet, ResponseShape.ResultSets, done);
-    if (captureGtid) {
-      const failed = this.tracker.error;
-      try {
-        if (!failed && !this.route.inTransaction && (conn === this.sticky || conn === this.heldPrimary)) {
-          await this.readLastGtid(conn).catch((err: unknown) => this.log.debug({ conn: this.host.connectionId, err: String(err) }, "could not read @@last_gtid"));
-        }
-      } finally {
-        this.holdFinish = false;
-        this.finish();
-      }
+    } finally {
+      this.holdFinish = false;
+      this.finish();
     }
   }
+
+  /** The COM_QUERY's response went out whole: what it leaves behind, its cache entry, metrics, observers, hooks. */
+  private readonly onQueryDone = (): void => {
+    const q = this.q;
+    const t = this.tracker;
+    const route = this.route;
+    if ((q.flags & F.UsesUserVariableAssignment) !== 0 && !t.error) route.userVariablesSet = true;
+    if ((q.flags & F.TemporaryTable) !== 0 && !t.error) route.temporaryTables = true;
+    q.after?.();
+    const cache = q.cache;
+    if (cache !== null) {
+      const rec = this.recorder;
+      this.recorder = null;
+      const bytes = rec?.take() ?? null;
+      const rule = q.rule;
+      if (bytes !== null && !t.error && rule !== null && rule.cache !== null) cache.put(q.key, bytes, rule.cache.ttlMs, Date.now());
+    }
+    const ms = this.completedAt - q.started;
+    const listener = this.login.listener;
+    const kindName = statementKindName(q.kind);
+    metrics.statementFinished(listener.name, kindName, t.error ? "error" : "ok", ms / 1000);
+    if (this.observed !== null && q.conn !== null) this.endObservation(Command.Query, kindName, q.packet, 5, q.conn, q.skeleton);
+    const hooks = this.options.hooks;
+    if (hooks !== null && hooks.has("readQueryResult")) {
+      hooks.notify("readQueryResult", {
+        connectionId: this.host.connectionId, listener: listener.name, user: this.login.user.name, schema: this.schema, sql: q.packet.toString("utf8", 5), kind: kindName,
+        durationMs: ms, ok: !t.error, errno: t.errno, target: this.currentTarget === RouteTarget.Replica ? "replica" : "primary",
+      });
+    }
+  };
 
   // ---- read-your-writes -----------------------------------------------------
 
   /** The listener's ReadYourWrites (UNSPECIFIED: NONE). */
   private get ryw(): ReadYourWrites {
     const r = this.login.listener.readYourWrites as ReadYourWrites;
-    return r === ReadYourWrites.UNSPECIFIED ? ReadYourWrites.NONE : r;
+    return r === RYW_UNSPECIFIED ? RYW_NONE : r;
   }
 
   /** The session's last written GTID (SESSION), or the worker's last on the cluster (GLOBAL); null: no constraint. */
   private causalGtid(): string | null {
     const r = this.ryw;
-    if (r === ReadYourWrites.SESSION) return this.lastGtid;
-    if (r === ReadYourWrites.GLOBAL) return this.login.cluster.runtime.lastGtid;
+    if (r === RYW_SESSION) return this.lastGtid;
+    if (r === RYW_GLOBAL) return this.login.cluster.runtime.lastGtid;
     return null;
   }
 
@@ -739,14 +833,13 @@ export class RoutedSession {
 
   /** The session as observers know it; null: nothing is observed. */
   private readonly observed: SessionInfo | null;
-  private commandStartedAt = 0;
   private readonly obs = { startedAt: 0, routedAt: 0, acquiredAt: 0, firstByteAt: 0, bytes: 0, reason: "", rule: null as string | null, pinReason: null as string | null, traceparent: null as string | null };
 
-  private beginObservation(startedAt: number, routedAt: number, reason: string, rule: string | null, traceparent: string | null): void {
+  private beginObservation(startedAt: number, routedAt: number, acquiredAt: number, reason: string, rule: string | null, traceparent: string | null): void {
     const o = this.obs;
     o.startedAt = startedAt;
     o.routedAt = routedAt;
-    o.acquiredAt = performance.now();
+    o.acquiredAt = acquiredAt;
     o.firstByteAt = 0;
     o.bytes = 0;
     o.reason = reason;
@@ -755,13 +848,13 @@ export class RoutedSession {
     o.traceparent = traceparent;
   }
 
-  /** One StatementRecord for the observers, once the response went out. */
+  /** One StatementRecord for the observers, once the response went out (from the command's `after`: complete() set completedAt). */
   private endObservation(command: number, kind: string, textPacket: Buffer, textStart: number, conn: PooledConnection, skeleton: number): void {
     const session = this.observed;
     if (session === null || !observers.active) return;
     const o = this.obs;
     const t = this.tracker;
-    const endedAt = performance.now();
+    const endedAt = this.completedAt;
     let digestCache: { text: string; hash: string } | null = null;
     const origin = this.poolByConn.get(conn);
     observers.statement({
@@ -791,7 +884,7 @@ export class RoutedSession {
       startedAt: o.startedAt,
       routedAt: o.routedAt || o.startedAt,
       acquiredAt: o.acquiredAt,
-      firstByteAt: o.firstByteAt || o.acquiredAt,
+      firstByteAt: o.firstByteAt || endedAt, // not read when the response came in one chunk
       endedAt,
     });
   }
@@ -952,7 +1045,7 @@ export class RoutedSession {
     if (cmd === Command.StmtExecute) out = this.executePacket(packet, stmt, be);
     else out.writeUInt32LE(be.id, 5);
     const cursor = cmd === Command.StmtExecute && packet.length > 9 && (packet[9] & CURSOR_TYPE_READ_ONLY) !== 0;
-    if (this.observed !== null) this.beginObservation(this.commandStartedAt, this.commandStartedAt, "prepared", null, null);
+    if (this.observed !== null) this.beginObservation(this.commandAt, this.commandAt, performance.now(), "prepared", null, null);
     await this.run(conn, out, ResponseShape.ResultSets, () => {
       if (this.observed !== null) this.endObservation(cmd, statementKindName(stmt.kind), stmt.packet, 5, conn, stmt.skeleton);
       if (cursor && (this.tracker.statusFlags & ServerStatus.CursorExists) !== 0 && !this.tracker.error) {
@@ -1595,17 +1688,28 @@ export class RoutedSession {
 
   /** As run(), for a caller that has nothing to do after the response: `after` runs once it is complete, then the connection is kept, held or released. */
   private launch(conn: PooledConnection, packet: Buffer, shape: ResponseShape, after: (() => void) | null): void {
-    const c = conn;
-    this.current = c;
+    this.current = conn;
     this.sink = Sink.Client;
-    this.onDone = () => {
-      this.lastConn = c;
-      after?.();
-      this.lastConn = null;
-      this.afterCommand(c);
-    };
-    this.send(c, packet, shape);
+    this.launched = conn;
+    this.launchedAfter = after;
+    this.onDone = this.onLaunchedDone;
+    this.send(conn, packet, shape);
   }
+
+  /** The connection and `after` of the command launch() sent (fields, not a closure per command). */
+  private launched: PooledConnection | null = null;
+  private launchedAfter: (() => void) | null = null;
+
+  private readonly onLaunchedDone = (): void => {
+    const c = this.launched as PooledConnection;
+    const after = this.launchedAfter;
+    this.launched = null;
+    this.launchedAfter = null;
+    this.lastConn = c;
+    after?.();
+    this.lastConn = null;
+    this.afterCommand(c);
+  };
 
   /** Sends `packet` on `conn` and collects the whole response (a prepare's), without the client seeing it. */
   private collect(conn: PooledConnection, packet: Buffer, shape: ResponseShape): Promise<Buffer> {
@@ -1692,7 +1796,7 @@ export class RoutedSession {
     else if (part.length > 0) {
       if (this.recorder !== null) this.recorder.add(part);
       if (this.observed !== null) {
-        if (this.obs.firstByteAt === 0) this.obs.firstByteAt = performance.now();
+        if (this.obs.firstByteAt === 0 && end < 0) this.obs.firstByteAt = performance.now(); // a response in one chunk: its end time
         this.obs.bytes += part.length;
       }
       this.wroteToClient = true;
@@ -1734,7 +1838,9 @@ export class RoutedSession {
   }
 
   private complete(): void {
-    this.endInflight((performance.now() - this.sentAt) * 1000);
+    const now = performance.now();
+    this.completedAt = now;
+    this.endInflight((now - this.sentAt) * 1000);
     const done = this.onDone;
     this.onDone = null;
     if (this.sink === Sink.Client) this.current = null;
@@ -1838,7 +1944,7 @@ export class RoutedSession {
   private readonly onStickyTimer = (): void => {
     this.stickyTimer = null;
     if (this.kept.size === 0 || this.closed) return;
-    const idle = Date.now() - this.lastCommandAt;
+    const idle = performance.now() - this.commandAt;
     if (this.busy || idle < STICKY_MS) {
       this.stickyTimer = setTimeout(this.onStickyTimer, Math.max(10, STICKY_MS - idle));
       return;
@@ -1896,6 +2002,34 @@ export class RoutedSession {
   get clientDrain(): () => void {
     return this.onClientDrain;
   }
+}
+
+/** A COM_QUERY between its phases (RoutedSession.q). */
+interface QueryState {
+  /** The statement as sent to the backend (a hook or rule may have rewritten it). */
+  packet: Buffer;
+  /** When it was read whole (performance.now() ms). */
+  started: number;
+  /** Longer than one packet: classified on its first 16 MiB, routed to the primary, no hook or rule. */
+  large: boolean;
+  /** The digest cache's key (Classification.skeleton), -1: none. */
+  skeleton: number;
+  kind: K;
+  flags: number;
+  /** Where the readQuery hook routes it, if it does. */
+  hookRoute: RouteTarget | null;
+  /** The query rule it matched. */
+  rule: RuleAction | null;
+  target: RouteTarget;
+  /** decideRoute's reason. */
+  reason: string;
+  /** What its success leaves in the session (tracked settings, schema, pins). */
+  after: (() => void) | null;
+  /** The rule's result cache, when its response is to be recorded under `key`. */
+  cache: ResultCache | null;
+  key: string;
+  /** The connection it runs on. */
+  conn: PooledConnection | null;
 }
 
 /** Statements whose results are not cached even when a cache rule matches them (they depend on more than their text). */
