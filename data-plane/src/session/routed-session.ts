@@ -309,7 +309,7 @@ export class RoutedSession {
         this.need = need;
         break;
       }
-      const packet = buf.subarray(pos, p);
+      const packet = pos === 0 && p === buf.length ? buf : buf.subarray(pos, p); // a chunk of one command: no view made
       pos = p;
       if (this.uploading) this.onUploadPacket(packet);
       else if (this.packetWaiter !== null) {
@@ -855,20 +855,14 @@ export class RoutedSession {
     const o = this.obs;
     const t = this.tracker;
     const endedAt = this.completedAt;
-    let digestCache: { text: string; hash: string } | null = null;
+    let digestCache: { readonly text: string; readonly hash: string } | null = null;
     const origin = this.poolByConn.get(conn);
     observers.statement({
       session,
       command,
       kind,
       sql: observers.wantsSql ? textPacket.toString("utf8", textStart) : "",
-      digest: () => {
-        if (digestCache === null) {
-          const d = digestBySkeleton(skeleton, textPacket, textStart, textPacket.length);
-          digestCache = { text: d.text, hash: d.hash };
-        }
-        return digestCache;
-      },
+      digest: () => (digestCache ??= digestBySkeleton(skeleton, textPacket, textStart, textPacket.length)),
       traceparent: o.traceparent,
       schema: this.schema,
       target: this.currentTarget === RouteTarget.Replica ? "replica" : "primary",
