@@ -3,6 +3,8 @@
 // with the paths it is compared to, so that machine noise hits them alike:
 //   direct   sysbench → one replica
 //   pipe     sysbench → bare Node.js socket pipe (bench/pipe.js) → one replica
+//   pipe2    the same bare pipe over both replicas (connections alternate between them)
+//   ro       (--read-only) the same data plane's READ_ONLY listener: pass-through, a replica per connection
 //   split    sysbench → data plane (real binary, config from etcd), a SPLIT
 //            listener, multiplexed over the pool → primary + 2 replicas
 // Workloads: oltp_point_select, oltp_read_only (its reads sit between BEGIN and
@@ -45,6 +47,7 @@ const { values: opt } = parseArgs({
     threads: { type: "string", default: "16" },
     workloads: { type: "string", default: "point_select,read_only,read_only_skip_trx" },
     workers: { type: "string", default: "1" },
+    "read-only": { type: "boolean", default: false },
     "pool-max": { type: "string", default: "16" },
     "table-size": { type: "string", default: "10000" },
     "cpu-prof": { type: "string" },
@@ -239,7 +242,8 @@ async function main() {
   const etcd = await sb.startEtcd();
   const cp = await sb.startControlPlane({ etcd });
   const gwPort = await sb.freePort();
-  const policyFor = (port, backendUser, gateway = null) => ({
+  const roPort = await sb.freePort();
+  const policyFor = (port, backendUser, gateway = null, readOnlyPort = null) => ({
     clusters: [
       {
         name: "bench",
@@ -251,7 +255,10 @@ async function main() {
         pool: { maxConnections: POOL_MAX, acquireTimeout: "10s" },
       },
     ],
-    listeners: [{ name: "bench-split", bindAddress: "127.0.0.1", port, cluster: "bench", role: "LISTENER_ROLE_SPLIT" }],
+    listeners: [
+      { name: "bench-split", bindAddress: "127.0.0.1", port, cluster: "bench", role: "LISTENER_ROLE_SPLIT" },
+      ...(readOnlyPort !== null ? [{ name: "bench-ro", bindAddress: "127.0.0.1", port: readOnlyPort, cluster: "bench", role: "LISTENER_ROLE_READ_ONLY" }] : []),
+    ],
     users: [{ name: "sb", passwordHash: nativeHash(PASSWORD), backendCredentials: { user: backendUser, secretRef: "env:BENCH_BACKEND_PASSWORD" } }],
     ...(gateway ? { gateway } : {}),
   });
@@ -259,7 +266,7 @@ async function main() {
     const res = await fetch(`${controlPlane.url}/v1/policy:apply`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ policy, appliedBy: "bench" }) });
     if (!res.ok) throw new Error(`apply failed: ${res.status} ${await res.text()}`);
   };
-  await apply(cp, policyFor(gwPort, GW_BACKEND_USER, opt.gateway ? JSON.parse(opt.gateway) : null));
+  await apply(cp, policyFor(gwPort, GW_BACKEND_USER, opt.gateway ? JSON.parse(opt.gateway) : null, opt["read-only"] ? roPort : null));
   const env = { BENCH_BACKEND_PASSWORD: PASSWORD };
   const metricsPort = await sb.freePort();
   const metricsUrl = `http://127.0.0.1:${metricsPort}/metrics`;
@@ -292,11 +299,18 @@ async function main() {
   const pipe = spawn(process.execPath, [path.join(__dirname, "pipe.js"), String(pipePort), replica.address], { stdio: ["ignore", "pipe", "inherit"], detached: true });
   killOnExit(pipe);
   await new Promise((resolve) => pipe.stdout.once("data", resolve));
+  // pipe2: the same bare pipe over both replicas (connections alternate), the backends the split listener reads from
+  const pipe2Port = await sb.freePort();
+  const pipe2 = spawn(process.execPath, [path.join(__dirname, "pipe.js"), String(pipe2Port), cluster.replicas.map((r) => r.address).join(",")], { stdio: ["ignore", "pipe", "inherit"], detached: true });
+  killOnExit(pipe2);
+  await new Promise((resolve) => pipe2.stdout.once("data", resolve));
 
   const targets = [
     { name: "direct", port: replica.port, pid: null },
     { name: "pipe", port: pipePort, pid: pipe.pid },
+    { name: "pipe2", port: pipe2Port, pid: pipe2.pid },
     { name: "split", port: gwPort, pid: dp.pid },
+    ...(opt["read-only"] ? [{ name: "ro", port: roPort, pid: dp.pid }] : []),
     ...(baseline ? [{ name: "split@baseline", port: baseline.port, pid: baseline.proc.pid }] : []),
   ];
   const runs = [];
@@ -343,6 +357,7 @@ async function main() {
     }
   } finally {
     pipe.kill("SIGTERM");
+    pipe2.kill("SIGTERM");
     sink?.proc.kill("SIGTERM");
     if (baseline) {
       await baseline.proc.stop();
@@ -360,12 +375,14 @@ async function main() {
       const pick = (name, key) => median(sel(name).map((r) => r[key]));
       const direct = pick("direct", "qps");
       const pipeQps = pick("pipe", "qps");
+      const pipe2Qps = pick("pipe2", "qps");
       for (const t of targets) {
         const qps = pick(t.name, "qps");
         const row = {
           workload: w, threads, target: t.name, qps: Math.round(qps), p50ms: pick(t.name, "p50ms"),
-          vsDirect: +(qps / direct).toFixed(3), vsPipe: +(qps / pipeQps).toFixed(3),
+          vsDirect: +(qps / direct).toFixed(3), vsPipe: +(qps / pipeQps).toFixed(3), vsPipe2: +(qps / pipe2Qps).toFixed(3),
           perRoundVsPipe: t.name === "split" ? sel("split").map((r) => +(r.qps / sel("pipe").find((p) => p.round === r.round).qps).toFixed(3)) : undefined,
+          perRoundVsPipe2: t.name === "split" ? sel("split").map((r) => +(r.qps / sel("pipe2").find((p) => p.round === r.round).qps).toFixed(3)) : undefined,
           // split ÷ split@baseline in the same round (e.g. tracing on ÷ off)
           perRoundVsBaseline: t.name === "split" && baseline ? sel("split").map((r) => +(r.qps / sel("split@baseline").find((p) => p.round === r.round).qps).toFixed(3)) : undefined,
           cpuUsPerQuery: t.pid ? +pick(t.name, "cpuUsPerQuery").toFixed(1) : null,
@@ -389,12 +406,12 @@ async function main() {
     }
   }
   const lines = [
-    "| workload | threads | path | QPS (median) | p50 ms | × direct | × pipe | proxy CPU µs/query | backend conns open, peak (P/R1/R2) | lent to sessions, median / peak | threads ÷ peak open | threads ÷ peak lent |",
-    "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    "| workload | threads | path | QPS (median) | p50 ms | × direct | × pipe | × pipe2 | proxy CPU µs/query | backend conns open, peak (P/R1/R2) | lent to sessions, median / peak | threads ÷ peak open | threads ÷ peak lent |",
+    "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
   ];
   for (const s of summary) {
     lines.push(
-      `| ${s.workload} | ${s.threads} | ${s.target} | ${s.qps} | ${s.p50ms} | ${s.vsDirect} | ${s.vsPipe} | ${s.cpuUsPerQuery ?? "—"} | ` +
+      `| ${s.workload} | ${s.threads} | ${s.target} | ${s.qps} | ${s.p50ms} | ${s.vsDirect} | ${s.vsPipe} | ${s.vsPipe2} | ${s.cpuUsPerQuery ?? "—"} | ` +
         `${s.backend ? `${s.backend.peakOpen} (${s.backend.peakOpenPerServer.join("/")})` : "—"} | ` +
         `${s.backend?.peakInUse != null ? `${s.backend.medianInUse} / ${s.backend.peakInUse}` : "—"} | ${s.multiplexingRatio ?? "—"} | ${s.multiplexingRatioInUse ?? "—"} |`,
     );
@@ -406,6 +423,7 @@ async function main() {
     summary, runs,
   };
   for (const s of summary) {
+    if (s.perRoundVsPipe) lines.push("", `${s.workload} ${s.threads} threads: split ÷ pipe per round ${s.perRoundVsPipe.join(", ")}; split ÷ pipe2 per round ${s.perRoundVsPipe2.join(", ")}`);
     if (s.perRoundVsBaseline) lines.push("", `${s.workload} ${s.threads} threads: split ÷ split@baseline per round ${s.perRoundVsBaseline.join(", ")} (median ${median(s.perRoundVsBaseline)})`);
   }
   console.log(lines.join("\n"));
