@@ -11,6 +11,7 @@
 // (/tmp/perf-<path>-<round>.data; with --perf-basic-prof for JIT symbols); STRACE=1 counts system calls
 // per run (/tmp/strace-<path>-<round>.txt). CPUPROF=DIR writes a V8 CPU profile of the worker into DIR
 // (bench/cpu-prof-preload.js; PROF_START_S, PROF_S say when and how long): read it with bench/cpu-prof-top.js.
+// NODEOPTS="…" sets the data plane's NODE_OPTIONS (e.g. "--max-semi-space-size=32").
 const { startEtcd, startReplicatedCluster, startControlPlane, startDataPlane, freePort } = require("../sandbox/dist/index.js");
 const { spawnSync } = require("child_process");
 const crypto = require("crypto");
@@ -40,7 +41,7 @@ const hash = (pw) => "*" + crypto.createHash("sha1").update(crypto.createHash("s
     listeners, users: [{ name: "sb", passwordHash: hash("sbpw"), backendCredentials: { user: cluster.app.user, secretRef: "env:APP_PW" } }] };
   const res = await fetch(`${cp.url}/v1/policy:apply`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ policy: pol }) });
   const { version } = await res.json();
-  const dp = await startDataPlane({ etcd, workers: 1, env: { APP_PW: cluster.app.password, ...(process.env.PERF ? { NODE_OPTIONS: '--perf-basic-prof' } : {}), ...(process.env.CPUPROF ? { NODE_OPTIONS: `--require ${__dirname}/cpu-prof-preload.js`, PROF_DIR: process.env.CPUPROF } : {}) }, args: (process.env.DPARGS || "").split(" ").filter(Boolean) });
+  const dp = await startDataPlane({ etcd, workers: 1, env: { APP_PW: cluster.app.password, ...(process.env.PERF ? { NODE_OPTIONS: '--perf-basic-prof' } : {}), ...(process.env.CPUPROF ? { NODE_OPTIONS: `--require ${__dirname}/cpu-prof-preload.js`, PROF_DIR: process.env.CPUPROF } : {}), ...(process.env.NODEOPTS ? { NODE_OPTIONS: process.env.NODEOPTS } : {}) }, args: (process.env.DPARGS || "").split(" ").filter(Boolean) });
   await dp.waitForConfig(version);
   const ps = process.env.PS ? [] : ["--db-ps-mode=disable"];
   const sb = (port, cmd, extra) => spawnSync("/usr/bin/time", ["-f", "TIME %U %S", "sysbench", "oltp_point_select", ...ps, "--db-driver=mysql", "--mysql-host=127.0.0.1", `--mysql-port=${port}`, "--mysql-user=sb", "--mysql-password=sbpw", "--mysql-db=sbtest", "--tables=1", "--table-size=10000", "--mysql-ssl=off", ...extra, cmd], { encoding: "utf8" });
@@ -49,7 +50,7 @@ const hash = (pw) => "*" + crypto.createHash("sha1").update(crypto.createHash("s
   const worker = dp.logs.find((r) => r.role === "worker" && typeof r.pid === "number").pid;
   const pcpu = (pid) => { const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' '); return (Number(f[11]) + Number(f[12])) * 10000; };
   const dbcpu = () => cluster.servers.reduce((a, s) => a + pcpu(s.pid), 0);
-  const cpu = () => { const f = fs.readFileSync(`/proc/${worker}/stat`, "utf8").split(") ")[1].split(" "); return [Number(f[11]) * 10000, Number(f[12]) * 10000]; };
+  const cpu = () => { const f = fs.readFileSync(`/proc/${worker}/stat`, "utf8").split(") ")[1].split(" "); return [Number(f[11]) * 10000, Number(f[12]) * 10000, Number(f[7])]; };
   for (const n of names) sb(ports[n], "run", ["--threads=16", "--time=2"]);
   // TOPPROC=1: the machine's processes by CPU per query during each run (to find cost outside the worker)
   const procs = () => { const m = new Map(); for (const d of fs.readdirSync("/proc")) { if (!/^\d+$/.test(d)) continue; try { const raw = fs.readFileSync(`/proc/${d}/stat`, "utf8"); const i = raw.lastIndexOf(") "); const f = raw.slice(i + 2).split(" "); m.set(d, { name: raw.slice(raw.indexOf("(") + 1, i), cpu: (Number(f[11]) + Number(f[12])) * 10000 }); } catch { /* gone */ } } return m; };
@@ -67,7 +68,7 @@ const hash = (pw) => "*" + crypto.createHash("sha1").update(crypto.createHash("s
       const r = { qps: q / secs | 0, user: (c1[0] - c0[0]) / q, sys: (c1[1] - c0[1]) / q, machine: busyJ * 10000 / q, db: (d1 - d0) / q, sbcpu: ((m) => m ? (Number(m[1]) + Number(m[2])) * 1e6 / q : 0)(out.stderr.match(/TIME ([\d.]+) ([\d.]+)/)), idle: idleJ * 10000 / q };
       (rows[n] ||= []).push(r);
       if (p0 !== null) { const p1 = procs(); const d = []; for (const [pid, v] of p1) { const b = p0.get(pid); const used = v.cpu - (b ? b.cpu : 0); if (used > 0) d.push([used / q, `${pid} ${v.name}`]); } d.sort((a, b) => b[0] - a[0]); console.log(d.slice(0, 8).map(([u, l]) => `  ${u.toFixed(1).padStart(6)} µs/query  ${l}`).join("\n")); }
-      console.log(`round ${round} ${n}: ${r.qps} qps, user ${r.user.toFixed(1)} sys ${r.sys.toFixed(1)} µs/query; mariadb ${r.db.toFixed(0)} sysbench ${r.sbcpu.toFixed(0)} machine busy ${r.machine.toFixed(0)} idle ${r.idle.toFixed(0)} µs/query; ${segs.toFixed(2)} TCP segments/query; worker RSS ${(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${worker}/status`, "utf8")) || [0, 0])[1] >> 10} MiB`);
+      console.log(`round ${round} ${n}: ${r.qps} qps, user ${r.user.toFixed(1)} sys ${r.sys.toFixed(1)} µs/query; mariadb ${r.db.toFixed(0)} sysbench ${r.sbcpu.toFixed(0)} machine busy ${r.machine.toFixed(0)} idle ${r.idle.toFixed(0)} µs/query; ${segs.toFixed(2)} TCP segments/query; ${((c1[2] - c0[2]) / q).toFixed(3)} minor faults/query; worker RSS ${(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${worker}/status`, "utf8")) || [0, 0])[1] >> 10} MiB`);
     }
   }
   const med = (a) => a.slice().sort((x, y) => x - y)[a.length >> 1];

@@ -5,6 +5,8 @@
 //   pipe     sysbench → bare Node.js socket pipe (bench/pipe.js) → one replica
 //   pipe2    the same bare pipe over both replicas (connections alternate between them)
 //   ro       (--read-only) the same data plane's READ_ONLY listener: pass-through, a replica per connection
+//   split-nomux (--no-multiplexing) the same data plane's SPLIT listener with multiplexing off: each
+//            session holds a connection per role (primary, one replica) for its life
 //   split    sysbench → data plane (real binary, config from etcd), a SPLIT
 //            listener, multiplexed over the pool → primary + 2 replicas
 // Workloads: oltp_point_select, oltp_read_only (its reads sit between BEGIN and
@@ -48,6 +50,7 @@ const { values: opt } = parseArgs({
     workloads: { type: "string", default: "point_select,read_only,read_only_skip_trx" },
     workers: { type: "string", default: "1" },
     "read-only": { type: "boolean", default: false },
+    "no-multiplexing": { type: "boolean", default: false },
     "pool-max": { type: "string", default: "16" },
     "table-size": { type: "string", default: "10000" },
     "cpu-prof": { type: "string" },
@@ -243,7 +246,8 @@ async function main() {
   const cp = await sb.startControlPlane({ etcd });
   const gwPort = await sb.freePort();
   const roPort = await sb.freePort();
-  const policyFor = (port, backendUser, gateway = null, readOnlyPort = null) => ({
+  const nomuxPort = await sb.freePort();
+  const policyFor = (port, backendUser, gateway = null, readOnlyPort = null, splitNomuxPort = null) => ({
     clusters: [
       {
         name: "bench",
@@ -258,6 +262,7 @@ async function main() {
     listeners: [
       { name: "bench-split", bindAddress: "127.0.0.1", port, cluster: "bench", role: "LISTENER_ROLE_SPLIT" },
       ...(readOnlyPort !== null ? [{ name: "bench-ro", bindAddress: "127.0.0.1", port: readOnlyPort, cluster: "bench", role: "LISTENER_ROLE_READ_ONLY" }] : []),
+      ...(splitNomuxPort !== null ? [{ name: "bench-split-nomux", bindAddress: "127.0.0.1", port: splitNomuxPort, cluster: "bench", role: "LISTENER_ROLE_SPLIT", multiplexing: false }] : []),
     ],
     users: [{ name: "sb", passwordHash: nativeHash(PASSWORD), backendCredentials: { user: backendUser, secretRef: "env:BENCH_BACKEND_PASSWORD" } }],
     ...(gateway ? { gateway } : {}),
@@ -266,7 +271,7 @@ async function main() {
     const res = await fetch(`${controlPlane.url}/v1/policy:apply`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ policy, appliedBy: "bench" }) });
     if (!res.ok) throw new Error(`apply failed: ${res.status} ${await res.text()}`);
   };
-  await apply(cp, policyFor(gwPort, GW_BACKEND_USER, opt.gateway ? JSON.parse(opt.gateway) : null, opt["read-only"] ? roPort : null));
+  await apply(cp, policyFor(gwPort, GW_BACKEND_USER, opt.gateway ? JSON.parse(opt.gateway) : null, opt["read-only"] ? roPort : null, opt["no-multiplexing"] ? nomuxPort : null));
   const env = { BENCH_BACKEND_PASSWORD: PASSWORD };
   const metricsPort = await sb.freePort();
   const metricsUrl = `http://127.0.0.1:${metricsPort}/metrics`;
@@ -311,6 +316,7 @@ async function main() {
     { name: "pipe2", port: pipe2Port, pid: pipe2.pid },
     { name: "split", port: gwPort, pid: dp.pid },
     ...(opt["read-only"] ? [{ name: "ro", port: roPort, pid: dp.pid }] : []),
+    ...(opt["no-multiplexing"] ? [{ name: "split-nomux", port: nomuxPort, pid: dp.pid }] : []),
     ...(baseline ? [{ name: "split@baseline", port: baseline.port, pid: baseline.proc.pid }] : []),
   ];
   const runs = [];
@@ -381,8 +387,8 @@ async function main() {
         const row = {
           workload: w, threads, target: t.name, qps: Math.round(qps), p50ms: pick(t.name, "p50ms"),
           vsDirect: +(qps / direct).toFixed(3), vsPipe: +(qps / pipeQps).toFixed(3), vsPipe2: +(qps / pipe2Qps).toFixed(3),
-          perRoundVsPipe: t.name === "split" ? sel("split").map((r) => +(r.qps / sel("pipe").find((p) => p.round === r.round).qps).toFixed(3)) : undefined,
-          perRoundVsPipe2: t.name === "split" ? sel("split").map((r) => +(r.qps / sel("pipe2").find((p) => p.round === r.round).qps).toFixed(3)) : undefined,
+          perRoundVsPipe: t.name.startsWith("split") ? sel(t.name).map((r) => +(r.qps / sel("pipe").find((p) => p.round === r.round).qps).toFixed(3)) : undefined,
+          perRoundVsPipe2: t.name.startsWith("split") ? sel(t.name).map((r) => +(r.qps / sel("pipe2").find((p) => p.round === r.round).qps).toFixed(3)) : undefined,
           // split ÷ split@baseline in the same round (e.g. tracing on ÷ off)
           perRoundVsBaseline: t.name === "split" && baseline ? sel("split").map((r) => +(r.qps / sel("split@baseline").find((p) => p.round === r.round).qps).toFixed(3)) : undefined,
           cpuUsPerQuery: t.pid ? +pick(t.name, "cpuUsPerQuery").toFixed(1) : null,
@@ -423,7 +429,7 @@ async function main() {
     summary, runs,
   };
   for (const s of summary) {
-    if (s.perRoundVsPipe) lines.push("", `${s.workload} ${s.threads} threads: split ÷ pipe per round ${s.perRoundVsPipe.join(", ")}; split ÷ pipe2 per round ${s.perRoundVsPipe2.join(", ")}`);
+    if (s.perRoundVsPipe) lines.push("", `${s.workload} ${s.threads} threads: ${s.target} ÷ pipe per round ${s.perRoundVsPipe.join(", ")}; ${s.target} ÷ pipe2 per round ${s.perRoundVsPipe2.join(", ")}`);
     if (s.perRoundVsBaseline) lines.push("", `${s.workload} ${s.threads} threads: split ÷ split@baseline per round ${s.perRoundVsBaseline.join(", ")} (median ${median(s.perRoundVsBaseline)})`);
   }
   console.log(lines.join("\n"));
