@@ -152,6 +152,9 @@ const RYW_NONE = ReadYourWrites.NONE;
 const RYW_SESSION = ReadYourWrites.SESSION;
 const RYW_GLOBAL = ReadYourWrites.GLOBAL;
 
+/** QueryState.packet between statements. */
+const NO_PACKET = Buffer.alloc(0);
+
 /** After this long without a command, a connection kept for the next statement goes back to the pool. */
 const STICKY_MS = 250;
 
@@ -477,7 +480,7 @@ export class RoutedSession {
 
   /** The COM_QUERY under way (a session runs one command at a time). */
   private readonly q: QueryState = {
-    packet: Buffer.alloc(0), started: 0, large: false, skeleton: -1, kind: K.Other, flags: 0, hookRoute: null,
+    packet: NO_PACKET, started: 0, large: false, skeleton: -1, kind: K.Other, flags: 0, hookRoute: null,
     rule: null, target: RouteTarget.Primary, reason: "", after: null, cache: null, key: "", conn: null,
   };
 
@@ -737,6 +740,12 @@ export class RoutedSession {
         durationMs: ms, ok: !t.error, errno: t.errno, target: this.currentTarget === RouteTarget.Replica ? "replica" : "primary",
       });
     }
+    // the statement's bytes (up to max_allowed_packet) are not kept while the session idles
+    q.packet = NO_PACKET;
+    q.conn = null;
+    q.after = null;
+    q.cache = null;
+    q.rule = null;
   };
 
   // ---- read-your-writes -----------------------------------------------------
