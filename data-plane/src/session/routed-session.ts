@@ -1361,22 +1361,13 @@ export class RoutedSession {
     return held !== null && this.switchoverEnd === null && this.login.cluster.name === cluster && this.mustStayOnPrimary() && this.poolByConn.get(held)?.backend.name === backend;
   }
 
-  /** The drain window is over: the transaction is rolled back (now if idle, else after its command) and `err` answers the next command. */
+  /**
+   * The drain window is over: the transaction is rolled back (now if idle, else as its command
+   * finishes: finish() drops the held primary) and `err` answers the next command.
+   */
   endForSwitchover(err: ErrPacket): void {
     this.switchoverEnd = err;
-    if (!this.busy) {
-      if (this.heldPrimary !== null) this.dropConn(this.heldPrimary);
-      return;
-    }
-    // its row locks must not outlive the command under way on the old primary (they would stall its replication)
-    const started = Date.now();
-    const t = setInterval(() => {
-      if (this.closed || this.heldPrimary === null || Date.now() - started > 600_000) clearInterval(t);
-      else if (!this.busy) {
-        clearInterval(t);
-        this.dropConn(this.heldPrimary);
-      }
-    }, 20);
+    if (!this.busy && this.heldPrimary !== null) this.dropConn(this.heldPrimary);
   }
 
   private endedBySwitchover(err: ErrPacket): void {
@@ -1960,6 +1951,9 @@ export class RoutedSession {
 
   private finish(): void {
     if (this.holdFinish) return;
+    // a switchover ended the session's transaction during this command: its row locks must not
+    // outlive the command on the old primary (they would stall its replication)
+    if (this.switchoverEnd !== null && this.heldPrimary !== null) this.dropConn(this.heldPrimary);
     this.quotas.release();
     this.busy = false;
     if (this.queue.length > 0) setImmediate(() => this.next());
